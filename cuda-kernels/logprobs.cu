@@ -1,0 +1,233 @@
+// logprobs.cu — token log-probs, entropy and their backward (DESIGN §5.1).
+//
+//   forward:  lse = log sum_v exp(z_v/T),  logp = z_y/T - lse,  H = lse - sum_v p_v z_v/T
+//   backward: dz_v = (g (1[v=y] - p_v) - h p_v (z_v/T - lse + H)) / T
+//
+// One block per row (grid-stride over rows), one pass over the row: 16-byte streaming loads,
+// each thread keeps an online (max, sum, weighted sum) in base 2 relative to its running raw
+// max m, so nothing overflows and logits of magnitude 1e4 lose no digits to a common offset:
+//   a_v = (z_v - m) log2(e)/T,  s = sum 2^a_v,  t = sum 2^a_v a_v,
+//   lse = m/T + ln s,  logp = (z_y - m)/T - ln s,  H = ln s - ln2 t/s.
+// The CPU reference is ReferenceBackend.java; the native twin is native/src/logprobs.c.
+// Row offsets are 64-bit: N*V exceeds 2^31 at real sizes (16,384 x 151,936).
+// Launch configuration: CudaBackend.rowLaunch (one place). Results: bench/RESULTS.md.
+#include "common.cuh"
+
+namespace {
+
+// Online softmax state of part of a row. m starts at -FLT_MAX (finite) so that (z - m) is never
+// inf - inf; the exponent deltas are clamped at -127 so a vanishing factor never multiplies an
+// infinity (2^-127 is nothing next to a sum >= 1).
+struct Online {
+  float m, s, t;
+  float k;  // log2(e) / T
+
+  __device__ static Online identity() { return Online{-3.402823466e38f, 0.0f, 0.0f, 0.0f}; }
+
+  __device__ Online shfl_xor(int offset) const {
+    return Online{__shfl_xor_sync(0xffffffffu, m, offset), __shfl_xor_sync(0xffffffffu, s, offset),
+                  __shfl_xor_sync(0xffffffffu, t, offset), k};
+  }
+
+  __device__ void rescale_to(float new_m) {
+    const float delta = fmaxf((m - new_m) * k, -127.0f);
+    const float scale = exp2f(delta);
+    t = scale * (t + delta * s);
+    s = scale * s;
+    m = new_m;
+  }
+
+  __device__ void add(float z) {  // z <= m
+    const float a = fmaxf((z - m) * k, -127.0f);
+    const float e = exp2f(a);
+    s += e;
+    t = fmaf(e, a, t);
+  }
+
+  template <int N> __device__ void add_all(const float (&z)[N]) {
+    float top = z[0];
+#pragma unroll
+    for (int i = 1; i < N; i++) top = fmaxf(top, z[i]);
+    if (top > m) rescale_to(top);
+#pragma unroll
+    for (int i = 0; i < N; i++) add(z[i]);
+  }
+};
+
+__device__ Online combine(Online x, Online y) {
+  const float m = fmaxf(x.m, y.m);
+  const float dx = fmaxf((x.m - m) * x.k, -127.0f), dy = fmaxf((y.m - m) * x.k, -127.0f);
+  const float ex = exp2f(dx), ey = exp2f(dy);
+  return Online{m, ex * x.s + ey * y.s, ex * (x.t + dx * x.s) + ey * (y.t + dy * y.s), x.k};
+}
+
+__device__ __forceinline__ long long target_at(const void *targets, int targets_i64, long long row) {
+  return targets_i64 ? static_cast<const long long *>(targets)[row] : static_cast<const int *>(targets)[row];
+}
+
+// Splits row `row` of a [n, v] tensor into a scalar head, 16-byte vectors, and a scalar tail.
+// Vectors start where the flat index row*v + j is a multiple of the vector width, so input and
+// output rows of different element sizes are split alike; `vectorize` is false when a base
+// pointer is not 16-byte aligned (the host checks), and then every element is scalar.
+struct RowSplit {
+  long long head, body_end;
+  __device__ RowSplit(long long row, long long v, int width, int vectorize) {
+    if (!vectorize) {
+      head = body_end = v;
+      return;
+    }
+    const long long mis = (row * v) % width;
+    head = mis == 0 ? 0 : (width - mis < v ? width - mis : v);
+    body_end = head + (v - head) / width * width;
+  }
+};
+
+template <typename T>
+__device__ void logprobs_fwd(const T *__restrict__ logits, const void *__restrict__ targets, int targets_i64,
+                             long long n, long long v, float inv_t, long long ignore_index, float *__restrict__ logp,
+                             float *__restrict__ lse, float *__restrict__ entropy, int vectorize) {
+  __shared__ Online scratch[RLK_MAX_THREADS / RLK_WARP];
+  constexpr int W = Vec<T>::N;
+  const float k = inv_t * RLK_LOG2E;
+
+  for (long long row = blockIdx.x; row < n; row += gridDim.x) {
+    const long long y = target_at(targets, targets_i64, row);
+    if (y == ignore_index || y < 0 || y >= v) {  // the same branch for the whole block
+      if (threadIdx.x == 0) {
+        // ignored rows are not read; an out-of-range id (refused by the host) gives NaN, never a fault
+        const float out = y == ignore_index ? 0.0f : __int_as_float(0x7fc00000);
+        logp[row] = out;
+        lse[row] = out;
+        if (entropy) entropy[row] = out;
+      }
+      continue;
+    }
+    const T *z = logits + row * v;  // 64-bit offset
+    const RowSplit split(row, v, W, vectorize);
+
+    Online st = Online::identity();
+    st.k = k;
+    for (long long j = threadIdx.x; j < split.head; j += blockDim.x) {
+      const float x[1] = {to_float(z[j])};
+      st.add_all(x);
+    }
+    for (long long j = split.head + (long long)threadIdx.x * W; j < split.body_end; j += (long long)blockDim.x * W) {
+      const Vec<T> raw = load_stream(z + j);
+      float x[W];
+#pragma unroll
+      for (int i = 0; i < W; i++) x[i] = to_float(raw.v[i]);
+      st.add_all(x);
+    }
+    for (long long j = split.body_end + threadIdx.x; j < v; j += blockDim.x) {
+      const float x[1] = {to_float(z[j])};
+      st.add_all(x);
+    }
+
+    st = block_reduce(st, combine, scratch);
+    if (threadIdx.x == 0) {
+      const float ln_s = logf(st.s);
+      lse[row] = st.m * inv_t + ln_s;
+      logp[row] = (to_float(z[y]) - st.m) * inv_t - ln_s;
+      if (entropy) entropy[row] = ln_s - RLK_LN2 * st.t / st.s;
+    }
+  }
+}
+
+// dz for one logit: -p (g + h (a ln2 + H)) / T, plus g/T at the target, rounded once to G.
+struct GradRow {
+  float lse, temperature, inv_t, k, g, h, entropy;
+  long long y;
+  __device__ float operator()(float z, long long j) const {
+    const float a = fmaxf(fmaf(-lse, temperature, z) * k, -127.0f);  // (z/T - lse) log2(e), z - lse*T fused
+    const float p = exp2f(a);
+    float dz = -inv_t * p * fmaf(h, fmaf(a, RLK_LN2, entropy), g);
+    if (j == y) dz += g * inv_t;
+    return dz;
+  }
+};
+
+template <typename T, typename G>
+__device__ void logprobs_bwd(const T *logits, const void *__restrict__ targets, int targets_i64, long long n,
+                             long long v, float temperature, float inv_t, long long ignore_index,
+                             const float *__restrict__ lse, const float *__restrict__ entropy,
+                             const float *__restrict__ grad_logp, const float *__restrict__ grad_entropy,
+                             G *grad_logits, int vectorize) {
+  // logits and grad_logits may be the same buffer (in place): each element is read, then written,
+  // by the same thread, so they are not __restrict__.
+  constexpr int W = Vec<T>::N > Vec<G>::N ? Vec<T>::N : Vec<G>::N;  // a whole vector of the wider type
+  constexpr int IN_VECS = W / Vec<T>::N, OUT_VECS = W / Vec<G>::N;
+
+  for (long long row = blockIdx.x; row < n; row += gridDim.x) {
+    const T *z = logits + row * v;
+    G *out = grad_logits + row * v;
+    const long long y = target_at(targets, targets_i64, row);
+    const bool ignored = y == ignore_index, bad = !ignored && (y < 0 || y >= v);
+    GradRow f;
+    f.lse = lse[row];
+    f.temperature = temperature;
+    f.inv_t = inv_t;
+    f.k = inv_t * RLK_LOG2E;
+    f.g = grad_logp ? grad_logp[row] : 0.0f;
+    f.h = grad_entropy ? grad_entropy[row] : 0.0f;
+    f.entropy = grad_entropy ? entropy[row] : 0.0f;
+    f.y = y;
+    const float fill = ignored ? 0.0f : __int_as_float(0x7fc00000);
+    const RowSplit split(row, v, W, vectorize);
+
+    for (long long j = threadIdx.x; j < split.head; j += blockDim.x)
+      out[j] = from_float<G>(ignored || bad ? fill : f(to_float(z[j]), j));
+    for (long long j = split.head + (long long)threadIdx.x * W; j < split.body_end; j += (long long)blockDim.x * W) {
+      float x[W];
+#pragma unroll
+      for (int c = 0; c < IN_VECS; c++) {
+        const Vec<T> raw = load_stream(z + j + c * Vec<T>::N);
+#pragma unroll
+        for (int i = 0; i < Vec<T>::N; i++) x[c * Vec<T>::N + i] = to_float(raw.v[i]);
+      }
+#pragma unroll
+      for (int c = 0; c < OUT_VECS; c++) {
+        Vec<G> o;
+#pragma unroll
+        for (int i = 0; i < Vec<G>::N; i++) {
+          const int e = c * Vec<G>::N + i;
+          o.v[i] = from_float<G>(ignored || bad ? fill : f(x[e], j + e));
+        }
+        store_vec(out + j + c * Vec<G>::N, o);
+      }
+    }
+    for (long long j = split.body_end + threadIdx.x; j < v; j += blockDim.x)
+      out[j] = from_float<G>(ignored || bad ? fill : f(to_float(z[j]), j));
+  }
+}
+
+}  // namespace
+
+// ---- entry points: one per logits dtype (forward) and per (logits, gradient) dtype pair ----
+
+#define RLK_FWD(NAME, T)                                                                                         \
+  extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)                                                  \
+      NAME(const T *logits, const void *targets, int targets_i64, long long n, long long v, float inv_t,         \
+           long long ignore_index, float *logp, float *lse, float *entropy, int vectorize) {                     \
+    logprobs_fwd<T>(logits, targets, targets_i64, n, v, inv_t, ignore_index, logp, lse, entropy, vectorize);     \
+  }
+RLK_FWD(rlk_logprobs_fwd_f32, float)
+RLK_FWD(rlk_logprobs_fwd_bf16, bf16_t)
+RLK_FWD(rlk_logprobs_fwd_f16, f16_t)
+
+#define RLK_BWD(NAME, T, G)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)                                                  \
+      NAME(const T *logits, const void *targets, int targets_i64, long long n, long long v, float temperature,   \
+           float inv_t, long long ignore_index, const float *lse, const float *entropy, const float *grad_logp,  \
+           const float *grad_entropy, G *grad_logits, int vectorize) {                                           \
+    logprobs_bwd<T, G>(logits, targets, targets_i64, n, v, temperature, inv_t, ignore_index, lse, entropy,       \
+                       grad_logp, grad_entropy, grad_logits, vectorize);                                         \
+  }
+RLK_BWD(rlk_logprobs_bwd_f32_f32, float, float)
+RLK_BWD(rlk_logprobs_bwd_f32_bf16, float, bf16_t)
+RLK_BWD(rlk_logprobs_bwd_f32_f16, float, f16_t)
+RLK_BWD(rlk_logprobs_bwd_bf16_f32, bf16_t, float)
+RLK_BWD(rlk_logprobs_bwd_bf16_bf16, bf16_t, bf16_t)
+RLK_BWD(rlk_logprobs_bwd_bf16_f16, bf16_t, f16_t)
+RLK_BWD(rlk_logprobs_bwd_f16_f32, f16_t, float)
+RLK_BWD(rlk_logprobs_bwd_f16_bf16, f16_t, bf16_t)
+RLK_BWD(rlk_logprobs_bwd_f16_f16, f16_t, f16_t)

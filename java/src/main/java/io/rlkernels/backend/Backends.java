@@ -1,0 +1,65 @@
+package io.rlkernels.backend;
+
+import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.nativecpu.NativeBackend;
+import io.rlkernels.backend.reference.ReferenceBackend;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Logger;
+
+/** Opens backends by kind, and picks the fastest one available ({@code auto}, DESIGN §3). */
+public final class Backends {
+    private static final Logger LOG = Logger.getLogger("io.rlkernels");
+
+    private Backends() {}
+
+    /** Whether a kind can run here, and if not, why and how to fix it. */
+    public record Availability(BackendKind kind, boolean available, String reason) {}
+
+    public static Availability availability(BackendKind kind) {
+        return switch (kind) {
+            case REFERENCE -> new Availability(kind, true, null);
+            case NATIVE -> new Availability(kind, NativeBackend.isAvailable(), NativeBackend.unavailableReason());
+            case CUDA -> new Availability(kind, CudaBackend.isAvailable(), CudaBackend.unavailableReason());
+        };
+    }
+
+    public static List<Availability> all() {
+        List<Availability> out = new ArrayList<>();
+        for (BackendKind k : BackendKind.values()) {
+            out.add(availability(k));
+        }
+        return out;
+    }
+
+    /** Opens a kind; throws {@link IllegalStateException} with the reason when it cannot run here. */
+    public static Backend open(BackendKind kind) {
+        return switch (kind) {
+            case REFERENCE -> new ReferenceBackend();
+            case NATIVE -> NativeBackend.open();
+            case CUDA -> CudaBackend.open();
+        };
+    }
+
+    /** "auto", "reference", "native" or "cuda". */
+    public static Backend open(String name) {
+        return "auto".equalsIgnoreCase(name.trim()) ? auto() : open(BackendKind.parse(name));
+    }
+
+    /** cuda, else native, else reference; logs one line naming the choice and why faster ones were skipped. */
+    public static Backend auto() {
+        StringBuilder skipped = new StringBuilder();
+        for (BackendKind kind : List.of(BackendKind.CUDA, BackendKind.NATIVE)) {
+            Availability a = availability(kind);
+            if (a.available()) {
+                Backend b = open(kind);
+                LOG.info("rlkernels: using " + b.description() + skipped);
+                return b;
+            }
+            skipped.append("; skipped ").append(kind.id()).append(": ").append(a.reason());
+        }
+        Backend b = open(BackendKind.REFERENCE);
+        LOG.info("rlkernels: using " + b.description() + skipped);
+        return b;
+    }
+}

@@ -1,0 +1,34 @@
+package io.rlkernels.backend.cuda;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * What the Java side of the CUDA backend needs from a device: memory, copies, and kernel launches
+ * by name. Two implementations: the JCuda driver API on a real GPU, and (issue 3) the emulator
+ * that runs the same kernel sources on the CPU with host memory as device memory.
+ * Failures throw {@link CudaException} naming the call and its error code.
+ */
+public interface KernelLauncher extends AutoCloseable {
+
+    /** One line about the device ("NVIDIA H100 80GB HBM3, sm_90, driver 12.8"). */
+    String describe();
+
+    /** Device memory of at least {@code bytes} bytes, 256-byte aligned. */
+    long allocate(long bytes);
+
+    void free(long address);
+
+    void copyToDevice(long dst, MemorySegment src, long bytes);
+
+    void copyToHost(MemorySegment dst, long src, long bytes);
+
+    /** Launches {@code kernel} on this launcher's stream; returns without waiting. */
+    void launch(String kernel, LaunchShape shape, KernelArgs args);
+
+    /** Waits for everything launched so far; reports a failed launch (asynchronous errors). */
+    void synchronize();
+
+    /** Releases the module and the context reference; idempotent. */
+    @Override
+    void close();
+}

@@ -1,0 +1,141 @@
+package io.rlkernels.backend.nativecpu;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.BackendKind;
+import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
+import io.rlkernels.internal.Check;
+import io.rlkernels.ops.LogProbs;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The native/ C library through FFM: SIMD (x86-64, AVX2 or AVX-512, picked from the CPU) and
+ * OpenMP over rows, f32 accumulation. Host tensors only; Java arrays are read in place.
+ */
+public final class NativeBackend implements Backend {
+    private static final int RLK_OK = 0;
+
+    /** The instruction-set variants, as numbered in rlkernels.h (enum rlk_isa). */
+    public static final int ISA_AUTO = -1;
+    public static final int ISA_X86_64 = 0;
+    public static final int ISA_AVX2 = 1;
+    public static final int ISA_AVX512 = 2;
+
+    private final NativeLibrary lib;
+    private final boolean forcedIsa;
+
+    private NativeBackend(NativeLibrary lib, boolean forcedIsa) {
+        this.lib = lib;
+        this.forcedIsa = forcedIsa;
+    }
+
+    /** The backend; throws {@link IllegalStateException} naming the reason when the library cannot load. */
+    public static NativeBackend open() {
+        return new NativeBackend(loadedLibrary(), false);
+    }
+
+    /**
+     * The backend on one instruction-set variant, for tests and benchmarks. The choice is
+     * process-wide until this backend is closed, which restores the automatic choice.
+     */
+    public static NativeBackend open(int isa) {
+        NativeLibrary lib = loadedLibrary();
+        if (!lib.isaSelect(isa)) {
+            throw new IllegalStateException("native backend: this CPU cannot run the " + lib.isaName(isa) + " variant");
+        }
+        return new NativeBackend(lib, isa != ISA_AUTO);
+    }
+
+    /** Whether this CPU runs a variant. */
+    public static boolean supportsIsa(int isa) {
+        return NativeLibrary.get().map(l -> (l.isaSupportedMask() & (1 << isa)) != 0).orElse(false);
+    }
+
+    private static NativeLibrary loadedLibrary() {
+        return NativeLibrary.get().orElseThrow(
+                () -> new IllegalStateException("native backend unavailable: " + NativeLibrary.unavailableReason()));
+    }
+
+    public static boolean isAvailable() {
+        return NativeLibrary.get().isPresent();
+    }
+
+    /** Why the library cannot load, or null. */
+    public static String unavailableReason() {
+        return NativeLibrary.unavailableReason();
+    }
+
+    /** The library itself, for benchmarks and tests that pick an instruction-set variant. */
+    public NativeLibrary library() {
+        return lib;
+    }
+
+    @Override
+    public BackendKind kind() {
+        return BackendKind.NATIVE;
+    }
+
+    @Override
+    public String description() {
+        return "native: " + lib.isaName(lib.isaSelected()) + ", " + lib.maxThreads() + " threads";
+    }
+
+    @Override
+    public Tensor allocate(DType dtype, long... shape) {
+        return HostTensor.allocate(dtype, shape);
+    }
+
+    @Override
+    public void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
+        HostTensor y = host("targets", targets);
+        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        int rc = lib.logprobsFwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
+                d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
+                segment("logp", logp), segment("lse", lse), entropy == null ? MemorySegment.NULL : segment("entropy", entropy));
+        check(rc, "rlk_logprobs_fwd");
+    }
+
+    @Override
+    public void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+                                 Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
+        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        HostTensor y = host("targets", targets);
+        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        int rc = lib.logprobsBwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
+                d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
+                segment("lse", lse),
+                gradEntropy == null ? MemorySegment.NULL : segment("entropy", entropy),
+                gradLogp == null ? MemorySegment.NULL : segment("gradLogp", gradLogp),
+                gradEntropy == null ? MemorySegment.NULL : segment("gradEntropy", gradEntropy),
+                segment("gradLogits", gradLogits), gradLogits.dtype().code());
+        check(rc, "rlk_logprobs_bwd");
+    }
+
+    private static HostTensor host(String arg, Tensor t) {
+        if (t instanceof HostTensor h) {
+            return h;
+        }
+        throw Check.fail(arg, "a host tensor (the native backend runs on the CPU)", t.describe());
+    }
+
+    private static MemorySegment segment(String arg, Tensor t) {
+        return host(arg, t).segment();
+    }
+
+    /** Arguments were checked, so a failure here is a bug in this library, not bad input. */
+    private static void check(int rc, String call) {
+        if (rc != RLK_OK) {
+            throw new IllegalStateException(call + " returned status " + rc + " after its arguments were checked");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (forcedIsa) {
+            lib.isaSelect(ISA_AUTO);
+        }
+    }
+}

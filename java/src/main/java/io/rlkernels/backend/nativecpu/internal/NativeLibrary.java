@@ -1,0 +1,209 @@
+package io.rlkernels.backend.nativecpu.internal;
+
+import io.rlkernels.internal.BundledFiles;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
+import java.util.Optional;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * FFM bindings of librlkernels (native/include/rlkernels.h), which the build packs into the jar.
+ * Every kernel has two handles: a plain one, and a critical one that may read Java arrays in
+ * place (used only when an argument is a heap segment, since a critical call holds off the GC).
+ */
+public final class NativeLibrary {
+    public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
+    private static final int ABI_VERSION = 1;
+
+    private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
+            ADDRESS, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor BWD = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT);
+
+    /** The loaded library, or why it could not be loaded. */
+    private static final Object LOADED = load();
+
+    private final MethodHandle logprobsFwd;
+    private final MethodHandle logprobsFwdCritical;
+    private final MethodHandle logprobsBwd;
+    private final MethodHandle logprobsBwdCritical;
+    private final MethodHandle sumF32;
+    private final MethodHandle isaSelected;
+    private final MethodHandle isaSupportedMask;
+    private final MethodHandle isaSelect;
+    private final MethodHandle isaName;
+    private final MethodHandle maxThreads;
+    private final MethodHandle setNumThreads;
+
+    private NativeLibrary(SymbolLookup lib) {
+        Linker linker = Linker.nativeLinker();
+        Linker.Option critical = Linker.Option.critical(true);
+        logprobsFwd = linker.downcallHandle(find(lib, "rlk_logprobs_fwd"), FWD);
+        logprobsFwdCritical = linker.downcallHandle(find(lib, "rlk_logprobs_fwd"), FWD, critical);
+        logprobsBwd = linker.downcallHandle(find(lib, "rlk_logprobs_bwd"), BWD);
+        logprobsBwdCritical = linker.downcallHandle(find(lib, "rlk_logprobs_bwd"), BWD, critical);
+        sumF32 = linker.downcallHandle(find(lib, "rlk_sum_f32"), FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG));
+        isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
+        isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
+        isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        isaName = linker.downcallHandle(find(lib, "rlk_isa_name"), FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        maxThreads = linker.downcallHandle(find(lib, "rlk_max_threads"), FunctionDescriptor.of(JAVA_INT));
+        setNumThreads = linker.downcallHandle(find(lib, "rlk_set_num_threads"), FunctionDescriptor.ofVoid(JAVA_INT));
+    }
+
+    private static MemorySegment find(SymbolLookup lib, String name) {
+        return lib.find(name).orElseThrow(() -> new IllegalStateException("librlkernels lacks the symbol " + name));
+    }
+
+    private static Object load() {
+        try {
+            Optional<Path> file = BundledFiles.file(RESOURCE);
+            if (file.isEmpty()) {
+                return "librlkernels.so is not in the jar: the build did not compile native/ (is gcc installed?)";
+            }
+            // The library lives as long as the class: global arena.
+            SymbolLookup lib = SymbolLookup.libraryLookup(file.get(), Arena.global());
+            NativeLibrary nl = new NativeLibrary(lib);
+            int abi = (int) Linker.nativeLinker().downcallHandle(find(lib, "rlk_abi_version"),
+                    FunctionDescriptor.of(JAVA_INT)).invokeExact();
+            if (abi != ABI_VERSION) {
+                return "librlkernels.so has interface version " + abi + ", this jar expects " + ABI_VERSION + ": rebuild";
+            }
+            return nl;
+        } catch (IllegalArgumentException e) {
+            return "cannot load librlkernels.so: " + e.getMessage() + " (it needs libgomp.so.1: install libgomp1)";
+        } catch (IllegalCallerException e) {
+            return "native access is disabled: run java with --enable-native-access=ALL-UNNAMED";
+        } catch (Throwable e) {
+            return "cannot load librlkernels.so: " + e;
+        }
+    }
+
+    /** The library, or empty when it cannot be loaded ({@link #unavailableReason()} says why). */
+    public static Optional<NativeLibrary> get() {
+        return LOADED instanceof NativeLibrary nl ? Optional.of(nl) : Optional.empty();
+    }
+
+    public static String unavailableReason() {
+        return LOADED instanceof String reason ? reason : null;
+    }
+
+    /** The instruction-set variant in use: 0 x86-64, 1 avx2, 2 avx512. */
+    public int isaSelected() {
+        try {
+            return (int) isaSelected.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Bit i set when the CPU runs variant i. */
+    public int isaSupportedMask() {
+        try {
+            return (int) isaSupportedMask.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Forces a variant (-1: automatic); false if the CPU lacks it. */
+    public boolean isaSelect(int isa) {
+        try {
+            return (int) isaSelect.invokeExact(isa) == 0;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public String isaName(int isa) {
+        try {
+            MemorySegment s = (MemorySegment) isaName.invokeExact(isa);
+            return s.reinterpret(64).getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int maxThreads() {
+        try {
+            return (int) maxThreads.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void setNumThreads(int n) {
+        try {
+            setNumThreads.invokeExact(n);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** rlk_logprobs_fwd; {@code entropy} may be {@link MemorySegment#NULL}. Returns the status. */
+    public int logprobsFwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
+                           float temperature, long ignoreIndex, MemorySegment logp, MemorySegment lse,
+                           MemorySegment entropy) {
+        MethodHandle h = anyHeap(logits, targets, logp, lse, entropy) ? logprobsFwdCritical : logprobsFwd;
+        try {
+            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, logp, lse, entropy);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** rlk_logprobs_bwd; optional arguments are {@link MemorySegment#NULL}. Returns the status. */
+    public int logprobsBwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
+                           float temperature, long ignoreIndex, MemorySegment lse, MemorySegment entropy,
+                           MemorySegment gradLogp, MemorySegment gradEntropy, MemorySegment gradLogits,
+                           int gradDtype) {
+        MethodHandle h = anyHeap(logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits)
+                ? logprobsBwdCritical : logprobsBwd;
+        try {
+            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lse, entropy,
+                    gradLogp, gradEntropy, gradLogits, gradDtype);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static boolean anyHeap(MemorySegment... segments) {
+        for (MemorySegment s : segments) {
+            if (!s.isNative()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The read-bandwidth probe: sum of n floats with every core. */
+    public double sumF32(MemorySegment x, long n) {
+        try {
+            return (double) sumF32.invokeExact(x, n);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+}

@@ -1,0 +1,144 @@
+package io.rlkernels.backend.reference;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.BackendKind;
+import io.rlkernels.internal.Check;
+import io.rlkernels.ops.LogProbs;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+
+/**
+ * Plain Java with f64 accumulation, written to be obviously right: the oracle every other
+ * backend is tested against. Single-threaded; host tensors only. The per-row math is public
+ * ({@link #logProbsRow}, {@link #logProbsGradRow}) so that tests can take finite differences of it.
+ */
+public final class ReferenceBackend implements Backend {
+
+    /** One row's forward in f64. */
+    public record Row(double logp, double lse, double entropy) {}
+
+    /**
+     * logp, lse and entropy of logits z at temperature t for target y. With x_j = (z_j - max)/t:
+     * lse = max/t + log s, logp = x_y - log s, H = log s - sum_j e^x_j x_j / s, s = sum_j e^x_j.
+     */
+    public static Row logProbsRow(double[] z, int y, double t) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (double zj : z) {
+            max = Math.max(max, zj);
+        }
+        double sum = 0;
+        double weighted = 0;
+        for (double zj : z) {
+            if (zj == Double.NEGATIVE_INFINITY) {
+                continue; // p = 0, and 0 * -inf would be NaN
+            }
+            double x = (zj - max) / t;
+            double e = Math.exp(x);
+            sum += e;
+            weighted += e * x;
+        }
+        double logSum = Math.log(sum);
+        return new Row((z[y] - max) / t - logSum, max / t + logSum, logSum - weighted / sum);
+    }
+
+    /**
+     * dz_j = (g (1[j=y] - p_j) - h p_j (log p_j + H)) / t with p_j = exp(z_j/t - lse), written
+     * into {@code dz}; log p_j + H = z_j/t - sum_u p_u z_u/t.
+     */
+    public static void logProbsGradRow(double[] z, int y, double t, double lse, double entropy, double g, double h,
+                                       double[] dz) {
+        for (int j = 0; j < z.length; j++) {
+            double logP = z[j] / t - lse;
+            double p = Math.exp(logP);
+            double entropyTerm = p == 0 ? 0 : h * p * (logP + entropy); // 0 for a banned token (z = -inf)
+            dz[j] = (g * ((j == y ? 1 : 0) - p) - entropyTerm) / t;
+        }
+    }
+
+    @Override
+    public BackendKind kind() {
+        return BackendKind.REFERENCE;
+    }
+
+    @Override
+    public String description() {
+        return "reference: plain Java, f64 accumulation, 1 thread";
+    }
+
+    @Override
+    public Tensor allocate(DType dtype, long... shape) {
+        return HostTensor.allocate(dtype, shape);
+    }
+
+    @Override
+    public void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
+        HostTensor z = host("logits", logits);
+        HostTensor y = host("targets", targets);
+        HostTensor outLogp = host("logp", logp);
+        HostTensor outLse = host("lse", lse);
+        HostTensor outEntropy = entropy == null ? null : host("entropy", entropy);
+        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        double[] row = new double[Math.toIntExact(d.vocab())];
+
+        for (long i = 0; i < d.rows(); i++) {
+            long target = y.getLong(i);
+            Row r = target == config.ignoreIndex() ? new Row(0, 0, 0)
+                    : logProbsRow(readRow(z, i, row), (int) target, config.temperature());
+            outLogp.setFloat(i, (float) r.logp());
+            outLse.setFloat(i, (float) r.lse());
+            if (outEntropy != null) {
+                outEntropy.setFloat(i, (float) r.entropy());
+            }
+        }
+    }
+
+    @Override
+    public void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+                                 Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
+        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        HostTensor z = host("logits", logits);
+        HostTensor y = host("targets", targets);
+        HostTensor lseIn = host("lse", lse);
+        HostTensor entropyIn = gradEntropy == null ? null : host("entropy", entropy);
+        HostTensor g = gradLogp == null ? null : host("gradLogp", gradLogp);
+        HostTensor h = gradEntropy == null ? null : host("gradEntropy", gradEntropy);
+        HostTensor out = host("gradLogits", gradLogits);
+        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        double[] row = new double[Math.toIntExact(d.vocab())];
+        double[] dz = new double[row.length];
+
+        for (long i = 0; i < d.rows(); i++) {
+            long target = y.getLong(i);
+            if (target == config.ignoreIndex()) {
+                java.util.Arrays.fill(dz, 0);
+            } else {
+                logProbsGradRow(readRow(z, i, row), (int) target, config.temperature(), lseIn.getFloat(i),
+                        entropyIn == null ? 0 : entropyIn.getFloat(i), g == null ? 0 : g.getFloat(i),
+                        h == null ? 0 : h.getFloat(i), dz);
+            }
+            for (int j = 0; j < dz.length; j++) {
+                out.setFloat(i * dz.length + j, (float) dz[j]);
+            }
+        }
+    }
+
+    private static double[] readRow(HostTensor z, long i, double[] row) {
+        long base = i * row.length;
+        for (int j = 0; j < row.length; j++) {
+            row[j] = z.getFloat(base + j);
+        }
+        return row;
+    }
+
+    private static HostTensor host(String arg, Tensor t) {
+        if (t instanceof HostTensor h) {
+            return h;
+        }
+        throw Check.fail(arg, "a host tensor (the reference backend runs on the CPU)", t.describe());
+    }
+
+    @Override
+    public void close() {}
+}

@@ -1,0 +1,50 @@
+package io.rlkernels.cli;
+
+import io.rlkernels.backend.BackendKind;
+import io.rlkernels.backend.Backends;
+import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.nativecpu.NativeBackend;
+import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
+import java.util.ArrayList;
+import java.util.List;
+import picocli.CommandLine.Command;
+
+/** {@code rlkernels info}: Java, OS, and every backend: what it runs on, or why it cannot run. */
+@Command(name = "info", mixinStandardHelpOptions = true, description = "Shows Java, the OS and the backends found.")
+final class InfoCommand implements Runnable {
+    @Override
+    public void run() {
+        System.out.printf("java      %s (%s), %s%n", System.getProperty("java.version"), System.getProperty("java.vendor"),
+                System.getProperty("java.home"));
+        System.out.printf("os        %s %s (%s), %d cores%n", System.getProperty("os.name"), System.getProperty("os.version"),
+                System.getProperty("os.arch"), Runtime.getRuntime().availableProcessors());
+        for (Backends.Availability a : Backends.all()) {
+            System.out.printf("%-9s %s%n", a.kind().id(), a.available() ? details(a.kind()) : "unavailable: " + a.reason());
+        }
+    }
+
+    private static String details(BackendKind kind) {
+        return switch (kind) {
+            case REFERENCE -> "plain Java, f64 accumulation (the test oracle)";
+            case NATIVE -> {
+                try (NativeBackend b = NativeBackend.open()) {
+                    NativeLibrary lib = b.library();
+                    List<String> supported = new ArrayList<>();
+                    for (int isa = 0; isa < 3; isa++) {
+                        if ((lib.isaSupportedMask() & (1 << isa)) != 0) {
+                            supported.add(lib.isaName(isa));
+                        }
+                    }
+                    yield b.description() + " (CPU supports " + String.join(", ", supported) + ")";
+                }
+            }
+            case CUDA -> {
+                try (CudaBackend b = CudaBackend.open()) {
+                    yield b.description() + ", kernels loaded";
+                } catch (RuntimeException e) {
+                    yield "driver found, but opening the device failed: " + e.getMessage();
+                }
+            }
+        };
+    }
+}

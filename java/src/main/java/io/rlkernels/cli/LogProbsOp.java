@@ -1,0 +1,59 @@
+package io.rlkernels.cli;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.ops.LogProbs;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+
+/**
+ * {@code op logprobs}: in logits.npy [N,V] (float32, float16, or uint16 holding bf16 bits),
+ * targets.npy [N] (int32 or int64), optional grad_logp.npy and grad_entropy.npy [N] float32;
+ * params temperature (1.0), ignore_index (-100); out logp.npy, entropy.npy, lse.npy [N] float32,
+ * and grad_logits.npy [N,V] float32 when an upstream gradient is given.
+ */
+final class LogProbsOp implements CliOp {
+    @Override
+    public String name() {
+        return "logprobs";
+    }
+
+    @Override
+    public Set<String> paramKeys() {
+        return Set.of("temperature", "ignore_index");
+    }
+
+    @Override
+    public void run(Backend backend, Path in, Path out, Params params, Arena arena) throws IOException {
+        LogProbs.Config config = new LogProbs.Config(params.floatValue("temperature", 1.0f),
+                params.longValue("ignore_index", LogProbs.DEFAULT_IGNORE_INDEX));
+        HostTensor logits = Npy.read(in.resolve("logits.npy"), arena);
+        HostTensor targets = Npy.read(in.resolve("targets.npy"), arena);
+        HostTensor gradLogp = optional(in.resolve("grad_logp.npy"), arena);
+        HostTensor gradEntropy = optional(in.resolve("grad_entropy.npy"), arena);
+
+        LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
+        try (HostTensor logp = HostTensor.allocate(DType.F32, d.rows());
+             HostTensor lse = HostTensor.allocate(DType.F32, d.rows());
+             HostTensor entropy = HostTensor.allocate(DType.F32, d.rows())) {
+            backend.logProbs(config, logits, targets, logp, lse, entropy);
+            Npy.write(out.resolve("logp.npy"), logp);
+            Npy.write(out.resolve("lse.npy"), lse);
+            Npy.write(out.resolve("entropy.npy"), entropy);
+            if (gradLogp != null || gradEntropy != null) {
+                try (HostTensor grad = HostTensor.allocate(DType.F32, d.rows(), d.vocab())) {
+                    backend.logProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, grad);
+                    Npy.write(out.resolve("grad_logits.npy"), grad);
+                }
+            }
+        }
+    }
+
+    private static HostTensor optional(Path file, Arena arena) throws IOException {
+        return Files.exists(file) ? Npy.read(file, arena) : null;
+    }
+}

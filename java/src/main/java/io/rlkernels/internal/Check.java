@@ -1,0 +1,73 @@
+package io.rlkernels.internal;
+
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+/**
+ * Argument checks shared by every op. Each failure is an {@link IllegalArgumentException} whose
+ * message names the argument, the expected and the found value (DESIGN §7).
+ */
+public final class Check {
+    private Check() {}
+
+    public static IllegalArgumentException fail(String arg, String expected, Object found) {
+        return new IllegalArgumentException(arg + ": expected " + expected + ", found " + found);
+    }
+
+    /** A live tensor (not null, not closed). */
+    public static Tensor alive(String arg, Tensor t) {
+        if (t == null) {
+            throw fail(arg, "a tensor", "null");
+        }
+        if (!t.isAlive()) {
+            throw fail(arg, "a live tensor", "a closed tensor " + t.describe());
+        }
+        return t;
+    }
+
+    public static void dtype(String arg, Tensor t, DType first, DType... rest) {
+        Set<DType> allowed = EnumSet.of(first, rest);
+        if (!allowed.contains(t.dtype())) {
+            String names = allowed.stream().map(DType::toString).collect(Collectors.joining(" or "));
+            throw fail(arg, "dtype " + names, t.dtype());
+        }
+    }
+
+    public static void floatingPoint(String arg, Tensor t) {
+        dtype(arg, t, DType.F32, DType.BF16, DType.F16);
+    }
+
+    public static void shape(String arg, Tensor t, long... expected) {
+        if (!Arrays.equals(t.shape(), expected)) {
+            throw fail(arg, "shape " + Arrays.toString(expected), Arrays.toString(t.shape()));
+        }
+    }
+
+    public static void rank(String arg, Tensor t, int rank) {
+        if (t.rank() != rank) {
+            throw fail(arg, "rank " + rank, "rank " + t.rank() + " " + Arrays.toString(t.shape()));
+        }
+    }
+
+    public static void finitePositive(String arg, double x) {
+        if (!(x > 0) || !Double.isFinite(x)) {
+            throw fail(arg, "a finite positive number", x);
+        }
+    }
+
+    /** Distinct output tensors (two outputs sharing a tensor would race). */
+    public static void distinct(String argA, Tensor a, String argB, Tensor b) {
+        if (a != null && a == b) {
+            throw fail(argB, "a tensor distinct from " + argA, "the same tensor");
+        }
+        if (a instanceof HostTensor ha && b instanceof HostTensor hb && ha.isAlive() && hb.isAlive()
+                && ha.segment().asOverlappingSlice(hb.segment()).isPresent()) {
+            throw fail(argB, "memory that does not overlap " + argA, "overlapping memory");
+        }
+    }
+}

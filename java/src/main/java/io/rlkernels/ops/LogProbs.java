@@ -1,0 +1,152 @@
+package io.rlkernels.ops;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+
+/**
+ * Token log-probs (DESIGN §5.1): log-softmax of logits [N, V] at temperature T, gathered at the
+ * sampled tokens, with the entropy of each row and their backward.
+ *
+ * <pre>
+ *   lse_i   = log sum_v exp(z_iv / T)
+ *   logp_i  = z_iy / T - lse_i
+ *   H_i     = lse_i - sum_v p_iv z_iv / T,          p = softmax(z / T)
+ *   dz_iv   = (g_i (1[v=y] - p_iv) - h_i p_iv (z_iv / T - lse_i + H_i)) / T
+ * </pre>
+ *
+ * Rows whose target equals {@code ignoreIndex} are not read: logp = lse = H = 0 and their gradient
+ * is zero. Logits may be f32, bf16 or f16; accumulation is f32 (f64 in the reference backend);
+ * outputs are f32. Non-finite logits: -inf entries are allowed (a banned token has p = 0); NaN or
+ * +inf in a row gives NaN in that row's outputs only, and a row whose logits are all -inf has no
+ * distribution and gives NaN. The backward recomputes p from the stored f32 lse, so its relative
+ * error grows like |lse| * 2^-24 (6e-4 at |z/T| = 1e4, 1e-6 at typical magnitudes).
+ */
+public final class LogProbs {
+    private LogProbs() {}
+
+    public static final long DEFAULT_IGNORE_INDEX = -100;
+
+    /** Temperature and ignore index. */
+    public record Config(float temperature, long ignoreIndex) {
+        public Config {
+            Check.finitePositive("temperature", temperature);
+            if (!Float.isFinite(1.0f / temperature)) {
+                throw Check.fail("temperature", "a value whose reciprocal is a finite float", temperature);
+            }
+        }
+
+        public static Config defaults() {
+            return new Config(1.0f, DEFAULT_IGNORE_INDEX);
+        }
+
+        public Config withTemperature(float t) {
+            return new Config(t, ignoreIndex);
+        }
+
+        public Config withIgnoreIndex(long index) {
+            return new Config(temperature, index);
+        }
+    }
+
+    /** Rows N and vocabulary V of a checked call. */
+    public record Dims(long rows, long vocab) {}
+
+    /** The outputs of the allocating forward; closing it closes them. {@code entropy} may be null. */
+    public record Result(Tensor logp, Tensor lse, Tensor entropy) implements AutoCloseable {
+        @Override
+        public void close() {
+            logp.close();
+            lse.close();
+            if (entropy != null) {
+                entropy.close();
+            }
+        }
+    }
+
+    /** Checks a forward call; {@code entropy} may be null (not computed). */
+    public static Dims checkForward(Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+        if (config == null) {
+            throw Check.fail("config", "a LogProbs.Config", "null");
+        }
+        Dims d = checkInputs(logits, targets);
+        checkRow("logp", logp, d);
+        checkRow("lse", lse, d);
+        Check.distinct("logp", logp, "lse", lse);
+        if (entropy != null) {
+            checkRow("entropy", entropy, d);
+            Check.distinct("logp", logp, "entropy", entropy);
+            Check.distinct("lse", lse, "entropy", entropy);
+        }
+        return d;
+    }
+
+    /**
+     * Checks a backward call. {@code gradLogp} and {@code gradEntropy} may each be null (a zero
+     * upstream gradient) but not both; {@code entropy} is needed when {@code gradEntropy} is given.
+     * {@code gradLogits} may be {@code logits} itself (in place); otherwise it must not overlap it.
+     */
+    public static Dims checkBackward(Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+                                     Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
+        if (config == null) {
+            throw Check.fail("config", "a LogProbs.Config", "null");
+        }
+        Dims d = checkInputs(logits, targets);
+        checkRow("lse", lse, d);
+        if (gradLogp == null && gradEntropy == null) {
+            throw Check.fail("gradLogp, gradEntropy", "at least one upstream gradient", "both null");
+        }
+        if (gradLogp != null) {
+            checkRow("gradLogp", gradLogp, d);
+        }
+        if (gradEntropy != null) {
+            checkRow("gradEntropy", gradEntropy, d);
+            if (entropy == null) {
+                throw Check.fail("entropy", "the forward's entropy when gradEntropy is given", "null");
+            }
+            checkRow("entropy", entropy, d);
+        }
+        Check.alive("gradLogits", gradLogits);
+        Check.floatingPoint("gradLogits", gradLogits);
+        Check.shape("gradLogits", gradLogits, d.rows(), d.vocab());
+        if (gradLogits != logits) {
+            Check.distinct("logits", logits, "gradLogits", gradLogits);
+        }
+        return d;
+    }
+
+    /** Every target id is in [0, V) or equals the ignore index. */
+    public static void checkTargets(HostTensor targets, long vocab, long ignoreIndex) {
+        for (long i = 0, n = targets.numel(); i < n; i++) {
+            long y = targets.getLong(i);
+            if (y != ignoreIndex && (y < 0 || y >= vocab)) {
+                throw Check.fail("targets[" + i + "]", "a token id in [0, " + vocab + ") or the ignore index "
+                        + ignoreIndex, y);
+            }
+        }
+    }
+
+    /** Checks logits [N, V] (f32, bf16 or f16) and targets [N] (i32 or i64); returns N and V. */
+    public static Dims checkInputs(Tensor logits, Tensor targets) {
+        Check.alive("logits", logits);
+        Check.floatingPoint("logits", logits);
+        Check.rank("logits", logits, 2);
+        long n = logits.dim(0);
+        long v = logits.dim(1);
+        if (v < 1) {
+            throw Check.fail("logits", "a vocabulary of at least 1 (shape [N, V])", java.util.Arrays.toString(logits.shape()));
+        }
+        Check.alive("targets", targets);
+        Check.dtype("targets", targets, DType.I32, DType.I64);
+        Check.shape("targets", targets, n);
+        return new Dims(n, v);
+    }
+
+    /** An f32 vector of one value per row. */
+    private static void checkRow(String arg, Tensor t, Dims d) {
+        Check.alive(arg, t);
+        Check.dtype(arg, t, DType.F32);
+        Check.shape(arg, t, d.rows());
+    }
+}

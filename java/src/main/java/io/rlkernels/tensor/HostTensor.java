@@ -1,0 +1,230 @@
+package io.rlkernels.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * A tensor in host memory, backed by a {@link MemorySegment} that native code reads without
+ * copies. Created by {@link #allocate} (off-heap, 64-byte aligned, owned: {@link #close()} frees
+ * it), or by wrapping memory someone else owns: a segment ({@link #wrap}) or a Java array
+ * ({@link #of(float[], long...)} and friends, no copy).
+ */
+public final class HostTensor implements Tensor {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
+
+    private final MemorySegment segment;
+    private final DType dtype;
+    private final long[] shape;
+    private final Arena arena; // null when the memory belongs to someone else
+    private volatile boolean closed;
+
+    private HostTensor(MemorySegment segment, DType dtype, long[] shape, Arena arena) {
+        this.segment = segment;
+        this.dtype = dtype;
+        this.shape = shape;
+        this.arena = arena;
+    }
+
+    /** Fresh off-heap memory; the contents are unspecified until written. */
+    public static HostTensor allocate(DType dtype, long... shape) {
+        long[] s = Shapes.checked(shape);
+        Arena arena = Arena.ofShared();
+        long bytes = Math.max(1, Shapes.numel(s) * dtype.byteSize());
+        return new HostTensor(arena.allocate(bytes, 64).asSlice(0, Shapes.numel(s) * dtype.byteSize()), dtype, s, arena);
+    }
+
+    /** A view of memory owned elsewhere (a mapped file, another library's buffer). */
+    public static HostTensor wrap(MemorySegment segment, DType dtype, long... shape) {
+        long[] s = Shapes.checked(shape);
+        long bytes = Shapes.numel(s) * dtype.byteSize();
+        if (segment.byteSize() != bytes) {
+            throw new IllegalArgumentException("segment: expected " + bytes + " bytes for " + dtype.shortName()
+                    + Arrays.toString(s) + ", found " + segment.byteSize());
+        }
+        return new HostTensor(segment, dtype, s, null);
+    }
+
+    public static HostTensor of(float[] values, long... shape) {
+        return wrap(MemorySegment.ofArray(values), DType.F32, shapeOr(shape, values.length));
+    }
+
+    /** 16-bit floats held as raw words: {@code dtype} is {@link DType#BF16} or {@link DType#F16}. */
+    public static HostTensor of(short[] bits, DType dtype, long... shape) {
+        if (dtype != DType.BF16 && dtype != DType.F16) {
+            throw new IllegalArgumentException("dtype: expected bfloat16 or float16 for short[] data, found " + dtype);
+        }
+        return wrap(MemorySegment.ofArray(bits), dtype, shapeOr(shape, bits.length));
+    }
+
+    public static HostTensor of(int[] values, long... shape) {
+        return wrap(MemorySegment.ofArray(values), DType.I32, shapeOr(shape, values.length));
+    }
+
+    public static HostTensor of(long[] values, long... shape) {
+        return wrap(MemorySegment.ofArray(values), DType.I64, shapeOr(shape, values.length));
+    }
+
+    public static HostTensor of(byte[] values, long... shape) {
+        return wrap(MemorySegment.ofArray(values), DType.U8, shapeOr(shape, values.length));
+    }
+
+    private static long[] shapeOr(long[] shape, long length) {
+        return shape.length == 0 ? new long[] {length} : shape;
+    }
+
+    /** The memory; throws if the tensor was closed. */
+    public MemorySegment segment() {
+        if (closed) {
+            throw new IllegalStateException("tensor " + describe() + " is closed");
+        }
+        return segment;
+    }
+
+    /** True when the memory is a Java array rather than native memory. */
+    public boolean isHeap() {
+        return !segment.isNative();
+    }
+
+    @Override
+    public DType dtype() {
+        return dtype;
+    }
+
+    @Override
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    @Override
+    public int rank() {
+        return shape.length;
+    }
+
+    @Override
+    public long dim(int axis) {
+        return shape[axis];
+    }
+
+    @Override
+    public boolean isAlive() {
+        return !closed && segment.scope().isAlive();
+    }
+
+    @Override
+    public boolean isOnDevice() {
+        return false;
+    }
+
+    /** Element i (flat index) as a float: floats are widened, integers converted. */
+    public float getFloat(long i) {
+        MemorySegment s = segment();
+        return switch (dtype) {
+            case F32 -> s.getAtIndex(F32, i);
+            case BF16 -> HalfFloats.bf16ToFloat(s.getAtIndex(U16, i));
+            case F16 -> HalfFloats.f16ToFloat(s.getAtIndex(U16, i));
+            case I32 -> s.getAtIndex(I32, i);
+            case I64 -> s.getAtIndex(I64, i);
+            case U8 -> s.get(ValueLayout.JAVA_BYTE, i) & 0xFF;
+        };
+    }
+
+    /** Element i of a floating-point tensor, rounded to its type. */
+    public void setFloat(long i, float x) {
+        MemorySegment s = segment();
+        switch (dtype) {
+            case F32 -> s.setAtIndex(F32, i, x);
+            case BF16 -> s.setAtIndex(U16, i, HalfFloats.floatToBf16(x));
+            case F16 -> s.setAtIndex(U16, i, HalfFloats.floatToF16(x));
+            default -> throw new IllegalStateException("setFloat on a " + dtype + " tensor");
+        }
+    }
+
+    /** Element i of an integer tensor. */
+    public long getLong(long i) {
+        MemorySegment s = segment();
+        return switch (dtype) {
+            case I32 -> s.getAtIndex(I32, i);
+            case I64 -> s.getAtIndex(I64, i);
+            case U8 -> s.get(ValueLayout.JAVA_BYTE, i) & 0xFF;
+            default -> throw new IllegalStateException("getLong on a " + dtype + " tensor");
+        };
+    }
+
+    public void setLong(long i, long x) {
+        MemorySegment s = segment();
+        switch (dtype) {
+            case I32 -> s.setAtIndex(I32, i, Math.toIntExact(x));
+            case I64 -> s.setAtIndex(I64, i, x);
+            case U8 -> s.set(ValueLayout.JAVA_BYTE, i, (byte) x);
+            default -> throw new IllegalStateException("setLong on a " + dtype + " tensor");
+        }
+    }
+
+    /** Every element as a float (widened); for checks and small outputs. */
+    public float[] toFloatArray() {
+        long n = numel();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor " + describe() + " is too large for a Java array");
+        }
+        if (dtype == DType.F32) {
+            return segment().toArray(ValueLayout.JAVA_FLOAT);
+        }
+        float[] out = new float[(int) n];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = getFloat(i);
+        }
+        return out;
+    }
+
+    /** Sets every element of a floating-point tensor (NaN poisons outputs before a test run). */
+    public HostTensor fill(float x) {
+        switch (dtype) {
+            case F32 -> {
+                MemorySegment s = segment();
+                for (long i = 0, n = numel(); i < n; i++) {
+                    s.setAtIndex(F32, i, x);
+                }
+            }
+            case BF16 -> fillShort(HalfFloats.floatToBf16(x));
+            case F16 -> fillShort(HalfFloats.floatToF16(x));
+            default -> throw new IllegalStateException("fill on a " + dtype + " tensor");
+        }
+        return this;
+    }
+
+    private void fillShort(short bits) {
+        MemorySegment s = segment();
+        for (long i = 0, n = numel(); i < n; i++) {
+            s.setAtIndex(U16, i, bits);
+        }
+    }
+
+    /** Copies this tensor's bytes into {@code dst}, which must have the same dtype and element count. */
+    public void copyTo(HostTensor dst) {
+        if (dst.dtype != dtype || dst.numel() != numel()) {
+            throw new IllegalArgumentException("dst: expected " + describe() + ", found " + dst.describe());
+        }
+        MemorySegment.copy(segment(), 0, dst.segment(), 0, byteSize());
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (arena != null) {
+            arena.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return describe();
+    }
+}

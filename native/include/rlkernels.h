@@ -1,0 +1,71 @@
+/*
+ * rlkernels.h — the C interface of the native CPU backend, called from Java through FFM
+ * (io.rlkernels.backend.nativecpu.internal.NativeLibrary mirrors every declaration here).
+ *
+ * Contract: the Java side validates shapes, dtypes, ranges and lifetimes before calling;
+ * these functions still never read out of bounds: a target id that is neither in [0, V)
+ * nor the ignore index gives NaN outputs for its row and a non-zero return code.
+ * Tensors are contiguous and row-major; row offsets are 64-bit (N*V exceeds 2^31).
+ */
+#ifndef RLKERNELS_H
+#define RLKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types of logits and of gradient outputs; the codes match io.rlkernels.tensor.DType. */
+enum rlk_dtype { RLK_F32 = 0, RLK_BF16 = 1, RLK_F16 = 2 };
+/* Integer types of target ids. */
+enum rlk_itype { RLK_I32 = 0, RLK_I64 = 1 };
+
+enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2 };
+
+/* Instruction-set variants, in the order they are tried. */
+enum rlk_isa { RLK_ISA_AUTO = -1, RLK_ISA_X86_64 = 0, RLK_ISA_AVX2 = 1, RLK_ISA_AVX512 = 2 };
+
+/* Version of this interface; Java refuses a library whose version differs. */
+int rlk_abi_version(void);
+
+/* The variant in use and the ones this CPU supports (a bit per enum rlk_isa). */
+int rlk_isa_selected(void);
+int rlk_isa_supported_mask(void);
+/* Forces a variant (tests run every supported one); returns 0, or -1 if the CPU lacks it. */
+int rlk_isa_select(int isa);
+const char *rlk_isa_name(int isa);
+
+int rlk_max_threads(void);
+void rlk_set_num_threads(int n);
+
+/*
+ * Token log-probs forward (DESIGN §5.1), one pass over each row.
+ *   logp[i]    = z[i,y]/T - lse[i]
+ *   lse[i]     = log sum_v exp(z[i,v]/T)
+ *   entropy[i] = lse[i] - sum_v p[i,v] z[i,v]/T        (skipped when entropy == NULL)
+ * Rows whose target equals ignore_index are not read and get logp = lse = entropy = 0.
+ */
+int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int itype,
+                     int64_t n, int64_t v, float temperature, int64_t ignore_index,
+                     float *logp, float *lse, float *entropy);
+
+/*
+ * Token log-probs backward:
+ *   dz[i,v] = (g[i]*(1[v=y] - p) - h[i]*p*(z[i,v]/T - lse[i] + H[i])) / T,  p = exp(z[i,v]/T - lse[i])
+ * grad_logp (g) or grad_entropy (h) may be NULL (zero); entropy (H) is read only when h is given.
+ * grad_logits may alias logits (in-place) when grad_dtype == dtype. Ignored rows get zeros.
+ */
+int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype,
+                     int64_t n, int64_t v, float temperature, int64_t ignore_index,
+                     const float *lse, const float *entropy,
+                     const float *grad_logp, const float *grad_entropy,
+                     void *grad_logits, int grad_dtype);
+
+/* Sum of a float buffer with every core and the widest vectors: the read-bandwidth probe. */
+double rlk_sum_f32(const float *x, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

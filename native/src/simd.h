@@ -1,0 +1,173 @@
+/*
+ * simd.h — width-generic vectors (GCC vector extensions) and the few vector routines the
+ * kernels need: exp2, bf16/f16 <-> f32, loads and stores with a scalar tail.
+ *
+ * Each kernel source is compiled once per instruction-set variant with RLK_W lanes
+ * (4 for x86-64, 8 for AVX2, 16 for AVX-512) and RLK_SUFFIX naming its symbols;
+ * dispatch.c picks the variant at run time. No -ffast-math: the magic-number rounding
+ * below needs IEEE addition, and crtfastmath would change the JVM's MXCSR.
+ */
+#ifndef RLK_SIMD_H
+#define RLK_SIMD_H
+
+#include <float.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef RLK_W
+#error "RLK_W (lanes) must be defined by the build"
+#endif
+#if RLK_W != 4 && RLK_W != 8 && RLK_W != 16
+#error "RLK_W must be 4, 8 or 16"
+#endif
+
+#define RLK_CAT_(a, b) a##_##b
+#define RLK_CAT(a, b) RLK_CAT_(a, b)
+#define RLK_FN(name) RLK_CAT(name, RLK_SUFFIX)
+
+typedef float vf __attribute__((vector_size(RLK_W * 4)));
+typedef int32_t vi __attribute__((vector_size(RLK_W * 4)));
+typedef uint32_t vu __attribute__((vector_size(RLK_W * 4)));
+typedef uint16_t vh __attribute__((vector_size(RLK_W * 2)));
+/* Views of memory at element alignment, for unaligned loads and stores. */
+typedef float vf_mem __attribute__((vector_size(RLK_W * 4), aligned(4), may_alias));
+typedef uint16_t vh_mem __attribute__((vector_size(RLK_W * 2), aligned(2), may_alias));
+
+static inline vf vf_splat(float x) { return (vf){0} + x; }
+static inline vu vu_splat(uint32_t x) { return (vu){0} + x; }
+static inline vf vf_bits(vu x) { return (vf)x; }
+static inline vu vu_bits(vf x) { return (vu)x; }
+
+/* Lane select: m is all-ones or all-zeros per lane. */
+static inline vf vf_select(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* MAXPS(a, b) = (a > b) ? a : b in one instruction: where either is NaN the result is b. */
+static inline vf vf_maxps(vf a, vf b) {
+#if RLK_W == 16
+  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif RLK_W == 8
+  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+  return (vf)_mm_max_ps((__m128)a, (__m128)b);
+#endif
+}
+/* Running max: a NaN in x is skipped (it reaches the output through the exponentials). */
+static inline vf vf_max(vf x, vf running) { return vf_maxps(x, running); }
+/* max(a, lo), letting NaN through so that it reaches the output. */
+static inline vf vf_clamp_below(vf a, float lo) { return vf_maxps(vf_splat(lo), a); }
+
+static inline float vf_hmax(vf a) {
+  float m = a[0];
+  for (int i = 1; i < RLK_W; i++) m = a[i] > m ? a[i] : m;
+  return m;
+}
+static inline float vf_hsum(vf a) {
+  /* pairwise, so the order does not depend on the compiler's choice */
+  for (int w = RLK_W / 2; w >= 1; w /= 2)
+    for (int i = 0; i < w; i++) a[i] += a[i + w];
+  return a[0];
+}
+
+/*
+ * 2^a for a in [-127, ~0]: callers clamp with vf_clamp_below(a, -127) first (the kernels only
+ * raise 2 to non-positive powers, up to rounding; below 2^-127 nothing matters next to a sum
+ * >= 1, and -127 gives exactly 0). NaN gives NaN.
+ * Degree-5 polynomial on [-0.5, 0.5], fitted for relative error: below 2e-7 (about 1.6 ulp).
+ */
+static inline vf vf_exp2(vf a) {
+  /* adding 1.5 * 2^23 rounds a to an integer n, which then sits in the low mantissa bits */
+  const vf rounded = a + 12582912.0f;
+  const vf f = a - (rounded - 12582912.0f); /* in [-0.5, 0.5] */
+  vf p = vf_splat(1.3264727e-3f);
+  p = p * f + 9.6715130e-3f;
+  p = p * f + 5.5507336e-2f;
+  p = p * f + 2.4022242e-1f;
+  p = p * f + 6.9314700e-1f;
+  p = p * f + 1.0f;
+  /* 2^n: (bits << 23) keeps n's low 9 bits in the exponent field; n >= -127 by the clamp */
+  return p * vf_bits((vu_bits(rounded) << 23) + (127u << 23));
+}
+
+/* ---- 16-bit float formats (exact widening; round-to-nearest-even narrowing) ---- */
+
+static inline vf vf_from_bf16(vh h) { return vf_bits(__builtin_convertvector(h, vu) << 16); }
+
+static inline vh vh_bf16_from(vf x) {
+  vu w = vu_bits(x);
+  vu rounded = (w + 0x7FFFu + ((w >> 16) & 1u)) >> 16;
+  vi is_nan = (vi)((w & 0x7FFFFFFFu) > 0x7F800000u);
+  vu out = (vu)vf_select(is_nan, vf_bits((w >> 16) | 0x40u), vf_bits(rounded));
+  return __builtin_convertvector(out, vh);
+}
+
+/* After M. Dukhan's FP16 library: exact for normals, subnormals, infinities and NaN. */
+static inline vf vf_from_f16(vh h) {
+  vu w = __builtin_convertvector(h, vu) << 16;
+  vu sign = w & 0x80000000u;
+  vu two_w = w + w;
+  vf normalized = vf_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  vf denormalized = vf_bits((two_w >> 17) | (126u << 23)) - 0.5f;
+  vi is_denormal = (vi)(two_w < (1u << 27));
+  return vf_bits(sign | vu_bits(vf_select(is_denormal, denormalized, normalized)));
+}
+
+static inline vh vh_f16_from(vf x) {
+  vf absx = vf_bits(vu_bits(x) & 0x7FFFFFFFu);
+  vf base = (absx * 0x1.0p+112f) * 0x1.0p-110f;
+  vu w = vu_bits(x);
+  vu shl1_w = w + w;
+  vu sign = w & 0x80000000u;
+  vu bias = shl1_w & 0xFF000000u;
+  bias = (vu)vf_select((vi)(bias < 0x71000000u), vf_bits(vu_splat(0x71000000u)), vf_bits(bias));
+  base = vf_bits((bias >> 1) + 0x07800000u) + base;
+  vu bits = vu_bits(base);
+  vu nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  vu out = (vu)vf_select((vi)(shl1_w > 0xFF000000u), vf_bits(vu_splat(0x7E00u)), vf_bits(nonsign));
+  return __builtin_convertvector((sign >> 16) | out, vh);
+}
+
+/* ---- loads and stores of a whole vector at element offset i ---- */
+
+static inline vf vf_load(const void *base, int dtype, int64_t i) {
+  if (dtype == 0) return *(const vf_mem *)((const float *)base + i);
+  vh h = *(const vh_mem *)((const uint16_t *)base + i);
+  return dtype == 1 ? vf_from_bf16(h) : vf_from_f16(h);
+}
+
+static inline void vf_store(void *base, int dtype, int64_t i, vf x) {
+  if (dtype == 0) {
+    *(vf_mem *)((float *)base + i) = x;
+    return;
+  }
+  *(vh_mem *)((uint16_t *)base + i) = dtype == 1 ? vh_bf16_from(x) : vh_f16_from(x);
+}
+
+/* A partial vector: lanes past `count` read as `fill`. */
+static inline vf vf_load_partial(const void *base, int dtype, int64_t i, int count, float fill) {
+  vf x = vf_splat(fill);
+  if (dtype == 0) {
+    memcpy(&x, (const float *)base + i, (size_t)count * 4);
+    return x;
+  }
+  vh h = {0};
+  memcpy(&h, (const uint16_t *)base + i, (size_t)count * 2);
+  vf y = dtype == 1 ? vf_from_bf16(h) : vf_from_f16(h);
+  for (int l = 0; l < count; l++) x[l] = y[l];
+  return x;
+}
+
+static inline void vf_store_partial(void *base, int dtype, int64_t i, int count, vf x) {
+  if (dtype == 0) {
+    memcpy((float *)base + i, &x, (size_t)count * 4);
+    return;
+  }
+  vh h = dtype == 1 ? vh_bf16_from(x) : vh_f16_from(x);
+  memcpy((uint16_t *)base + i, &h, (size_t)count * 2);
+}
+
+static inline float scalar_load(const void *base, int dtype, int64_t i) {
+  return vf_load_partial(base, dtype, i, 1, 0.0f)[0];
+}
+
+#endif

@@ -9,6 +9,7 @@
  * magnitude 1e4, no digits are lost to a large common offset:
  *   s = sum 2^a_v,   t = sum 2^a_v * a_v,
  *   lse = m/T + ln s,   logp = (z_y - m)/T - ln s,   H = ln s - ln2 * t / s  (both terms >= 0).
+ * (In the code a is kept in the units of vf_exp2u, a * RLK_EXP2_UNITS.)
  * Backward recomputes p_v = 2^((z_v - lse*T) * log2(e)/T), with lse*T held as an exact sum
  * hi + lo of two floats (fmaf, once per row), so z_v - lse*T is exact up to one rounding of a
  * small number on every variant, FMA or not (a vector z - lse*T would be hoisted and rounded).
@@ -38,9 +39,10 @@ static inline int64_t target_of(const void *targets, int itype, int64_t i) {
 typedef struct {
   float m; /* raw max of the row (before the temperature) */
   float s; /* sum 2^a */
-  float t; /* sum 2^a * a */
+  float t; /* sum 2^a * a, a in log2 units */
 } row_stats;
 
+/* k = log2(e) / T */
 static row_stats row_stats_of(const void *row, int dtype, int64_t v, float k, int with_t) {
   float buf[CHUNK] __attribute__((aligned(64)));
   float m = -FLT_MAX; /* finite, so that (z - m) is never inf - inf */
@@ -69,28 +71,28 @@ static row_stats row_stats_of(const void *row, int dtype, int64_t v, float k, in
       float delta = (m - cm) * k;
       delta = delta < -127.0f ? -127.0f : delta;
       const float scale = exp2f(delta);
-      t = scale * (t + delta * s);
+      t = scale * (t + (delta * RLK_EXP2_UNITS) * s);
       s = scale * s;
       m = cm;
     }
 
     /* sweep 2: exponentials, from cache */
-    const vf vm = vf_splat(m), vk = vf_splat(k);
+    const vf vm = vf_splat(m), vk = vf_splat(k * RLK_EXP2_UNITS);
     for (int i = 0; i < full; i += RLK_W) {
       const vf z = *(const vf_mem *)(x + i);
-      vf a = vf_clamp_below((z - vm) * vk, -127.0f);
-      vf e = vf_exp2(a);
+      const vf a = vf_clamp_below((z - vm) * vk, RLK_EXP2_MIN);
+      const vf e = vf_exp2u(a);
       s += e;
       if (with_t) t += e * a;
     }
     if (full < len) {
-      vf a = vf_clamp_below((tail - vm) * vk, -127.0f);
-      vf e = vf_exp2(a);
+      const vf a = vf_clamp_below((tail - vm) * vk, RLK_EXP2_MIN);
+      const vf e = vf_exp2u(a);
       s += e;
       if (with_t) t += e * a;
     }
   }
-  return (row_stats){m, vf_hsum(s), vf_hsum(t)};
+  return (row_stats){m, vf_hsum(s), vf_hsum(t) / RLK_EXP2_UNITS};
 }
 
 int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets, int itype,
@@ -157,23 +159,25 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
 
     /* dz = -p * (g + h * (a*ln2 + H)) / T  with a = (z - lse*T) * log2(e)/T, p = 2^a */
     const float lse_t_hi = lse[i] * T, lse_t_lo = fmaf(lse[i], T, -lse_t_hi);
-    const vf vhi = vf_splat(lse_t_hi), vlo = vf_splat(lse_t_lo), vk = vf_splat(k), vg = vf_splat(g), vh_ = vf_splat(h);
-    const vf vH = vf_splat(H), vscale = vf_splat(-invT);
+    const vf vhi = vf_splat(lse_t_hi), vlo = vf_splat(lse_t_lo), vk = vf_splat(k * RLK_EXP2_UNITS);
+    const vf vg = vf_splat(g), vh_ = vf_splat(h), vH = vf_splat(H), vscale = vf_splat(-invT);
+    const float ln2u = LN2 / RLK_EXP2_UNITS; /* a in exponent units -> natural log */
     int64_t j = 0;
     for (; j + RLK_W <= v; j += RLK_W) {
-      vf a = vf_clamp_below(((vf_load(row, dtype, j) - vhi) - vlo) * vk, -127.0f);
-      vf p = vf_exp2(a);
-      vf_store(out, grad_dtype, j, vscale * p * (vg + vh_ * (a * LN2 + vH)));
+      vf a = vf_clamp_below(((vf_load(row, dtype, j) - vhi) - vlo) * vk, RLK_EXP2_MIN);
+      vf p = vf_exp2u(a);
+      vf_store(out, grad_dtype, j, vscale * p * (vg + vh_ * (a * ln2u + vH)));
     }
     if (j < v) {
-      vf a = vf_clamp_below(((vf_load_partial(row, dtype, j, (int)(v - j), 0.0f) - vhi) - vlo) * vk, -127.0f);
-      vf p = vf_exp2(a);
-      vf_store_partial(out, grad_dtype, j, (int)(v - j), vscale * p * (vg + vh_ * (a * LN2 + vH)));
+      vf a = vf_clamp_below(((vf_load_partial(row, dtype, j, (int)(v - j), 0.0f) - vhi) - vlo) * vk,
+                                RLK_EXP2_MIN);
+      vf p = vf_exp2u(a);
+      vf_store_partial(out, grad_dtype, j, (int)(v - j), vscale * p * (vg + vh_ * (a * ln2u + vH)));
     }
     /* the target's own term, g * 1[v=y] / T, computed whole so a 16-bit output rounds once */
-    vf a = vf_clamp_below(((vf_splat(zy) - vhi) - vlo) * vk, -127.0f);
-    vf p = vf_exp2(a);
-    vf dzy = vf_splat(invT) * (vg * (1.0f - p) - vh_ * p * (a * LN2 + vH));
+    vf a = vf_clamp_below(((vf_splat(zy) - vhi) - vlo) * vk, RLK_EXP2_MIN);
+    vf p = vf_exp2u(a);
+    vf dzy = vf_splat(invT) * (vg * (1.0f - p) - vh_ * p * (a * ln2u + vH));
     vf_store_partial(out, grad_dtype, y, 1, dzy);
   }
   return status;

@@ -1,7 +1,20 @@
 package io.rlkernels.bench;
 
+import java.util.Arrays;
+
+/**
+ * Entry point of benchmarks.jar: {@code logprobs [--quick]} runs the token log-probs benchmarks
+ * beside the read-bandwidth probe and prints the RESULTS.md table; anything else goes to JMH
+ * ({@code -h} for its options, {@code -l} to list benchmarks).
+ */
 public final class BenchMain {
+    private BenchMain() {}
+
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("logprobs")) {
+            BenchReport.logProbs(Arrays.asList(args).contains("--quick"));
+            return;
+        }
         org.openjdk.jmh.Main.main(args);
     }
 }

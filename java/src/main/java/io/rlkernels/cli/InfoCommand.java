@@ -3,6 +3,7 @@ package io.rlkernels.cli;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.Backends;
 import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.cuda.internal.CudaProbe;
 import io.rlkernels.backend.nativecpu.NativeBackend;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import java.util.ArrayList;
@@ -21,6 +22,9 @@ final class InfoCommand implements Runnable {
         for (Backends.Availability a : Backends.all()) {
             System.out.printf("%-9s %s%n", a.kind().id(), a.available() ? details(a.kind()) : "unavailable: " + a.reason());
         }
+        System.out.printf("%-9s %s%n", "kernels", CudaProbe.fatbin()
+                .map(f -> "rlkernels.fatbin in the jar, " + f.length / 1024 + " KiB (SASS sm_80, sm_90; PTX compute_90)")
+                .orElse("not built: " + CudaProbe.fatbinMissingReason()));
     }
 
     private static String details(BackendKind kind) {

@@ -53,6 +53,11 @@ public record BackendUnderTest(String label, BackendKind kind, Supplier<String> 
         return out.stream();
     }
 
+    /** The native backend on the variant it picks for this CPU. */
+    public static BackendUnderTest nativeAuto() {
+        return new BackendUnderTest("native", BackendKind.NATIVE, NativeBackend::unavailableReason, NativeBackend::open);
+    }
+
     /** Every backend but the reference: what is tested against it. */
     public static Stream<BackendUnderTest> fast() {
         return all().filter(b -> b.kind != BackendKind.REFERENCE);

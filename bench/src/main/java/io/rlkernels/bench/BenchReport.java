@@ -1,0 +1,75 @@
+package io.rlkernels.bench;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+/** Runs benchmarks with their baselines in one JMH run and prints ratios and bandwidth as a Markdown table. */
+final class BenchReport {
+    private BenchReport() {}
+
+    /** One measured configuration. */
+    private record Row(String op, String dtype, int vocab, int rows, String backend, double ms, double err) {}
+
+    static void logProbs(boolean quick) throws Exception {
+        ChainedOptionsBuilder opts = new OptionsBuilder()
+                .include(LogProbsBenchmark.class.getName() + ".*")
+                .include(ReadBandwidthBenchmark.class.getName() + ".*")
+                .forks(1)
+                .jvmArgsAppend("--enable-native-access=ALL-UNNAMED", "-Xmx2g")
+                .warmupIterations(2).warmupTime(TimeValue.seconds(2))
+                .measurementIterations(5).measurementTime(TimeValue.seconds(2));
+        if (quick) {
+            opts.param("vocab", "32000").param("rows", "1024").warmupIterations(1).measurementIterations(3);
+        }
+        Collection<RunResult> results = new Runner(opts.build()).run();
+
+        double readMs = Double.NaN;
+        long readElements = 0;
+        List<Row> rows = new ArrayList<>();
+        for (RunResult r : results) {
+            String method = r.getParams().getBenchmark().substring(r.getParams().getBenchmark().lastIndexOf('.') + 1);
+            double ms = r.getPrimaryResult().getScore();
+            double err = r.getPrimaryResult().getScoreError();
+            if (r.getParams().getBenchmark().contains("ReadBandwidth")) {
+                readMs = ms;
+                readElements = Long.parseLong(r.getParams().getParam("elements"));
+                continue;
+            }
+            rows.add(new Row(method, r.getParams().getParam("dtype"), Integer.parseInt(r.getParams().getParam("vocab")),
+                    Integer.parseInt(r.getParams().getParam("rows")), r.getParams().getParam("backend"), ms, err));
+        }
+        double readGbs = readElements * 4.0 / (readMs / 1e3) / 1e9;
+        Map<String, Double> referenceMs = new HashMap<>();
+        for (Row r : rows) {
+            if (r.backend().equals("reference")) {
+                referenceMs.put(r.op() + r.dtype() + r.vocab(), r.ms());
+            }
+        }
+        rows.sort(Comparator.comparing(Row::op).reversed().thenComparing(Row::vocab).thenComparing(Row::dtype)
+                .thenComparing(Row::backend));
+
+        System.out.printf("%nRead bandwidth (sum over %d MiB, every core): %.1f GB/s (%.2f ms)%n%n", readElements * 4 >> 20,
+                readGbs, readMs);
+        System.out.println("| op | logits | N x V | backend | ms/op (± 99.9%) | GB/s | of read bandwidth | vs reference |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
+        for (Row r : rows) {
+            double gbs = LogProbsBenchmark.bytesMoved(r.op(), r.rows(), r.vocab(), r.dtype()) / (r.ms() / 1e3) / 1e9;
+            Double ref = referenceMs.get(r.op() + r.dtype() + r.vocab());
+            System.out.printf("| %s | %s | %d x %d | %s | %.2f ± %.2f | %.1f | %.0f %% | %s |%n", r.op(), r.dtype(), r.rows(),
+                    r.vocab(), r.backend(), r.ms(), r.err(), gbs, 100 * gbs / readGbs,
+                    ref == null ? "" : String.format("%.1fx", ref / r.ms()));
+        }
+        System.out.println();
+        System.out.println("GB/s = bytes the op must move / time: forward reads the logits once; backward reads them and"
+                + " writes an f32 gradient (so its bandwidth counts reads and writes, against a read-only ceiling).");
+    }
+}

@@ -9,19 +9,21 @@ public enum BackendKind {
     /** The native/ C library through FFM: SIMD and OpenMP. */
     NATIVE,
     /** The cuda-kernels/ fatbin through the JCuda driver API. */
-    CUDA;
+    CUDA,
+    /** The same cuda-kernels/ sources compiled for the CPU with cuda-kernels/emu: CI's CUDA, for correctness only. */
+    EMULATED;
 
     public String id() {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** Parses "reference", "native", "cuda" (any case). */
+    /** Parses "reference", "native", "cuda", "emulated" (any case). */
     public static BackendKind parse(String s) {
         for (BackendKind k : values()) {
             if (k.id().equalsIgnoreCase(s.trim())) {
                 return k;
             }
         }
-        throw new IllegalArgumentException("backend: expected auto, reference, native or cuda, found " + s);
+        throw new IllegalArgumentException("backend: expected auto, reference, native, cuda or emulated, found " + s);
     }
 }

@@ -1,13 +1,18 @@
 package io.rlkernels.backend;
 
 import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.emulated.EmulatedLauncher;
+import io.rlkernels.backend.emulated.internal.EmulatorLibrary;
 import io.rlkernels.backend.nativecpu.NativeBackend;
 import io.rlkernels.backend.reference.ReferenceBackend;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.logging.Logger;
 
-/** Opens backends by kind, and picks the fastest one available ({@code auto}, DESIGN §3). */
+/**
+ * Opens backends by kind, and picks the fastest one available ({@code auto}, DESIGN §3; the
+ * emulated backend is for tests and never picked).
+ */
 public final class Backends {
     private static final Logger LOG = Logger.getLogger("io.rlkernels");
 
@@ -21,6 +26,10 @@ public final class Backends {
             case REFERENCE -> new Availability(kind, true, null);
             case NATIVE -> new Availability(kind, NativeBackend.isAvailable(), NativeBackend.unavailableReason());
             case CUDA -> new Availability(kind, CudaBackend.isAvailable(), CudaBackend.unavailableReason());
+            case EMULATED -> {
+                String reason = EmulatorLibrary.unavailableReason(EmulatorLibrary.KERNELS);
+                yield new Availability(kind, reason == null, reason);
+            }
         };
     }
 
@@ -38,10 +47,13 @@ public final class Backends {
             case REFERENCE -> new ReferenceBackend();
             case NATIVE -> NativeBackend.open();
             case CUDA -> CudaBackend.open();
+            case EMULATED -> new CudaBackend(new EmulatedLauncher(EmulatorLibrary.get(EmulatorLibrary.KERNELS).orElseThrow(
+                    () -> new IllegalStateException("emulated backend unavailable: "
+                            + EmulatorLibrary.unavailableReason(EmulatorLibrary.KERNELS)))), BackendKind.EMULATED);
         };
     }
 
-    /** "auto", "reference", "native" or "cuda". */
+    /** "auto", "reference", "native", "cuda" or "emulated". */
     public static Backend open(String name) {
         return "auto".equalsIgnoreCase(name.trim()) ? auto() : open(BackendKind.parse(name));
     }

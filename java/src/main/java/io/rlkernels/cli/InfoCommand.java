@@ -3,6 +3,7 @@ package io.rlkernels.cli;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.Backends;
 import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.emulated.EmulatedLauncher;
 import io.rlkernels.backend.cuda.internal.CudaProbe;
 import io.rlkernels.backend.nativecpu.NativeBackend;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
@@ -47,6 +48,12 @@ final class InfoCommand implements Runnable {
                     yield b.description() + ", kernels loaded";
                 } catch (RuntimeException e) {
                     yield "driver found, but opening the device failed: " + e.getMessage();
+                }
+            }
+            case EMULATED -> {
+                try (CudaBackend b = (CudaBackend) Backends.open(BackendKind.EMULATED)) {
+                    int kernels = ((EmulatedLauncher) b.launcher()).library().kernels().size();
+                    yield b.description() + ", " + kernels + " kernels (for tests: the CUDA sources on the CPU)";
                 }
             }
         };

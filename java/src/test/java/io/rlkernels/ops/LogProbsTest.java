@@ -378,6 +378,35 @@ class LogProbsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("fast")
+    void gridStrideLoopsGiveTheSameRows(BackendUnderTest bt) {
+        // three blocks for 40 rows: every block handles several rows, reusing its shared memory
+        String saved = System.setProperty("rlk.cuda.maxGrid", "3");
+        try {
+            long seed = TestData.newSeed();
+            SplittableRandom rng = new SplittableRandom(seed);
+            LogProbs.Config c = LogProbs.Config.defaults().withTemperature(0.9f);
+            try (Backend b = bt.open();
+                 HostTensor logits = TestData.logits(rng, DType.BF16, 40, 4000, 3.0);
+                 HostTensor targets = TestData.targets(rng, DType.I64, 40, 4000, 0.2, c.ignoreIndex());
+                 HostTensor g = TestData.normal(rng, 40, 1.0);
+                 Outputs expected = referenceForward(c, logits, targets);
+                 Outputs actual = forward(b, c, logits, targets, true);
+                 HostTensor want = backward(new ReferenceBackend(), c, logits, targets, expected, g, null, DType.F32);
+                 HostTensor got = backward(b, c, logits, targets, expected, g, null, DType.F32)) {
+                assertForwardClose(bt + " grid-stride seed=" + seed, expected, actual, Tolerance.F32_OUTPUT);
+                Compare.assertClose(bt + " grid-stride backward seed=" + seed, want, got, Tolerance.F32_OUTPUT);
+            }
+        } finally {
+            if (saved == null) {
+                System.clearProperty("rlk.cuda.maxGrid");
+            } else {
+                System.setProperty("rlk.cuda.maxGrid", saved);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fast")
     void hostTensorsAndJavaArraysWorkOnEveryBackend(BackendUnderTest bt) {
         long seed = TestData.newSeed();
         SplittableRandom rng = new SplittableRandom(seed);

@@ -13,8 +13,8 @@ import java.util.stream.Stream;
 
 /**
  * A backend as the parameterised tests see it: the reference, the native library on each
- * instruction-set variant this CPU runs, and cuda (skipped, with its reason, where there is no
- * GPU). {@code -Drlk.test.backends=cuda} (a comma-separated list of labels or kinds) narrows the
+ * instruction-set variant this CPU runs, cuda (skipped, with its reason, where there is no GPU),
+ * and the CUDA kernels in the emulator. {@code -Drlk.test.backends=cuda} (a comma-separated list of labels or kinds) narrows the
  * set, as bench/gpu does.
  */
 public record BackendUnderTest(String label, BackendKind kind, Supplier<String> unavailable, Supplier<Backend> opener) {
@@ -45,6 +45,8 @@ public record BackendUnderTest(String label, BackendKind kind, Supplier<String> 
         }
         out.add(new BackendUnderTest("cuda", BackendKind.CUDA, () -> Backends.availability(BackendKind.CUDA).reason(),
                 () -> Backends.open(BackendKind.CUDA)));
+        out.add(new BackendUnderTest("emulated", BackendKind.EMULATED,
+                () -> Backends.availability(BackendKind.EMULATED).reason(), () -> Backends.open(BackendKind.EMULATED)));
         String only = System.getProperty("rlk.test.backends", "").trim();
         if (!only.isEmpty()) {
             List<String> wanted = List.of(only.split(","));

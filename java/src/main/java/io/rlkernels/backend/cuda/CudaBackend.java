@@ -21,7 +21,10 @@ import io.rlkernels.tensor.Tensor;
  * stream; host tensors are copied in, computed on, copied back, and the call waits.
  */
 public final class CudaBackend implements Backend {
-    /** Rows per grid at most; kernels loop over further rows (grid-stride). */
+    /**
+     * Blocks per grid at most; kernels loop over further rows (grid-stride). Tests lower it with
+     * {@code -Drlk.cuda.maxGrid=N} so that small inputs take the grid-stride path too.
+     */
     static final int MAX_GRID = 1 << 20;
     /** Alignment that enables the 16-byte vector path. */
     private static final int VECTOR_BYTES = 16;
@@ -105,7 +108,7 @@ public final class CudaBackend implements Backend {
         while (threads < 512 && threads * 4L < vectors) {
             threads *= 2;
         }
-        return new LaunchShape((int) Math.min(rows, MAX_GRID), threads, 0);
+        return new LaunchShape((int) Math.min(rows, Integer.getInteger("rlk.cuda.maxGrid", MAX_GRID)), threads, 0);
     }
 
     @Override

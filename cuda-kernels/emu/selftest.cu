@@ -79,3 +79,13 @@ extern "C" __global__ void selftest_arrival_order(int *counter, int *order) {
   __syncthreads();
   order[blockDim.x + threadIdx.x] = atomicAdd(counter, 1);
 }
+
+// Many warp synchronisations and few instructions: the cost of a context switch (bench_switch.cpp).
+extern "C" __global__ void selftest_switches(int iterations, int *out) {
+  int x = threadIdx.x;
+  for (int i = 0; i < iterations; i++) {
+    __syncwarp();
+    x += i;
+  }
+  out[blockIdx.x * blockDim.x + threadIdx.x] = x;
+}

@@ -21,18 +21,22 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The emulator catches what it claims (issue 3): kernels of cuda-kernels/emu/selftest.cu, run
- * through the same launcher the emulated backend uses.
+ * through the same launcher the emulated backend uses, on the x86-64 context switch;
+ * {@link EmulatorSelfTestUcontext} runs the same on the portable ucontext fallback.
  */
 class EmulatorSelfTest {
-    private static final String MODULE = "/io/rlkernels/emu/libemu_selftest.so";
+    /** The self-test module under test. */
+    String module() {
+        return "/io/rlkernels/emu/libemu_selftest.so";
+    }
 
     private EmulatedLauncher launcher;
     private Arena arena;
 
     @BeforeEach
     void open() {
-        EmulatorLibrary lib = EmulatorLibrary.get(MODULE)
-                .orElseThrow(() -> new AssertionError("self-test module missing: " + EmulatorLibrary.unavailableReason(MODULE)));
+        EmulatorLibrary lib = EmulatorLibrary.get(module()).orElseThrow(
+                () -> new AssertionError("self-test module missing: " + EmulatorLibrary.unavailableReason(module())));
         launcher = new EmulatedLauncher(lib);
         arena = Arena.ofConfined();
     }

@@ -30,6 +30,14 @@ public final class Check {
         return t;
     }
 
+    /** A host tensor, for a backend that computes on the CPU ({@code backend} names it in the message). */
+    public static HostTensor host(String arg, Tensor t, String backend) {
+        if (t instanceof HostTensor h) {
+            return h;
+        }
+        throw fail(arg, "a host tensor (the " + backend + " backend runs on the CPU)", t.describe());
+    }
+
     public static void dtype(String arg, Tensor t, DType first, DType... rest) {
         Set<DType> allowed = EnumSet.of(first, rest);
         if (!allowed.contains(t.dtype())) {

@@ -115,10 +115,7 @@ public final class NativeBackend implements Backend {
     }
 
     private static HostTensor host(String arg, Tensor t) {
-        if (t instanceof HostTensor h) {
-            return h;
-        }
-        throw Check.fail(arg, "a host tensor (the native backend runs on the CPU)", t.describe());
+        return Check.host(arg, t, "native");
     }
 
     private static MemorySegment segment(String arg, Tensor t) {

@@ -133,10 +133,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     private static HostTensor host(String arg, Tensor t) {
-        if (t instanceof HostTensor h) {
-            return h;
-        }
-        throw Check.fail(arg, "a host tensor (the reference backend runs on the CPU)", t.describe());
+        return Check.host(arg, t, "reference");
     }
 
     @Override

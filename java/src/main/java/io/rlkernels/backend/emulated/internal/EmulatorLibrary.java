@@ -1,6 +1,7 @@
 package io.rlkernels.backend.emulated.internal;
 
 import io.rlkernels.internal.BundledFiles;
+import io.rlkernels.internal.Downcalls;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -88,7 +89,7 @@ public final class EmulatorLibrary {
         try {
             return (int) workers.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -101,7 +102,7 @@ public final class EmulatorLibrary {
             }
             return names;
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -110,7 +111,7 @@ public final class EmulatorLibrary {
         try {
             return ((MemorySegment) malloc.invokeExact(bytes)).address();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -118,7 +119,7 @@ public final class EmulatorLibrary {
         try {
             free.invokeExact(MemorySegment.ofAddress(address));
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -129,17 +130,7 @@ public final class EmulatorLibrary {
             return (int) launch.invokeExact(name, gx, gy, gz, bx, by, bz, sharedBytes, args, argSizes, nargs, seed,
                     error, error.byteSize());
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
-    }
-
-    private static RuntimeException rethrow(Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException(t);
     }
 }

@@ -1,6 +1,7 @@
 package io.rlkernels.backend.nativecpu.internal;
 
 import io.rlkernels.internal.BundledFiles;
+import io.rlkernels.internal.Downcalls;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -105,7 +106,7 @@ public final class NativeLibrary {
         try {
             return (int) isaSelected.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -114,7 +115,7 @@ public final class NativeLibrary {
         try {
             return (int) isaSupportedMask.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -123,7 +124,7 @@ public final class NativeLibrary {
         try {
             return (int) isaSelect.invokeExact(isa) == 0;
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -132,7 +133,7 @@ public final class NativeLibrary {
             MemorySegment s = (MemorySegment) isaName.invokeExact(isa);
             return s.reinterpret(64).getString(0);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -140,7 +141,7 @@ public final class NativeLibrary {
         try {
             return (int) maxThreads.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -148,7 +149,7 @@ public final class NativeLibrary {
         try {
             setNumThreads.invokeExact(n);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -160,7 +161,7 @@ public final class NativeLibrary {
         try {
             return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, logp, lse, entropy);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -175,7 +176,7 @@ public final class NativeLibrary {
             return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lse, entropy,
                     gradLogp, gradEntropy, gradLogits, gradDtype);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
     }
 
@@ -193,17 +194,7 @@ public final class NativeLibrary {
         try {
             return (double) sumF32.invokeExact(x, n);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw Downcalls.rethrow(t);
         }
-    }
-
-    static RuntimeException rethrow(Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException(t);
     }
 }

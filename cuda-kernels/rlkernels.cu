@@ -3,3 +3,4 @@
 #include <cuda_fp16.h>  // __half2float and friends, used under __CUDA_ARCH__ only
 #endif
 #include "logprobs.cu"
+#include "advantages.cu"

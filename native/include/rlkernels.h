@@ -10,6 +10,7 @@
 #ifndef RLKERNELS_H
 #define RLKERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -21,7 +22,10 @@ enum rlk_dtype { RLK_F32 = 0, RLK_BF16 = 1, RLK_F16 = 2 };
 /* Integer types of target ids. */
 enum rlk_itype { RLK_I32 = 0, RLK_I64 = 1 };
 
-enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2 };
+enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2, RLK_BAD_ARGUMENT = 3, RLK_OUT_OF_MEMORY = 4 };
+
+/* Group advantage modes; the codes match io.rlkernels.ops.GroupAdvantages.Mode. */
+enum rlk_adv_mode { RLK_ADV_GRPO = 0, RLK_ADV_DRGRPO = 1, RLK_ADV_RLOO = 2, RLK_ADV_BATCH = 3, RLK_ADV_NONE = 4 };
 
 /* Instruction-set variants, in the order they are tried. */
 enum rlk_isa { RLK_ISA_AUTO = -1, RLK_ISA_X86_64 = 0, RLK_ISA_AVX2 = 1, RLK_ISA_AVX512 = 2 };
@@ -61,6 +65,29 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
                      const float *lse, const float *entropy,
                      const float *grad_logp, const float *grad_entropy,
                      void *grad_logits, int grad_dtype);
+
+/*
+ * Group-normalised advantages (DESIGN §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
+ * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double;
+ * a group of one gets 0. Batch mode is one group holding every sequence.
+ */
+int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
+                         int unbiased, float eps, float *advantages);
+
+/* per_token[i, j] = mask[i, j] ? per_sequence[i] : 0; mask is f32, or u8 when mask_u8. */
+int rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask_u8, int64_t s, int64_t t,
+                           float *per_token);
+
+/*
+ * GAE over [b, t] rows (values != NULL: advantages and returns), or discounted returns-to-go
+ * (values == NULL, advantages == NULL, lambda unused). Positions the mask drops are skipped by the
+ * scan and get 0.
+ */
+int rlk_gae(const float *rewards, const float *values, const void *mask, int mask_u8, int64_t b, int64_t t,
+            float gamma, float lambda, float *advantages, float *returns);
+
+/* (x - mean) / sqrt(var + eps) over the kept positions, 0 elsewhere; out may be x. */
+int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 
 /* Sum of a float buffer with every core and the widest vectors: the read-bandwidth probe. */
 double rlk_sum_f32(const float *x, int64_t n);

@@ -1,7 +1,11 @@
 package io.rlkernels.backend;
 
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -78,6 +82,42 @@ public interface Backend extends AutoCloseable {
         }
         return grad;
     }
+
+    /**
+     * Group-normalised advantages of rewards [S] f32 into advantages [S] f32; see
+     * {@link GroupAdvantages}. Throws {@link IllegalArgumentException} on a non-finite reward.
+     */
+    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages);
+
+    /** The same, grouping by ids [S] (i32 or i64, non-negative); builds the layout for this call. */
+    default void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor groupIds, Tensor advantages) {
+        Check.alive("groupIds", groupIds);
+        HostTensor ids = groupIds instanceof HostTensor h ? h : HostTensor.allocate(groupIds.dtype(), groupIds.shape());
+        try {
+            if (ids != groupIds) {
+                download(groupIds, ids);
+            }
+            try (GroupLayout layout = GroupLayout.of(ids)) {
+                groupAdvantages(config, rewards, layout, advantages);
+            }
+        } finally {
+            if (ids != groupIds) {
+                ids.close();
+            }
+        }
+    }
+
+    /** perToken[s, t] = perSequence[s] where mask[s, t] is set, else 0: [S] f32 to [S, T] f32. */
+    void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken);
+
+    /** GAE over [B, T] token rows into advantages and returns; see {@link Gae}. */
+    void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns);
+
+    /** Discounted returns-to-go over [B, T] token rows; see {@link Gae}. */
+    void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns);
+
+    /** Whitening under a mask; {@code out} may be {@code x} itself. See {@link MaskedWhiten}. */
+    void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out);
 
     /** Releases what the backend holds (device context references, staging buffers). Idempotent. */
     @Override

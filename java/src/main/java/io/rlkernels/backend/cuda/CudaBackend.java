@@ -5,7 +5,11 @@ import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.cuda.internal.CudaProbe;
 import io.rlkernels.backend.cuda.internal.JCudaLauncher;
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.DeviceTensor;
 import io.rlkernels.tensor.HostTensor;
@@ -157,6 +161,169 @@ public final class CudaBackend implements Backend {
             DType wider = logits.dtype().byteSize() >= gradLogits.dtype().byteSize() ? logits.dtype() : gradLogits.dtype();
             launcher.launch(kernel, rowLaunch(d.rows(), d.vocab(), wider), args);
             s.finish();
+        }
+    }
+
+    /** A team per group: a warp for groups up to 256 members (eight to a block), else a block of 256. */
+    static LaunchShape groupLaunch(int groups, int maxGroupSize) {
+        if (maxGroupSize <= 256) {
+            return new LaunchShape((int) Math.max(1, Math.min((groups + 7) / 8, MAX_GRID)), 256, 0);
+        }
+        return new LaunchShape(Math.max(1, Math.min(groups, MAX_GRID)), 256, 0);
+    }
+
+    /** One block per row, threads enough for a tile of 8 positions each (rlk_gae). */
+    static LaunchShape gaeLaunch(long rows, long t) {
+        int threads = 32;
+        while (threads < 256 && threads * 8L < t) {
+            threads *= 2;
+        }
+        return new LaunchShape((int) Math.max(1, Math.min(rows, MAX_GRID)), threads, 0);
+    }
+
+    /** Grid-stride element-wise kernels. */
+    static LaunchShape elementwiseLaunch(long n) {
+        return new LaunchShape((int) Math.max(1, Math.min((n + 255) / 256, 65_535L)), 256, 0);
+    }
+
+    /** Blocks of partial sums of a whole-tensor reduction: a function of n only, so the sums are too. */
+    static int reductionBlocks(long n) {
+        return (int) Math.max(1, Math.min((n + 2047) / 2048, 1024));
+    }
+
+    @Override
+    public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        GroupAdvantages.check(config, rewards, groups, advantages);
+        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        try (Staging s = new Staging(launcher, this)) {
+            long r = s.in("rewards", rewards);
+            requireFinite(s, "rewards", rewards, r);
+            DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(upload(layout.order()), upload(layout.offsets())));
+            long out = s.out("advantages", advantages);
+            if (layout.groups() > 0) {
+                String kernel = layout.maxGroupSize() <= 256 ? "rlk_group_advantages_warp" : "rlk_group_advantages_block";
+                launcher.launch(kernel, groupLaunch(layout.groups(), layout.maxGroupSize()), new KernelArgs().ptr(r)
+                        .ptr(dl.order().address()).ptr(dl.offsets().address()).i64(layout.groups()).i32(config.mode().code())
+                        .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).ptr(out));
+            }
+            s.finish();
+        } finally {
+            if (layout != groups) {
+                layout.close();
+            }
+        }
+    }
+
+    /** A group layout on this device. */
+    private record DeviceLayout(DeviceTensor order, DeviceTensor offsets) implements AutoCloseable {
+        @Override
+        public void close() {
+            order.close();
+            offsets.close();
+        }
+    }
+
+    @Override
+    public void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        long n = perToken.numel();
+        try (Staging s = new Staging(launcher, this)) {
+            long a = s.in("perSequence", perSequence);
+            long m = s.in("mask", mask);
+            long out = s.out("perToken", perToken);
+            if (n > 0) {
+                launcher.launch("rlk_sequence_to_tokens", elementwiseLaunch(n), new KernelArgs().ptr(a).ptr(m)
+                        .i32(mask.dtype() == DType.U8 ? 1 : 0).i64(mask.dim(0)).i64(mask.dim(1)).ptr(out));
+            }
+            s.finish();
+        }
+    }
+
+    @Override
+    public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+        Gae.check(rewards, values, mask, advantages, returns);
+        scan(config.gamma(), config.lambda(), rewards, values, mask, advantages, returns);
+    }
+
+    @Override
+    public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+        Gae.checkGamma(gamma);
+        Gae.check(rewards, null, mask, returns);
+        scan(gamma, 1f, rewards, null, mask, null, returns);
+    }
+
+    private void scan(float gamma, float lambda, Tensor rewards, Tensor values, Tensor mask, Tensor advantages,
+                      Tensor returns) {
+        long b = rewards.dim(0);
+        long t = rewards.dim(1);
+        try (Staging s = new Staging(launcher, this)) {
+            long r = s.in("rewards", rewards);
+            requireFinite(s, "rewards", rewards, r);
+            long v = 0;
+            if (values != null) {
+                v = s.in("values", values);
+                requireFinite(s, "values", values, v);
+            }
+            long m = s.in("mask", mask);
+            long adv = advantages == null ? 0 : s.out("advantages", advantages);
+            long ret = s.out("returns", returns);
+            if (b > 0 && t > 0) {
+                launcher.launch("rlk_gae", gaeLaunch(b, t), new KernelArgs().ptr(r).ptr(v).ptr(m)
+                        .i32(mask.dtype() == DType.U8 ? 1 : 0).i64(b).i64(t).f32(gamma).f32(lambda).ptr(adv).ptr(ret));
+            }
+            s.finish();
+        }
+    }
+
+    @Override
+    public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+        MaskedWhiten.check(x, mask, out);
+        long n = x.numel();
+        try (Staging s = new Staging(launcher, this)) {
+            long in = x == out ? s.inOut("x", x) : s.in("x", x);
+            requireFinite(s, "x", x, in);
+            long m = s.in("mask", mask);
+            long o = x == out ? in : s.out("out", out);
+            int blocks = reductionBlocks(n);
+            long partial = s.scratch(16L * blocks);
+            long stats = s.scratch(3 * 8);
+            int u8 = mask.dtype() == DType.U8 ? 1 : 0;
+            LaunchShape partials = new LaunchShape(blocks, 256, 0);
+            LaunchShape one = new LaunchShape(1, 32, 0);
+            for (int pass = 0; pass < 2; pass++) {
+                launcher.launch("rlk_whiten_partials", partials,
+                        new KernelArgs().ptr(in).ptr(m).i32(u8).i64(n).i32(pass).ptr(stats).ptr(partial));
+                launcher.launch("rlk_whiten_finish", one, new KernelArgs().ptr(partial).i32(blocks).i32(pass)
+                        .f32(config.eps()).i32(config.unbiased() ? 1 : 0).ptr(stats));
+            }
+            launcher.launch("rlk_whiten_apply", elementwiseLaunch(n), new KernelArgs().ptr(in).ptr(m).i32(u8).i64(n).ptr(stats).ptr(o));
+            s.finish();
+        }
+    }
+
+    /** Refuses a non-finite element of an f32 input: on the host directly, on the device with a kernel and 8 bytes back. */
+    private void requireFinite(Staging s, String arg, Tensor t, long address) {
+        if (t instanceof HostTensor h) {
+            GroupAdvantages.checkFinite(arg, h);
+            return;
+        }
+        long n = t.numel();
+        if (n == 0) {
+            return;
+        }
+        long first = s.scratch(8);
+        try (HostTensor cell = HostTensor.allocate(DType.I64, 1)) {
+            cell.setLong(0, n);
+            launcher.copyToDevice(first, cell.segment(), 8);
+            launcher.launch("rlk_first_nonfinite_f32", elementwiseLaunch(n), new KernelArgs().ptr(address).i64(n).ptr(first));
+            launcher.copyToHost(cell.segment(), first, 8);
+            long bad = cell.getLong(0);
+            if (bad < n) {
+                try (HostTensor value = HostTensor.allocate(DType.F32, 1)) {
+                    launcher.copyToHost(value.segment(), address + 4 * bad, 4);
+                    throw Check.fail(arg + "[" + bad + "]", "a finite number", value.getFloat(0));
+                }
+            }
         }
     }
 

@@ -53,7 +53,12 @@ final class Staging implements AutoCloseable {
     }
 
     private long temporary(HostTensor h) {
-        long d = launcher.allocate(h.byteSize());
+        return scratch(h.byteSize());
+    }
+
+    /** Device memory for this call only (partial sums, flags). */
+    long scratch(long bytes) {
+        long d = launcher.allocate(bytes);
         temporaries.add(d);
         return d;
     }

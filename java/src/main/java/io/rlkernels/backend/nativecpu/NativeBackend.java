@@ -4,7 +4,11 @@ import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -112,6 +116,57 @@ public final class NativeBackend implements Backend {
                 gradEntropy == null ? MemorySegment.NULL : segment("gradEntropy", gradEntropy),
                 segment("gradLogits", gradLogits), gradLogits.dtype().code());
         check(rc, "rlk_logprobs_bwd");
+    }
+
+    @Override
+    public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        GroupAdvantages.check(config, rewards, groups, advantages);
+        HostTensor r = host("rewards", rewards);
+        GroupAdvantages.checkFinite("rewards", r);
+        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        try {
+            check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
+                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
+                    "rlk_group_advantages");
+        } finally {
+            if (layout != groups) {
+                layout.close();
+            }
+        }
+    }
+
+    @Override
+    public void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        check(lib.sequenceToTokens(segment("perSequence", perSequence), segment("mask", mask), mask.dtype() == DType.U8,
+                mask.dim(0), mask.dim(1), segment("perToken", perToken)), "rlk_sequence_to_tokens");
+    }
+
+    @Override
+    public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+        Gae.check(rewards, values, mask, advantages, returns);
+        GroupAdvantages.checkFinite("rewards", host("rewards", rewards));
+        GroupAdvantages.checkFinite("values", host("values", values));
+        check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
+                segment("returns", returns)), "rlk_gae");
+    }
+
+    @Override
+    public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+        Gae.checkGamma(gamma);
+        Gae.check(rewards, null, mask, returns);
+        GroupAdvantages.checkFinite("rewards", host("rewards", rewards));
+        check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
+    }
+
+    @Override
+    public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+        MaskedWhiten.check(x, mask, out);
+        GroupAdvantages.checkFinite("x", host("x", x));
+        check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
+                config.unbiased(), segment("out", out)), "rlk_masked_whiten");
     }
 
     private static HostTensor host(String arg, Tensor t) {

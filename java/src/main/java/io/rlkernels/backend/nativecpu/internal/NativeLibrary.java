@@ -41,6 +41,10 @@ public final class NativeLibrary {
     private final MethodHandle logprobsBwd;
     private final MethodHandle logprobsBwdCritical;
     private final MethodHandle sumF32;
+    private final MethodHandle groupAdvantages;
+    private final MethodHandle sequenceToTokens;
+    private final MethodHandle gae;
+    private final MethodHandle maskedWhiten;
     private final MethodHandle isaSelected;
     private final MethodHandle isaSupportedMask;
     private final MethodHandle isaSelect;
@@ -56,6 +60,14 @@ public final class NativeLibrary {
         logprobsBwd = linker.downcallHandle(find(lib, "rlk_logprobs_bwd"), BWD);
         logprobsBwdCritical = linker.downcallHandle(find(lib, "rlk_logprobs_bwd"), BWD, critical);
         sumF32 = linker.downcallHandle(find(lib, "rlk_sum_f32"), FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG));
+        groupAdvantages = linker.downcallHandle(find(lib, "rlk_group_advantages"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS), critical);
+        sequenceToTokens = linker.downcallHandle(find(lib, "rlk_sequence_to_tokens"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS), critical);
+        gae = linker.downcallHandle(find(lib, "rlk_gae"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS), critical);
+        maskedWhiten = linker.downcallHandle(find(lib, "rlk_masked_whiten"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
         isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
         isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
         isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -175,6 +187,46 @@ public final class NativeLibrary {
         try {
             return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lse, entropy,
                     gradLogp, gradEntropy, gradLogits, gradDtype);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    // The advantage kernels take milliseconds, not seconds: critical handles (Java arrays read in
+    // place) are fine for them whatever the arguments.
+
+    public int groupAdvantages(MemorySegment rewards, MemorySegment order, MemorySegment offsets, long groups, int mode,
+                               boolean unbiased, float eps, MemorySegment advantages) {
+        try {
+            return (int) groupAdvantages.invokeExact(rewards, order, offsets, groups, mode, unbiased ? 1 : 0, eps, advantages);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    public int sequenceToTokens(MemorySegment perSequence, MemorySegment mask, boolean maskU8, long s, long t,
+                                MemorySegment perToken) {
+        try {
+            return (int) sequenceToTokens.invokeExact(perSequence, mask, maskU8 ? 1 : 0, s, t, perToken);
+        } catch (Throwable t2) {
+            throw Downcalls.rethrow(t2);
+        }
+    }
+
+    /** GAE, or discounted returns when {@code values} and {@code advantages} are NULL. */
+    public int gae(MemorySegment rewards, MemorySegment values, MemorySegment mask, boolean maskU8, long b, long t,
+                   float gamma, float lambda, MemorySegment advantages, MemorySegment returns) {
+        try {
+            return (int) gae.invokeExact(rewards, values, mask, maskU8 ? 1 : 0, b, t, gamma, lambda, advantages, returns);
+        } catch (Throwable t2) {
+            throw Downcalls.rethrow(t2);
+        }
+    }
+
+    public int maskedWhiten(MemorySegment x, MemorySegment mask, boolean maskU8, long n, float eps, boolean unbiased,
+                            MemorySegment out) {
+        try {
+            return (int) maskedWhiten.invokeExact(x, mask, maskU8 ? 1 : 0, n, eps, unbiased ? 1 : 0, out);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

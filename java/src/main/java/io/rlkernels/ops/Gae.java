@@ -1,0 +1,69 @@
+package io.rlkernels.ops;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.Tensor;
+
+/**
+ * Generalised advantage estimation over token rows [B, T] (DESIGN §5.2), and discounted
+ * returns-to-go. A reverse scan per row over the positions the response mask keeps; positions it
+ * drops are skipped as if absent (the next kept position supplies the next value) and get 0:
+ *
+ * <pre>
+ *   delta_t = r_t + gamma * V_next(t) - V_t        V_next(t): V at the next kept position, 0 at the end
+ *   A_t     = delta_t + gamma * lambda * A_next(t)
+ *   R_t     = A_t + V_t                            (returns)
+ *   G_t     = r_t + gamma * G_next(t)              (discounted returns-to-go, no values)
+ * </pre>
+ *
+ * This is verl's masked GAE; verl also writes carried values at dropped positions, which
+ * everything downstream masks out — compare under the mask.
+ */
+public final class Gae {
+    private Gae() {}
+
+    /** gamma and lambda, both in [0, 1]. */
+    public record Config(float gamma, float lambda) {
+        public Config {
+            checkGamma(gamma);
+            if (!(lambda >= 0 && lambda <= 1)) {
+                throw Check.fail("lambda", "a number in [0, 1]", lambda);
+            }
+        }
+
+        public static Config defaults() {
+            return new Config(1.0f, 1.0f);
+        }
+    }
+
+    public static void checkGamma(float gamma) {
+        if (!(gamma >= 0 && gamma <= 1)) {
+            throw Check.fail("gamma", "a number in [0, 1]", gamma);
+        }
+    }
+
+    /** Checks [B, T] token tensors: f32 rewards and values, an f32 or u8 mask, f32 outputs. */
+    public static void check(Tensor rewards, Tensor values, Tensor mask, Tensor... outputs) {
+        Check.alive("rewards", rewards);
+        Check.dtype("rewards", rewards, DType.F32);
+        Check.rank("rewards", rewards, 2);
+        long[] shape = rewards.shape();
+        if (values != null) {
+            Check.alive("values", values);
+            Check.dtype("values", values, DType.F32);
+            Check.shape("values", values, shape);
+        }
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.F32, DType.U8);
+        Check.shape("mask", mask, shape);
+        String[] names = values != null ? new String[] {"advantages", "returns"} : new String[] {"returns"};
+        for (int i = 0; i < outputs.length; i++) {
+            Check.alive(names[i], outputs[i]);
+            Check.dtype(names[i], outputs[i], DType.F32);
+            Check.shape(names[i], outputs[i], shape);
+        }
+        if (outputs.length == 2) {
+            Check.distinct("advantages", outputs[0], "returns", outputs[1]);
+        }
+    }
+}

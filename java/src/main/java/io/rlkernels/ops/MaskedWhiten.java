@@ -1,0 +1,39 @@
+package io.rlkernels.ops;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.Tensor;
+
+/**
+ * Whitening of token values under a mask (verl's masked_whiten): over the kept positions,
+ * {@code (x - mean) / sqrt(var + eps)}, var unbiased by default; dropped positions get 0. Two
+ * passes in f64, fixed summation order: bitwise the same run after run.
+ */
+public final class MaskedWhiten {
+    private MaskedWhiten() {}
+
+    public record Config(float eps, boolean unbiased) {
+        public static final float DEFAULT_EPS = 1e-8f;
+
+        public Config {
+            if (!(eps >= 0) || !Float.isFinite(eps)) {
+                throw Check.fail("eps", "a finite number >= 0", eps);
+            }
+        }
+
+        public static Config defaults() {
+            return new Config(DEFAULT_EPS, true);
+        }
+    }
+
+    public static void check(Tensor x, Tensor mask, Tensor out) {
+        Check.alive("x", x);
+        Check.dtype("x", x, DType.F32);
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.F32, DType.U8);
+        Check.shape("mask", mask, x.shape());
+        Check.alive("out", out);
+        Check.dtype("out", out, DType.F32);
+        Check.shape("out", out, x.shape());
+    }
+}

@@ -1,0 +1,133 @@
+/*
+ * advantages.c — group-normalised advantages, GAE, discounted returns and masked whitening on
+ * the CPU (DESIGN §5.2). Not vectorised (the work is a few operations per element and gathers),
+ * so compiled once, not per instruction set. Every mean and variance is two-pass in double, and
+ * every sum runs in a fixed order whatever the thread count: bitwise the same output every run.
+ * The CUDA twin is cuda-kernels/advantages.cu; the reference is ReferenceBackend.java.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "rlkernels.h"
+
+/* Elements per chunk of a whole-tensor reduction: the partial sums of chunks are added in order. */
+#define CHUNK 65536
+
+static inline int kept(const void *mask, int mask_u8, int64_t i) {
+  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
+}
+
+int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
+                         int unbiased, float eps, float *advantages) {
+  if (mode < RLK_ADV_GRPO || mode > RLK_ADV_NONE) return RLK_BAD_ARGUMENT;
+#pragma omp parallel for schedule(dynamic, 256) if (groups > 64)
+  for (int64_t g = 0; g < groups; g++) {
+    const int32_t *members = order + offsets[g];
+    const int64_t n = offsets[g + 1] - offsets[g];
+    double mean = 0.0;
+    for (int64_t k = 0; k < n; k++) mean += rewards[members[k]];
+    mean /= (double)n;
+    double squares = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+      const double d = rewards[members[k]] - mean;
+      squares += d * d;
+    }
+    const double std = n > 1 ? sqrt(squares / (double)(unbiased ? n - 1 : n)) : 0.0;
+    for (int64_t k = 0; k < n; k++) {
+      const double x = rewards[members[k]];
+      double a;
+      switch (mode) {
+        case RLK_ADV_GRPO:
+        case RLK_ADV_BATCH: a = (x - mean) / (std + eps); break;
+        case RLK_ADV_DRGRPO: a = x - mean; break;
+        case RLK_ADV_RLOO: a = (x - mean) * (double)n / (double)(n - 1); break;
+        default: a = x; break;
+      }
+      advantages[members[k]] = n == 1 ? 0.0f : (float)a;
+    }
+  }
+  return RLK_OK;
+}
+
+int rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask_u8, int64_t s, int64_t t,
+                           float *per_token) {
+#pragma omp parallel for schedule(static) if (s * t > 65536)
+  for (int64_t i = 0; i < s; i++) {
+    const float a = per_sequence[i];
+    for (int64_t j = 0; j < t; j++) per_token[i * t + j] = kept(mask, mask_u8, i * t + j) ? a : 0.0f;
+  }
+  return RLK_OK;
+}
+
+/* One reverse scan: with values, GAE; without, discounted returns-to-go (lambda unused). */
+int rlk_gae(const float *rewards, const float *values, const void *mask, int mask_u8, int64_t b, int64_t t,
+            float gamma, float lambda, float *advantages, float *returns) {
+#pragma omp parallel for schedule(static) if (b * t > 65536)
+  for (int64_t row = 0; row < b; row++) {
+    double next = 0.0, next_value = 0.0;
+    for (int64_t j = t - 1; j >= 0; j--) {
+      const int64_t i = row * t + j;
+      if (!kept(mask, mask_u8, i)) {
+        if (advantages) advantages[i] = 0.0f;
+        returns[i] = 0.0f;
+        continue;
+      }
+      if (!values) {
+        next = rewards[i] + (double)gamma * next;
+        returns[i] = (float)next;
+      } else {
+        const double value = values[i];
+        next = rewards[i] + (double)gamma * next_value - value + (double)gamma * (double)lambda * next;
+        next_value = value;
+        advantages[i] = (float)next;
+        returns[i] = (float)(next + value);
+      }
+    }
+  }
+  return RLK_OK;
+}
+
+int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased,
+                      float *out) {
+  const int64_t chunks = (n + CHUNK - 1) / CHUNK;
+  double *partial = malloc(sizeof(double) * 2 * (size_t)(chunks > 0 ? chunks : 1));
+  if (!partial) return RLK_OUT_OF_MEMORY;
+  /* pass 1: sum and count per chunk, then in chunk order */
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; c++) {
+    double sum = 0.0, count = 0.0;
+    for (int64_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++)
+      if (kept(mask, mask_u8, i)) {
+        sum += x[i];
+        count += 1.0;
+      }
+    partial[2 * c] = sum;
+    partial[2 * c + 1] = count;
+  }
+  double sum = 0.0, count = 0.0;
+  for (int64_t c = 0; c < chunks; c++) {
+    sum += partial[2 * c];
+    count += partial[2 * c + 1];
+  }
+  const double mean = count > 0 ? sum / count : 0.0;
+  /* pass 2: squared deviations */
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; c++) {
+    double squares = 0.0;
+    for (int64_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++)
+      if (kept(mask, mask_u8, i)) {
+        const double d = x[i] - mean;
+        squares += d * d;
+      }
+    partial[c] = squares;
+  }
+  double squares = 0.0;
+  for (int64_t c = 0; c < chunks; c++) squares += partial[c];
+  free(partial);
+  const double dof = unbiased ? count - 1.0 : count;
+  const double std = sqrt((dof > 0 ? squares / dof : 0.0) + eps);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
+  return RLK_OK;
+}

@@ -89,6 +89,9 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
 /* (x - mean) / sqrt(var + eps) over the kept positions, 0 elsewhere; out may be x. */
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 
+/* The index of the first NaN or infinity in x, or -1. */
+int64_t rlk_first_nonfinite_f32(const float *x, int64_t n);
+
 /* Sum of a float buffer with every core and the widest vectors: the read-bandwidth probe. */
 double rlk_sum_f32(const float *x, int64_t n);
 

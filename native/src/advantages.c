@@ -131,3 +131,24 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
   for (int64_t i = 0; i < n; i++) out[i] = kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
   return RLK_OK;
 }
+
+/* The index of the first NaN or infinity in x, or -1: the argument check of every f32 input. */
+int64_t rlk_first_nonfinite_f32(const float *x, int64_t n) {
+  const int64_t chunks = (n + CHUNK - 1) / CHUNK;
+  int64_t first = INT64_MAX; /* a minimum: the same whatever order the threads finish in */
+#pragma omp parallel for schedule(static) if (chunks > 1) reduction(min : first)
+  for (int64_t c = 0; c < chunks; c++) {
+    const int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+    uint32_t bad = 0;
+    const uint32_t *bits = (const uint32_t *)x;
+    for (int64_t i = c * CHUNK; i < end; i++) bad |= (bits[i] & 0x7F800000u) == 0x7F800000u; /* vectorises */
+    if (bad) {
+      for (int64_t i = c * CHUNK; i < end; i++)
+        if ((bits[i] & 0x7F800000u) == 0x7F800000u) {
+          first = i < first ? i : first;
+          break;
+        }
+    }
+  }
+  return first == INT64_MAX ? -1 : first;
+}

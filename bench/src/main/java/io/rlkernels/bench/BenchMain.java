@@ -4,7 +4,8 @@ import java.util.Arrays;
 
 /**
  * Entry point of benchmarks.jar: {@code logprobs [--quick]} runs the token log-probs benchmarks
- * beside the read-bandwidth probe and prints the RESULTS.md table; anything else goes to JMH
+ * beside the read-bandwidth probe and prints the RESULTS.md table, {@code advantages} the same for
+ * group advantages, GAE and whitening; anything else goes to JMH
  * ({@code -h} for its options, {@code -l} to list benchmarks).
  */
 public final class BenchMain {
@@ -13,6 +14,10 @@ public final class BenchMain {
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("logprobs")) {
             BenchReport.logProbs(Arrays.asList(args).contains("--quick"));
+            return;
+        }
+        if (args.length > 0 && args[0].equals("advantages")) {
+            BenchReport.advantages();
             return;
         }
         org.openjdk.jmh.Main.main(args);

@@ -19,6 +19,51 @@ final class BenchReport {
     /** One measured configuration. */
     private record Row(String op, String dtype, int vocab, int rows, String backend, double ms, double err) {}
 
+    private static ChainedOptionsBuilder defaults() {
+        return new OptionsBuilder()
+                .forks(1)
+                .jvmArgsAppend("--enable-native-access=ALL-UNNAMED", "-Xmx2g")
+                .warmupIterations(2).warmupTime(TimeValue.seconds(2))
+                .measurementIterations(5).measurementTime(TimeValue.seconds(2));
+    }
+
+    static void advantages() throws Exception {
+        Collection<RunResult> results = new Runner(defaults()
+                .include(AdvantagesBenchmark.class.getName() + ".*")
+                .include(ReadBandwidthBenchmark.class.getName() + ".*").build()).run();
+        double readGbs = Double.NaN;
+        Map<String, Double> referenceMs = new HashMap<>();
+        List<RunResult> rows = new ArrayList<>();
+        for (RunResult r : results) {
+            if (r.getParams().getBenchmark().contains("ReadBandwidth")) {
+                readGbs = Long.parseLong(r.getParams().getParam("elements")) * 4.0 / (r.getPrimaryResult().getScore() / 1e3) / 1e9;
+                continue;
+            }
+            rows.add(r);
+            if ("reference".equals(r.getParams().getParam("backend"))) {
+                referenceMs.put(method(r), r.getPrimaryResult().getScore());
+            }
+        }
+        System.out.printf("%nRead bandwidth (sum over 2 GiB, every core): %.1f GB/s%n%n", readGbs);
+        System.out.println("| op | size | backend | ms/op (± 99.9%) | GB/s | of read bandwidth | vs reference |");
+        System.out.println("|---|---|---|---|---|---|---|");
+        for (RunResult r : rows) {
+            String op = method(r);
+            double ms = r.getPrimaryResult().getScore();
+            double gbs = AdvantagesBenchmark.bytesMoved(op) / (ms / 1e3) / 1e9;
+            String size = op.startsWith("group") ? "S = 2^20, groups of 16" : "B = 256, T = 4096";
+            Double ref = referenceMs.get(op);
+            System.out.printf("| %s | %s | %s | %.3f ± %.3f | %.1f | %.0f %% | %s |%n", op, size, r.getParams().getParam("backend"),
+                    ms, r.getPrimaryResult().getScoreError(), gbs, 100 * gbs / readGbs,
+                    ref == null ? "" : String.format("%.1fx", ref / ms));
+        }
+    }
+
+    private static String method(RunResult r) {
+        String b = r.getParams().getBenchmark();
+        return b.substring(b.lastIndexOf('.') + 1);
+    }
+
     static void logProbs(boolean quick) throws Exception {
         ChainedOptionsBuilder opts = new OptionsBuilder()
                 .include(LogProbsBenchmark.class.getName() + ".*")

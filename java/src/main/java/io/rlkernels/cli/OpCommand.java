@@ -18,11 +18,11 @@ import picocli.CommandLine.Parameters;
 @Command(name = "op", mixinStandardHelpOptions = true,
         description = {"Runs one op on .npy files in --in and writes .npy outputs to --out.",
                 "This is how to check parity with a PyTorch pipeline: dump its tensors, run here, compare.",
-                "Ops: logprobs."})
+                "Ops: logprobs, advantages, gae."})
 final class OpCommand implements Callable<Integer> {
-    static final List<CliOp> OPS = List.of(new LogProbsOp());
+    static final List<CliOp> OPS = List.of(new LogProbsOp(), new AdvantagesOp(), new GaeOp());
 
-    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs")
+    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, advantages or gae")
     String name;
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto, reference, native or cuda (default: ${DEFAULT-VALUE})")

@@ -122,7 +122,7 @@ public final class NativeBackend implements Backend {
     public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
         GroupAdvantages.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
-        GroupAdvantages.checkFinite("rewards", r);
+        requireFinite("rewards", r);
         GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
         try {
             check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
@@ -145,8 +145,8 @@ public final class NativeBackend implements Backend {
     @Override
     public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         Gae.check(rewards, values, mask, advantages, returns);
-        GroupAdvantages.checkFinite("rewards", host("rewards", rewards));
-        GroupAdvantages.checkFinite("values", host("values", values));
+        requireFinite("rewards", host("rewards", rewards));
+        requireFinite("values", host("values", values));
         check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
                 segment("returns", returns)), "rlk_gae");
@@ -156,7 +156,7 @@ public final class NativeBackend implements Backend {
     public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
-        GroupAdvantages.checkFinite("rewards", host("rewards", rewards));
+        requireFinite("rewards", host("rewards", rewards));
         check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
     }
@@ -164,9 +164,17 @@ public final class NativeBackend implements Backend {
     @Override
     public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
         MaskedWhiten.check(x, mask, out);
-        GroupAdvantages.checkFinite("x", host("x", x));
+        requireFinite("x", host("x", x));
         check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
                 config.unbiased(), segment("out", out)), "rlk_masked_whiten");
+    }
+
+    /** Refuses a NaN or infinity in an f32 input, found by the native library (vectorised, every core). */
+    private void requireFinite(String arg, HostTensor t) {
+        long bad = lib.firstNonFinite(t.segment(), t.numel());
+        if (bad >= 0) {
+            throw Check.fail(arg + "[" + bad + "]", "a finite number", t.getFloat(bad));
+        }
     }
 
     private static HostTensor host(String arg, Tensor t) {

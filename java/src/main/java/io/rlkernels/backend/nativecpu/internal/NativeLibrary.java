@@ -45,6 +45,7 @@ public final class NativeLibrary {
     private final MethodHandle sequenceToTokens;
     private final MethodHandle gae;
     private final MethodHandle maskedWhiten;
+    private final MethodHandle firstNonFinite;
     private final MethodHandle isaSelected;
     private final MethodHandle isaSupportedMask;
     private final MethodHandle isaSelect;
@@ -68,6 +69,8 @@ public final class NativeLibrary {
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS), critical);
         maskedWhiten = linker.downcallHandle(find(lib, "rlk_masked_whiten"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
+        firstNonFinite = linker.downcallHandle(find(lib, "rlk_first_nonfinite_f32"),
+                FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
         isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
         isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
         isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -227,6 +230,15 @@ public final class NativeLibrary {
                             MemorySegment out) {
         try {
             return (int) maskedWhiten.invokeExact(x, mask, maskU8 ? 1 : 0, n, eps, unbiased ? 1 : 0, out);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    /** The index of the first NaN or infinity among n floats, or -1. */
+    public long firstNonFinite(MemorySegment x, long n) {
+        try {
+            return (long) firstNonFinite.invokeExact(x, n);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

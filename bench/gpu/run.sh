@@ -83,7 +83,8 @@ have_gomp() {
 if ! have_gomp && [ -d "$here/native-fallback" ]; then
   JAVA_LD="$here/native-fallback${JAVA_LD:+:$JAVA_LD}"
 fi
-JAVA_RUN=(env "LD_LIBRARY_PATH=$JAVA_LD" "$JAVA" --enable-native-access=ALL-UNNAMED)
+JAVA_RUN=("$JAVA" --enable-native-access=ALL-UNNAMED)
+[ -z "$JAVA_LD" ] || JAVA_RUN=(env "LD_LIBRARY_PATH=$JAVA_LD" "${JAVA_RUN[@]}")
 with_timeout() { local s=$1; shift; if command -v timeout >/dev/null 2>&1; then timeout "$s" "$@"; else "$@"; fi; }
 have_python() { command -v "$PY" >/dev/null 2>&1; }
 
@@ -236,7 +237,7 @@ step_sanitizer() { # step_sanitizer TOOL
   # --target-processes all: the JVM is the target; -Xmx2g keeps its address space small
   with_timeout "${RLK_SANITIZER_TIMEOUT:-3600}" "$SANITIZER" --tool "$tool" ${extra[@]+"${extra[@]}"} --target-processes all \
     --launch-timeout 600 --error-exitcode 86 --print-limit 100 --log-file "$log" \
-    env LD_LIBRARY_PATH="$JAVA_LD" "$JAVA" --enable-native-access=ALL-UNNAMED -Xmx2g -Drlk.test.backends=cuda -cp "$TEST_CP" \
+    "${JAVA_RUN[@]}" -Xmx2g -Drlk.test.backends=cuda -cp "$TEST_CP" \
     org.junit.platform.console.ConsoleLauncher execute --select-class=io.rlkernels.ops.LogProbsTest \
     --select-class=io.rlkernels.ops.LogProbsBadInputTest --reports-dir="$out/sanitizer/$tool-reports" --details=summary \
     --disable-banner --disable-ansi-colors --exclude-engine=junit-vintage --fail-if-no-tests

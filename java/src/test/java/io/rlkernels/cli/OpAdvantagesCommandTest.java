@@ -23,6 +23,12 @@ class OpAdvantagesCommandTest {
     @TempDir
     Path dir;
 
+    @org.junit.jupiter.api.BeforeEach
+    void onlyWhereNativeIsTested() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.rlkernels.testing.BackendUnderTest.selected("native"),
+                "rlk.test.backends leaves native out");
+    }
+
     @Test
     void advantagesOnFilesAgreeWithTheReference() throws Exception {
         long seed = TestData.newSeed();

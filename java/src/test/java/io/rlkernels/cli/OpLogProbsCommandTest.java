@@ -25,6 +25,12 @@ class OpLogProbsCommandTest {
     @TempDir
     Path dir;
 
+    @org.junit.jupiter.api.BeforeEach
+    void onlyWhereNativeIsTested() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.rlkernels.testing.BackendUnderTest.selected("native"),
+                "rlk.test.backends leaves native out");
+    }
+
     private void writeInputs(Path in, DType dtype, long n, long v, long seed, boolean withGrads) throws Exception {
         SplittableRandom rng = new SplittableRandom(seed);
         Files.createDirectories(in);
@@ -54,7 +60,11 @@ class OpLogProbsCommandTest {
             if (withGrads) {
                 HostTensor grad = (HostTensor) ref.logProbsBackward(c, logits, targets, want.lse(), want.entropy(),
                         Npy.read(in.resolve("grad_logp.npy"), arena), Npy.read(in.resolve("grad_entropy.npy"), arena));
-                Compare.assertClose(ctx + " grad_logits", grad, Npy.read(out.resolve("grad_logits.npy"), arena), tol);
+                // The op's backward reads its own forward's lse and entropy, rounded to f32 (half an ulp: 5e-7 at
+                // |lse| ~ 10), so dz carries an absolute error of about p * (|g| + |h|) * 1e-6 / T on top: where
+                // log p + H nearly cancel, that is far above 1e-5 relative. Hence the absolute term here.
+                Compare.assertClose(ctx + " grad_logits", grad, Npy.read(out.resolve("grad_logits.npy"), arena),
+                        new Tolerance(1e-5, 1e-5));
             } else {
                 assertFalse(Files.exists(out.resolve("grad_logits.npy")), "no gradient without an upstream gradient");
             }

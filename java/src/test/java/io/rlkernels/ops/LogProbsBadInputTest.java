@@ -146,6 +146,28 @@ class LogProbsBadInputTest {
         }
     }
 
+    static Stream<BackendUnderTest> deviceBackends() {
+        return BackendUnderTest.fast().filter(b -> b.kind() == io.rlkernels.backend.BackendKind.CUDA
+                || b.kind() == io.rlkernels.backend.BackendKind.EMULATED);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("deviceBackends")
+    void uncheckedDeviceTargetsStillNeverReadOutOfBounds(BackendUnderTest bt) {
+        try (HostTensor y = targets(0, 1, 2, V + 1000, 4); Fixture f = new Fixture(bt, y);
+             HostTensor logp = HostTensor.allocate(DType.F32, N)) {
+            io.rlkernels.backend.cuda.CudaBackend cuda = (io.rlkernels.backend.cuda.CudaBackend) f.b;
+            assertRejected("targets[3]", Long.toString(V + 1000), () -> f.b.logProbs(C, f.logits, f.targets, f.logp, f.lse, null));
+            cuda.checkDeviceInputs(false);
+            f.b.logProbs(C, f.logits, f.targets, f.logp, f.lse, null);
+            f.b.download(f.logp, logp);
+            assertTrue(Float.isNaN(logp.getFloat(3)), "the bad row is NaN");
+            for (int i : new int[] {0, 1, 2, 4}) {
+                assertTrue(Float.isFinite(logp.getFloat(i)) && logp.getFloat(i) < 0, "row " + i + " is computed: " + logp.getFloat(i));
+            }
+        }
+    }
+
     @Test
     void overlappingHostGradientIsRefused() {
         try (HostTensor z = HostTensor.allocate(DType.F32, 2 * N, V).fill(1f)) {

@@ -55,9 +55,17 @@ public record BackendUnderTest(String label, BackendKind kind, Supplier<String> 
         return out.stream();
     }
 
-    /** The native backend on the variant it picks for this CPU. */
+    /** The native backend on the variant it picks for this CPU (skipped when rlk.test.backends leaves native out). */
     public static BackendUnderTest nativeAuto() {
-        return new BackendUnderTest("native", BackendKind.NATIVE, NativeBackend::unavailableReason, NativeBackend::open);
+        return new BackendUnderTest("native", BackendKind.NATIVE,
+                () -> !selected("native") ? "rlk.test.backends leaves native out" : NativeBackend.unavailableReason(),
+                NativeBackend::open);
+    }
+
+    /** Whether rlk.test.backends (when set) names this label or kind. */
+    public static boolean selected(String labelOrKind) {
+        String only = System.getProperty("rlk.test.backends", "").trim();
+        return only.isEmpty() || List.of(only.split(",")).contains(labelOrKind);
     }
 
     /** Every backend but the reference: what is tested against it. */

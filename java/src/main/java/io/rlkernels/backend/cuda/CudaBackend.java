@@ -35,6 +35,7 @@ public final class CudaBackend implements Backend {
 
     private final KernelLauncher launcher;
     private final BackendKind kind;
+    private volatile boolean checkDeviceInputs = true;
 
     public CudaBackend(KernelLauncher launcher, BackendKind kind) {
         this.launcher = launcher;
@@ -98,6 +99,18 @@ public final class CudaBackend implements Backend {
             throw Check.fail("dst", d.dtype().shortName() + " with " + d.numel() + " elements", dst.describe());
         }
         launcher.copyToHost(dst.segment(), d.address(), d.byteSize());
+    }
+
+    /**
+     * Whether inputs that live on the device are checked like host ones (target ids in range,
+     * rewards finite) before the kernels run: that copies them back and waits, so a call on device
+     * tensors is not asynchronous. A training loop that checked its data once may turn it off; the
+     * kernels still never read out of bounds (a bad target id gives NaN for its row). Host inputs
+     * are always checked.
+     */
+    public CudaBackend checkDeviceInputs(boolean check) {
+        this.checkDeviceInputs = check;
+        return this;
     }
 
     /** Waits for every kernel launched on device tensors so far. */
@@ -308,7 +321,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         long n = t.numel();
-        if (n == 0) {
+        if (n == 0 || !checkDeviceInputs) {
             return;
         }
         long first = s.scratch(8);
@@ -338,6 +351,9 @@ public final class CudaBackend implements Backend {
             return;
         }
         DeviceTensor dt = device("targets", targets);
+        if (!checkDeviceInputs) {
+            return;
+        }
         try (HostTensor h = HostTensor.allocate(dt.dtype(), dt.shape())) {
             download(dt, h);
             LogProbs.checkTargets(h, d.vocab(), config.ignoreIndex());

@@ -225,6 +225,11 @@ def markdown(results_dir):
                                   "%s %sx%s" % (e.get("dtype"), e.get("rows"), e.get("vocab")) if e.get("rows") else "",
                                   e.get("message")))
         w("")
+    extra = os.path.join(results_dir, "bench", "advantages.md")
+    if os.path.exists(extra):  # GpuAdvantagesBench writes its own table
+        with open(extra, encoding="utf-8") as f:
+            w(f.read().rstrip("\n"))
+        w("")
     w("Steps of this run (`run.sh`):")
     w("")
     w("| step | status | note |")

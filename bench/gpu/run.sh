@@ -383,8 +383,17 @@ for tool in ${RLK_SANITIZER_TOOLS:-memcheck racecheck synccheck}; do
   if [ "$do_sanitizer" = 1 ]; then step "sanitizer-$tool" step_sanitizer "$tool"; else record "sanitizer-$tool" skipped "--no-sanitizer"; fi
 done
 
+step_bench_advantages() { # group advantages, GAE, returns, whitening: cuda beside native (issue 4)
+  with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuAdvantagesBench \
+    --out "$out/bench/advantages.md"
+  local rc=$?
+  [ "$rc" = "$SKIP" ] && note "cuda backend unavailable"
+  return $rc
+}
+
 if [ "$do_bench" = 1 ]; then
   step bench-copy step_bench_copy
+  step bench-advantages step_bench_advantages
   step bench-logprobs step_bench_logprobs
   if [ -f "$out/bench/torch.status" ]; then
     record_from bench-torch "$out/bench/torch.status"
@@ -397,7 +406,7 @@ if [ "$do_bench" = 1 ]; then
     record accuracy skipped "no benchmark ran"
   fi
 else
-  for s in bench-copy bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
+  for s in bench-copy bench-advantages bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
 fi
 
 echo

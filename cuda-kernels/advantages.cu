@@ -24,10 +24,6 @@ __device__ __forceinline__ double warp_sum(double v) {
   return v;  // every lane holds the same total: the same tree in every lane
 }
 
-__device__ __forceinline__ bool kept(const void *mask, int mask_u8, long long i) {
-  return mask_u8 ? static_cast<const unsigned char *>(mask)[i] != 0 : static_cast<const float *>(mask)[i] != 0.0f;
-}
-
 __device__ __forceinline__ float advantage(int mode, double x, double mean, double std, long long n, float eps) {
   if (n == 1) return 0.0f;  // a group of one: nothing to compare with
   switch (mode) {

@@ -102,6 +102,12 @@ template <typename T> __device__ __forceinline__ void store_vec(T *p, const Vec<
   *reinterpret_cast<Vec<T> *>(p) = x;
 }
 
+// ---- masks: f32 (nonzero keeps) or u8 ----
+
+__device__ __forceinline__ bool kept(const void *mask, int mask_u8, long long i) {
+  return mask_u8 ? static_cast<const unsigned char *>(mask)[i] != 0 : static_cast<const float *>(mask)[i] != 0.0f;
+}
+
 // ---- one block-wide reduction ----
 
 // Reduces `value` over the block with `combine` (associative, commutative); the result is valid

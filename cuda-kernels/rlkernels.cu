@@ -4,3 +4,4 @@
 #endif
 #include "logprobs.cu"
 #include "advantages.cu"
+#include "policy_loss.cu"

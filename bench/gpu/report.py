@@ -225,8 +225,8 @@ def markdown(results_dir):
                                   "%s %sx%s" % (e.get("dtype"), e.get("rows"), e.get("vocab")) if e.get("rows") else "",
                                   e.get("message")))
         w("")
-    extra = os.path.join(results_dir, "bench", "advantages.md")
-    if os.path.exists(extra):  # GpuAdvantagesBench writes its own table
+    extra = os.path.join(results_dir, "bench", "ops.md")
+    if os.path.exists(extra):  # GpuOpsBench writes its own table
         with open(extra, encoding="utf-8") as f:
             w(f.read().rstrip("\n"))
         w("")

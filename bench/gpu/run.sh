@@ -383,9 +383,9 @@ for tool in ${RLK_SANITIZER_TOOLS:-memcheck racecheck synccheck}; do
   if [ "$do_sanitizer" = 1 ]; then step "sanitizer-$tool" step_sanitizer "$tool"; else record "sanitizer-$tool" skipped "--no-sanitizer"; fi
 done
 
-step_bench_advantages() { # group advantages, GAE, returns, whitening: cuda beside native (issue 4)
-  with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuAdvantagesBench \
-    --out "$out/bench/advantages.md"
+step_bench_ops() { # advantages, GAE, whitening, policy loss: cuda beside native (issues 4, 5)
+  with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuOpsBench \
+    --out "$out/bench/ops.md"
   local rc=$?
   [ "$rc" = "$SKIP" ] && note "cuda backend unavailable"
   return $rc
@@ -393,7 +393,7 @@ step_bench_advantages() { # group advantages, GAE, returns, whitening: cuda besi
 
 if [ "$do_bench" = 1 ]; then
   step bench-copy step_bench_copy
-  step bench-advantages step_bench_advantages
+  step bench-ops step_bench_ops
   step bench-logprobs step_bench_logprobs
   if [ -f "$out/bench/torch.status" ]; then
     record_from bench-torch "$out/bench/torch.status"
@@ -406,7 +406,7 @@ if [ "$do_bench" = 1 ]; then
     record accuracy skipped "no benchmark ran"
   fi
 else
-  for s in bench-copy bench-advantages bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
+  for s in bench-copy bench-ops bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
 fi
 
 echo

@@ -89,6 +89,22 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
 /* (x - mean) / sqrt(var + eps) over the kept positions, 0 elsewhere; out may be x. */
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 
+/*
+ * Clipped importance-ratio policy loss and dL/dlogp, fused (DESIGN §5.3; io.rlkernels.ops.PolicyLoss
+ * defines every term). Sequences are runs offsets[k] .. offsets[k+1] (offsets may be NULL when the
+ * ratio is per token and the aggregation token-mean). Codes: loss ppo 0, cispo 1, reinforce 2;
+ * ratio token 0, sequence 1; agg token-mean 0, seq-mean-token-mean 1, seq-mean-token-sum 2,
+ * seq-mean-token-sum-norm 3; kl none 0, k1 1, k2 2, k3 3, abs 4. denominator NaN: implied by the
+ * batch (longest is its longest sequence). ref, entropy and grad_entropy may be NULL. stats gets 11
+ * doubles: loss, tokens, sequences, clip high, clip low, clip dual, sum(old - logp), ratio sum,
+ * ratio min, ratio max, denominator.
+ */
+int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
+                    const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,
+                    int loss_type, int ratio_level, int agg, int kl, float clip_low, float clip_high, float dual_clip,
+                    double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
+                    double *stats);
+
 /* The index of the first NaN or infinity in x, or -1. */
 int64_t rlk_first_nonfinite_f32(const float *x, int64_t n);
 

@@ -27,9 +27,44 @@ final class BenchReport {
                 .measurementIterations(5).measurementTime(TimeValue.seconds(2));
     }
 
+    /** Benchmarks of one class beside the read-bandwidth probe, as a table with GB/s and the ratio to the reference. */
+    interface Sizes {
+        double bytesMoved(String op);
+
+        String size(String op);
+    }
+
     static void advantages() throws Exception {
+        table(AdvantagesBenchmark.class, new Sizes() {
+            @Override
+            public double bytesMoved(String op) {
+                return AdvantagesBenchmark.bytesMoved(op);
+            }
+
+            @Override
+            public String size(String op) {
+                return op.startsWith("group") ? "S = 2^20, groups of 16" : "B = 256, T = 4096";
+            }
+        });
+    }
+
+    static void policyLoss() throws Exception {
+        table(PolicyLossBenchmark.class, new Sizes() {
+            @Override
+            public double bytesMoved(String op) {
+                return PolicyLossBenchmark.bytesMoved(op);
+            }
+
+            @Override
+            public String size(String op) {
+                return "N = 2^20 tokens, sequences of 1024";
+            }
+        });
+    }
+
+    static void table(Class<?> benchmark, Sizes sizes) throws Exception {
         Collection<RunResult> results = new Runner(defaults()
-                .include(AdvantagesBenchmark.class.getName() + ".*")
+                .include(benchmark.getName() + ".*")
                 .include(ReadBandwidthBenchmark.class.getName() + ".*").build()).run();
         double readGbs = Double.NaN;
         Map<String, Double> referenceMs = new HashMap<>();
@@ -50,8 +85,8 @@ final class BenchReport {
         for (RunResult r : rows) {
             String op = method(r);
             double ms = r.getPrimaryResult().getScore();
-            double gbs = AdvantagesBenchmark.bytesMoved(op) / (ms / 1e3) / 1e9;
-            String size = op.startsWith("group") ? "S = 2^20, groups of 16" : "B = 256, T = 4096";
+            double gbs = sizes.bytesMoved(op) / (ms / 1e3) / 1e9;
+            String size = sizes.size(op);
             Double ref = referenceMs.get(op);
             System.out.printf("| %s | %s | %s | %.3f ± %.3f | %.1f | %.0f %% | %s |%n", op, size, r.getParams().getParam("backend"),
                     ms, r.getPrimaryResult().getScoreError(), gbs, 100 * gbs / readGbs,

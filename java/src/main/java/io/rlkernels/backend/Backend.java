@@ -6,6 +6,7 @@ import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -118,6 +119,23 @@ public interface Backend extends AutoCloseable {
 
     /** Whitening under a mask; {@code out} may be {@code x} itself. See {@link MaskedWhiten}. */
     void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out);
+
+    /**
+     * Clipped importance-ratio policy loss, fused forward and dL/dlogp: writes gradLogp [N] f32,
+     * gradEntropy [N] f32 (when not null) and the statistics into stats f64 [STATS_LENGTH]
+     * (loss first). See {@link PolicyLoss}.
+     */
+    void policyLoss(PolicyLoss.Config config, PolicyLoss.Inputs inputs, Tensor gradLogp, Tensor gradEntropy, Tensor stats);
+
+    /** The same, returning the statistics (on a device backend this waits for the kernels). */
+    default PolicyLoss.Stats policyLoss(PolicyLoss.Config config, PolicyLoss.Inputs inputs, Tensor gradLogp, Tensor gradEntropy) {
+        try (Tensor stats = allocate(DType.F64, PolicyLoss.STATS_LENGTH);
+             HostTensor host = HostTensor.allocate(DType.F64, PolicyLoss.STATS_LENGTH)) {
+            policyLoss(config, inputs, gradLogp, gradEntropy, stats);
+            download(stats, host);
+            return PolicyLoss.Stats.of(host);
+        }
+    }
 
     /** Releases what the backend holds (device context references, staging buffers). Idempotent. */
     @Override

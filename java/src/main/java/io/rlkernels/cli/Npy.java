@@ -86,12 +86,13 @@ public final class Npy {
     private static DType dtypeOf(Path file, String descr) throws IOException {
         return switch (descr) {
             case "<f4" -> DType.F32;
+            case "<f8" -> DType.F64;
             case "<f2" -> DType.F16;
             case "<u2" -> DType.BF16; // bf16 bits, as torch users dump them: t.view(torch.uint16).numpy()
             case "<i4" -> DType.I32;
             case "<i8" -> DType.I64;
             case "|u1", "|b1" -> DType.U8;
-            default -> throw new IOException(file + ": expected dtype float32, float16, uint16 (bf16 bits), int32, int64,"
+            default -> throw new IOException(file + ": expected dtype float32, float64, float16, uint16 (bf16 bits), int32, int64,"
                     + " uint8 or bool (little-endian), found '" + descr + "'");
         };
     }
@@ -111,6 +112,7 @@ public final class Npy {
     public static void write(Path file, HostTensor t) throws IOException {
         String descr = switch (t.dtype()) {
             case F32 -> "<f4";
+            case F64 -> "<f8";
             case F16 -> "<f2";
             case BF16 -> "<u2";
             case I32 -> "<i4";

@@ -62,6 +62,16 @@ public final class Check {
         }
     }
 
+    /** Every element is finite (a NaN would spread): the first that is not is named with its index. */
+    public static void finite(String arg, HostTensor t) {
+        for (long i = 0, n = t.numel(); i < n; i++) {
+            float x = t.getFloat(i);
+            if (!Float.isFinite(x)) {
+                throw fail(arg + "[" + i + "]", "a finite number", x);
+            }
+        }
+    }
+
     public static void finitePositive(String arg, double x) {
         if (!(x > 0) || !Double.isFinite(x)) {
             throw fail(arg, "a finite positive number", x);

@@ -2,7 +2,6 @@ package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.tensor.DType;
-import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 import java.util.Locale;
 
@@ -117,15 +116,5 @@ public final class GroupAdvantages {
     /** The grouping the kernels use: the given layout, or one group of everything in batch mode. */
     public static GroupLayout layoutFor(Config config, GroupLayout groups) {
         return config.mode() == Mode.BATCH ? GroupLayout.single(groups.sequences()) : groups;
-    }
-
-    /** Every reward is finite (a NaN would spread through its whole group). */
-    public static void checkFinite(String arg, HostTensor t) {
-        for (long i = 0, n = t.numel(); i < n; i++) {
-            float x = t.getFloat(i);
-            if (!Float.isFinite(x)) {
-                throw Check.fail(arg + "[" + i + "]", "a finite number", x);
-            }
-        }
     }
 }

@@ -1,6 +1,7 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
+import io.rlkernels.internal.DeviceCopies;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -19,7 +20,7 @@ public final class GroupLayout implements AutoCloseable {
     private final int maxGroupSize;
     private final HostTensor order;   // i32 [S]
     private final HostTensor offsets; // i32 [G + 1]
-    private final Map<Object, AutoCloseable> deviceCopies = new HashMap<>();
+    private final DeviceCopies deviceCopies = new DeviceCopies();
 
     private GroupLayout(int sequences, int[] order, int[] offsets) {
         this.sequences = sequences;
@@ -123,10 +124,8 @@ public final class GroupLayout implements AutoCloseable {
      * A device backend's copy of this layout, made once per {@code owner} (a launcher) and closed
      * with the layout: a layout reused across steps is uploaded once.
      */
-    public synchronized <T extends AutoCloseable> T deviceCopy(Object owner, java.util.function.Supplier<T> upload) {
-        @SuppressWarnings("unchecked")
-        T copy = (T) deviceCopies.computeIfAbsent(owner, o -> upload.get());
-        return copy;
+    public <T extends AutoCloseable> T deviceCopy(Object owner, java.util.function.Supplier<T> upload) {
+        return deviceCopies.get(owner, upload);
     }
 
     /** Sequence indices ordered by group: i32 [S]. */
@@ -143,13 +142,6 @@ public final class GroupLayout implements AutoCloseable {
     public synchronized void close() {
         order.close();
         offsets.close();
-        for (AutoCloseable copy : deviceCopies.values()) {
-            try {
-                copy.close();
-            } catch (Exception e) {
-                throw new IllegalStateException("freeing a device copy of a group layout", e);
-            }
-        }
-        deviceCopies.clear();
+        deviceCopies.close();
     }
 }

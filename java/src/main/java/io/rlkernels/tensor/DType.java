@@ -9,6 +9,8 @@ public enum DType {
     F32(4, 0, "float32"),
     BF16(2, 1, "bfloat16"),
     F16(2, 2, "float16"),
+    /** Statistics and other f64 results (never logits). */
+    F64(8, 3, "float64"),
     I32(4, 0, "int32"),
     I64(8, 1, "int64"),
     U8(1, 2, "uint8");
@@ -33,7 +35,7 @@ public enum DType {
     }
 
     public boolean isFloatingPoint() {
-        return this == F32 || this == BF16 || this == F16;
+        return this == F32 || this == BF16 || this == F16 || this == F64;
     }
 
     public boolean isInteger() {

@@ -127,6 +127,7 @@ public final class HostTensor implements Tensor {
             case F32 -> s.getAtIndex(F32, i);
             case BF16 -> HalfFloats.bf16ToFloat(s.getAtIndex(U16, i));
             case F16 -> HalfFloats.f16ToFloat(s.getAtIndex(U16, i));
+            case F64 -> (float) s.getAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i);
             case I32 -> s.getAtIndex(I32, i);
             case I64 -> s.getAtIndex(I64, i);
             case U8 -> s.get(ValueLayout.JAVA_BYTE, i) & 0xFF;
@@ -140,8 +141,22 @@ public final class HostTensor implements Tensor {
             case F32 -> s.setAtIndex(F32, i, x);
             case BF16 -> s.setAtIndex(U16, i, HalfFloats.floatToBf16(x));
             case F16 -> s.setAtIndex(U16, i, HalfFloats.floatToF16(x));
+            case F64 -> s.setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i, x);
             default -> throw new IllegalStateException("setFloat on a " + dtype + " tensor");
         }
+    }
+
+    /** Element i as a double: exact for f64 and every other floating type. */
+    public double getDouble(long i) {
+        return dtype == DType.F64 ? segment().getAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i) : getFloat(i);
+    }
+
+    /** Element i of an f64 tensor. */
+    public void setDouble(long i, double x) {
+        if (dtype != DType.F64) {
+            throw new IllegalStateException("setDouble on a " + dtype + " tensor");
+        }
+        segment().setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, i, x);
     }
 
     /** Element i of an integer tensor. */
@@ -192,6 +207,11 @@ public final class HostTensor implements Tensor {
             }
             case BF16 -> fillShort(HalfFloats.floatToBf16(x));
             case F16 -> fillShort(HalfFloats.floatToF16(x));
+            case F64 -> {
+                for (long i = 0, n = numel(); i < n; i++) {
+                    setDouble(i, x);
+                }
+            }
             default -> throw new IllegalStateException("fill on a " + dtype + " tensor");
         }
         return this;

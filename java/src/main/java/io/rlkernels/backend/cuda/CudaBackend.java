@@ -10,6 +10,8 @@ import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.DeviceTensor;
 import io.rlkernels.tensor.HostTensor;
@@ -314,10 +316,61 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Blocks of the policy loss: one per segment up to 4,096 (each writes a partial of ten doubles). */
+    static int policyBlocks(long segments) {
+        return (int) Math.max(1, Math.min(segments, 4096));
+    }
+
+    @Override
+    public void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
+        PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
+        SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
+        long n = in.tokens();
+        try (Staging s = new Staging(launcher, this)) {
+            long logp = finiteInput(s, "logp", in.logp());
+            long old = finiteInput(s, "oldLogp", in.oldLogp());
+            long adv = finiteInput(s, "advantages", in.advantages());
+            long ref = in.refLogp() == null ? 0 : finiteInput(s, "refLogp", in.refLogp());
+            long entropy = in.entropy() == null ? 0 : finiteInput(s, "entropy", in.entropy());
+            long mask = s.in("mask", in.mask());
+            long offsets = seqs == null ? 0 : seqs.deviceCopy(launcher, () -> upload(seqs.offsets())).address();
+            long segments = seqs != null ? seqs.sequences() : (n + 4095) / 4096;
+            long grad = s.out("gradLogp", gradLogp);
+            long gradH = gradEntropy == null ? 0 : s.out("gradEntropy", gradEntropy);
+            long out = s.out("stats", stats);
+            int u8 = in.mask().dtype() == DType.U8 ? 1 : 0;
+            long denominator = 0; // a device scalar when the batch implies it, else the value goes as an argument
+            if (Double.isNaN(c.denominator())) {
+                denominator = s.scratch(8);
+                launcher.launch("rlk_policy_denominator", new LaunchShape(1, 256, 0), new KernelArgs().ptr(mask).i32(u8)
+                        .ptr(offsets).i64(seqs == null ? 0 : seqs.sequences()).i64(n).i32(c.aggregation().ordinal())
+                        .i64(seqs == null ? 0 : seqs.longest()).ptr(denominator));
+            }
+            int blocks = policyBlocks(segments);
+            long partial = s.scratch(8L * 10 * blocks);
+            int[] codes = PolicyLoss.codes(c);
+            launcher.launch("rlk_policy_loss", new LaunchShape(blocks, 256, 0), new KernelArgs().ptr(logp).ptr(old).ptr(adv)
+                    .ptr(mask).i32(u8).ptr(ref).ptr(entropy).ptr(offsets).i64(seqs == null ? 0 : seqs.sequences()).i64(n)
+                    .i32(codes[0]).i32(codes[1]).i32(codes[2]).i32(codes[3]).f32(c.clipLow()).f32(c.clipHigh())
+                    .f32(c.dualClip()).f64(c.denominator()).ptr(denominator).f32(c.klCoef()).f32(c.entropyCoef()).ptr(grad)
+                    .ptr(gradH).ptr(partial));
+            launcher.launch("rlk_policy_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(blocks)
+                    .f64(c.denominator()).ptr(denominator).ptr(out));
+            s.finish();
+        }
+    }
+
+    /** An f32 input on the device, checked finite. */
+    private long finiteInput(Staging s, String arg, Tensor t) {
+        long address = s.in(arg, t);
+        requireFinite(s, arg, t, address);
+        return address;
+    }
+
     /** Refuses a non-finite element of an f32 input: on the host directly, on the device with a kernel and 8 bytes back. */
     private void requireFinite(Staging s, String arg, Tensor t, long address) {
         if (t instanceof HostTensor h) {
-            GroupAdvantages.checkFinite(arg, h);
+            Check.finite(arg, h);
             return;
         }
         long n = t.numel();

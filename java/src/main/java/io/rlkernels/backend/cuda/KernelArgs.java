@@ -10,7 +10,7 @@ import java.util.List;
 public final class KernelArgs {
 
     /** One parameter: its kind and its value. */
-    public sealed interface Arg permits Ptr, I32, I64, F32 {}
+    public sealed interface Arg permits Ptr, I32, I64, F32, F64 {}
 
     public record Ptr(long address) implements Arg {}
 
@@ -19,6 +19,8 @@ public final class KernelArgs {
     public record I64(long value) implements Arg {}
 
     public record F32(float value) implements Arg {}
+
+    public record F64(double value) implements Arg {}
 
     private final List<Arg> args = new ArrayList<>();
 
@@ -39,6 +41,11 @@ public final class KernelArgs {
 
     public KernelArgs f32(float value) {
         args.add(new F32(value));
+        return this;
+    }
+
+    public KernelArgs f64(double value) {
+        args.add(new F64(value));
         return this;
     }
 

@@ -123,6 +123,10 @@ public final class EmulatedLauncher implements KernelLauncher {
                         slots.set(ValueLayout.JAVA_FLOAT, at, v.value());
                         yield 4;
                     }
+                    case KernelArgs.F64 v -> {
+                        slots.set(ValueLayout.JAVA_DOUBLE, at, v.value());
+                        yield 8;
+                    }
                 };
                 sizes.setAtIndex(ValueLayout.JAVA_INT, i, size);
             }

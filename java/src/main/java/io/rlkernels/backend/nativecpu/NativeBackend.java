@@ -9,6 +9,8 @@ import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -167,6 +169,31 @@ public final class NativeBackend implements Backend {
         requireFinite("x", host("x", x));
         check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
                 config.unbiased(), segment("out", out)), "rlk_masked_whiten");
+    }
+
+    @Override
+    public void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
+        PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
+        requireFinite("logp", host("logp", in.logp()));
+        requireFinite("oldLogp", host("oldLogp", in.oldLogp()));
+        requireFinite("advantages", host("advantages", in.advantages()));
+        if (in.refLogp() != null) {
+            requireFinite("refLogp", host("refLogp", in.refLogp()));
+        }
+        if (in.entropy() != null) {
+            requireFinite("entropy", host("entropy", in.entropy()));
+        }
+        SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
+        check(lib.policyLoss(segment("logp", in.logp()), segment("oldLogp", in.oldLogp()), segment("advantages", in.advantages()),
+                segment("mask", in.mask()), in.mask().dtype() == DType.U8, optional("refLogp", in.refLogp()),
+                optional("entropy", in.entropy()), seqs == null ? MemorySegment.NULL : seqs.offsets().segment(),
+                seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
+                c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
+                optional("gradEntropy", gradEntropy), segment("stats", stats)), "rlk_policy_loss");
+    }
+
+    private static MemorySegment optional(String arg, Tensor t) {
+        return t == null ? MemorySegment.NULL : segment(arg, t);
     }
 
     /** Refuses a NaN or infinity in an f32 input, found by the native library (vectorised, every core). */

@@ -184,6 +184,7 @@ public final class JCudaLauncher implements KernelLauncher {
                 case KernelArgs.I32 v -> Pointer.to(new int[] {v.value()});
                 case KernelArgs.I64 v -> Pointer.to(new long[] {v.value()});
                 case KernelArgs.F32 v -> Pointer.to(new float[] {v.value()});
+                case KernelArgs.F64 v -> Pointer.to(new double[] {v.value()});
             };
         }
         check(JCudaDriver.cuLaunchKernel(fn, shape.gridX(), 1, 1, shape.blockX(), 1, 1, shape.sharedBytes(), stream,

@@ -46,6 +46,7 @@ public final class NativeLibrary {
     private final MethodHandle gae;
     private final MethodHandle maskedWhiten;
     private final MethodHandle firstNonFinite;
+    private final MethodHandle policyLoss;
     private final MethodHandle isaSelected;
     private final MethodHandle isaSupportedMask;
     private final MethodHandle isaSelect;
@@ -71,6 +72,10 @@ public final class NativeLibrary {
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
         firstNonFinite = linker.downcallHandle(find(lib, "rlk_first_nonfinite_f32"),
                 FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
+        policyLoss = linker.downcallHandle(find(lib, "rlk_policy_loss"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_DOUBLE, JAVA_LONG,
+                JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
         isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
         isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
         isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -230,6 +235,20 @@ public final class NativeLibrary {
                             MemorySegment out) {
         try {
             return (int) maskedWhiten.invokeExact(x, mask, maskU8 ? 1 : 0, n, eps, unbiased ? 1 : 0, out);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    /** rlk_policy_loss; codes are loss type, ratio level, aggregation, KL estimator (PolicyLoss.codes). */
+    public int policyLoss(MemorySegment logp, MemorySegment old, MemorySegment adv, MemorySegment mask, boolean maskU8,
+                          MemorySegment ref, MemorySegment entropy, MemorySegment offsets, long sequences, long n, int[] codes,
+                          float clipLow, float clipHigh, float dualClip, double denominator, long longest, float klCoef,
+                          float entropyCoef, MemorySegment grad, MemorySegment gradEntropy, MemorySegment stats) {
+        try {
+            return (int) policyLoss.invokeExact(logp, old, adv, mask, maskU8 ? 1 : 0, ref, entropy, offsets, sequences, n,
+                    codes[0], codes[1], codes[2], codes[3], clipLow, clipHigh, dualClip, denominator, longest, klCoef,
+                    entropyCoef, grad, gradEntropy, stats);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -7,6 +7,8 @@ import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -19,20 +21,21 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * The advantage kernels on a GPU for bench/gpu (issue 4): group advantages over S = 2^20
- * sequences in groups of 16 (scattered ids), GAE, discounted returns and masked whitening over
- * B = 256 rows of T = 4,096 tokens; on the cuda backend with device tensors (input checks off,
+ * The advantage and policy-loss kernels on a GPU for bench/gpu (issues 4 and 5): group advantages
+ * over S = 2^20 sequences in groups of 16 (scattered ids), GAE, discounted returns and masked
+ * whitening over B = 256 rows of T = 4,096 tokens, the policy loss over N = 2^20 tokens (PPO
+ * token-mean; GSPO with a k3 KL term); on the cuda backend with device tensors (input checks off,
  * as a training loop would run), beside the native backend of the same machine.
  *
- * <pre>GpuAdvantagesBench [--out FILE.md] [--trials 10] [--repeats 20] [--backend cuda|emulated]</pre>
+ * <pre>GpuOpsBench [--out FILE.md] [--trials 10] [--repeats 20] [--backend cuda|emulated]</pre>
  *
  * ({@code --backend emulated} runs the same harness on the CPU emulator, to check it without a GPU.)
  *
  * Prints a Markdown table (and writes it to FILE.md). Exit status 3 when the cuda backend cannot
  * run here (one line on stderr says why).
  */
-public final class GpuAdvantagesBench {
-    private GpuAdvantagesBench() {}
+public final class GpuOpsBench {
+    private GpuOpsBench() {}
 
     public static void main(String[] args) throws Exception {
         Map<String, String> opt = new LinkedHashMap<>();
@@ -47,14 +50,14 @@ public final class GpuAdvantagesBench {
                     ? (CudaBackend) io.rlkernels.backend.Backends.open(io.rlkernels.backend.BackendKind.EMULATED)
                     : CudaBackend.open();
         } catch (RuntimeException e) {
-            System.err.println("GpuAdvantagesBench: " + e.getMessage());
+            System.err.println("GpuOpsBench: " + e.getMessage());
             System.exit(3);
             return;
         }
         cuda.checkDeviceInputs(false);
         StringBuilder md = new StringBuilder();
-        md.append("### Advantage kernels (issue 4)\n\n")
-                .append("`GpuAdvantagesBench`: ").append(cuda.description()).append("; median of ").append(trials)
+        md.append("### Advantage and policy-loss kernels (issues 4, 5)\n\n")
+                .append("`GpuOpsBench`: ").append(cuda.description()).append("; median of ").append(trials)
                 .append(" batches of ").append(repeats).append(" calls; native: this machine's CPU, best of 3 calls.\n\n")
                 .append("| op | size | GB/s moved (cuda) | cuda ms | native ms | cuda vs native |\n|---|---|---|---|---|---|\n");
         try (NativeBackend nat = NativeBackend.open(); Data dc = new Data(cuda); Data dn = new Data(nat)) {
@@ -68,6 +71,14 @@ public final class GpuAdvantagesBench {
                     cuda, dc, nat, dn, (b, d) -> b.discountedReturns(0.99f, d.tokenRewards, d.mask, d.returns), trials, repeats);
             add(md, "maskedWhiten", "B = 256, T = 4096", AdvantagesBenchmark.bytesMoved("maskedWhiten"), cuda, dc, nat, dn,
                     (b, d) -> b.maskedWhiten(MaskedWhiten.Config.defaults(), d.tokenAdvantages, d.mask, d.returns), trials, repeats);
+            PolicyLoss.Config ppo = PolicyLoss.Config.defaults().withDenominator(PolicyLossBenchmark.TOKENS);
+            PolicyLoss.Config gspo = PolicyLoss.Config.defaults().withRatio(PolicyLoss.RatioLevel.SEQUENCE)
+                    .withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN).withClip(3e-4f, 4e-4f)
+                    .withKl(PolicyLoss.KlEstimator.K3, 0.01f).withDenominator(PolicyLossBenchmark.TOKENS / PolicyLossBenchmark.SEQUENCE);
+            add(md, "policyLoss (ppo, token-mean)", "N = 2^20 tokens", PolicyLossBenchmark.bytesMoved("ppoTokenMean"), cuda, dc, nat,
+                    dn, (b, d) -> b.policyLoss(ppo, d.policy, d.grad, null, d.stats), trials, repeats);
+            add(md, "policyLoss (gspo, k3 KL)", "N = 2^20 tokens, sequences of 1024", PolicyLossBenchmark.bytesMoved("gspoWithKl"),
+                    cuda, dc, nat, dn, (b, d) -> b.policyLoss(gspo, d.policy, d.grad, null, d.stats), trials, repeats);
         } finally {
             cuda.close();
         }
@@ -107,7 +118,7 @@ public final class GpuAdvantagesBench {
         md.append(String.format("| %s | %s | %.0f | %.3f | %.2f | %.0fx |%n", op, size, bytes / (cudaMs / 1e3) / 1e9, cudaMs, nativeMs,
                 nativeMs / cudaMs));
         PrintStream err = System.err;
-        err.printf("GpuAdvantagesBench: %s cuda %.3f ms, native %.2f ms%n", op, cudaMs, nativeMs);
+        err.printf("GpuOpsBench: %s cuda %.3f ms, native %.2f ms%n", op, cudaMs, nativeMs);
     }
 
     /** The inputs of AdvantagesBenchmark, on one backend. */
@@ -120,6 +131,10 @@ public final class GpuAdvantagesBench {
         final Tensor mask;
         final Tensor tokenAdvantages;
         final Tensor returns;
+        final SequenceLayout sequences;
+        final PolicyLoss.Inputs policy;
+        final Tensor grad;
+        final Tensor stats;
 
         Data(Backend b) {
             int s = AdvantagesBenchmark.SEQUENCES;
@@ -140,6 +155,22 @@ public final class GpuAdvantagesBench {
                 values = b.upload(v);
                 mask = b.upload(m);
             }
+            int n = PolicyLossBenchmark.TOKENS;
+            int[] lengths = new int[n / PolicyLossBenchmark.SEQUENCE];
+            Arrays.fill(lengths, PolicyLossBenchmark.SEQUENCE);
+            sequences = SequenceLayout.ofLengths(lengths);
+            try (HostTensor logp = Fill.normal(DType.F32, 1.0, n); HostTensor old = Fill.normal(DType.F32, 1.0, n);
+                 HostTensor adv = Fill.normal(DType.F32, 1.0, n); HostTensor m = HostTensor.allocate(DType.F32, n)) {
+                for (int i = 0; i < n; i++) {
+                    logp.setFloat(i, -Math.abs(logp.getFloat(i)));
+                    old.setFloat(i, logp.getFloat(i) + 0.1f * old.getFloat(i));
+                    m.setFloat(i, rng.nextDouble() < 0.9 ? 1f : 0f);
+                }
+                policy = new PolicyLoss.Inputs(b.upload(logp), b.upload(old), b.upload(adv), b.upload(m), sequences,
+                        b.upload(old), null);
+            }
+            grad = b.allocate(DType.F32, n);
+            stats = b.allocate(DType.F64, PolicyLoss.STATS_LENGTH);
             advantages = b.allocate(DType.F32, s);
             tokenAdvantages = b.allocate(DType.F32, AdvantagesBenchmark.ROWS, AdvantagesBenchmark.TOKENS);
             returns = b.allocate(DType.F32, AdvantagesBenchmark.ROWS, AdvantagesBenchmark.TOKENS);
@@ -147,10 +178,12 @@ public final class GpuAdvantagesBench {
 
         @Override
         public void close() {
-            for (Tensor t : new Tensor[] {rewards, advantages, tokenRewards, values, mask, tokenAdvantages, returns}) {
+            for (Tensor t : new Tensor[] {rewards, advantages, tokenRewards, values, mask, tokenAdvantages, returns, policy.logp(),
+                policy.oldLogp(), policy.advantages(), policy.mask(), policy.refLogp(), grad, stats}) {
                 t.close();
             }
             layout.close();
+            sequences.close();
         }
     }
 }

@@ -1,0 +1,95 @@
+package io.rlkernels.bench;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.Backends;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * The policy loss over N = 2^20 tokens in sequences of 1,024 (issue 5): PPO with token ratio and
+ * token-mean; GSPO (sequence ratio, seq-mean-token-mean) with a k3 KL term. Bytes per op
+ * ({@link #bytesMoved}): logp, old logp, advantages, an f32 mask (and the reference logp for KL)
+ * read, the gradient written.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+public class PolicyLossBenchmark {
+    static final int TOKENS = 1 << 20;
+    static final int SEQUENCE = 1024;
+
+    @Param({"native", "reference"})
+    public String backend;
+
+    private Backend b;
+    private SequenceLayout layout;
+    private PolicyLoss.Inputs inputs;
+    private Tensor grad;
+    private Tensor stats;
+    private final PolicyLoss.Config ppo = PolicyLoss.Config.defaults().withDenominator(TOKENS);
+    private final PolicyLoss.Config gspo = PolicyLoss.Config.defaults().withRatio(PolicyLoss.RatioLevel.SEQUENCE)
+            .withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN).withClip(3e-4f, 4e-4f)
+            .withKl(PolicyLoss.KlEstimator.K3, 0.01f).withDenominator(TOKENS / SEQUENCE);
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        b = Backends.open(backend);
+        int[] lengths = new int[TOKENS / SEQUENCE];
+        Arrays.fill(lengths, SEQUENCE);
+        layout = SequenceLayout.ofLengths(lengths);
+        try (HostTensor logp = Fill.normal(DType.F32, 1.0, TOKENS); HostTensor old = Fill.normal(DType.F32, 1.0, TOKENS);
+             HostTensor adv = Fill.normal(DType.F32, 1.0, TOKENS); HostTensor ref = Fill.normal(DType.F32, 1.0, TOKENS);
+             HostTensor mask = HostTensor.allocate(DType.F32, TOKENS)) {
+            for (int i = 0; i < TOKENS; i++) {
+                logp.setFloat(i, -Math.abs(logp.getFloat(i)));
+                old.setFloat(i, logp.getFloat(i) + 0.1f * old.getFloat(i));
+                ref.setFloat(i, logp.getFloat(i) + 0.1f * ref.getFloat(i));
+                mask.setFloat(i, i % SEQUENCE < SEQUENCE - i / SEQUENCE % 200 ? 1f : 0f);
+            }
+            inputs = new PolicyLoss.Inputs(b.upload(logp), b.upload(old), b.upload(adv), b.upload(mask), layout, b.upload(ref), null);
+        }
+        grad = b.allocate(DType.F32, TOKENS);
+        stats = b.allocate(DType.F64, PolicyLoss.STATS_LENGTH);
+    }
+
+    @Benchmark
+    public Tensor ppoTokenMean() {
+        b.policyLoss(ppo, inputs, grad, null, stats);
+        return stats;
+    }
+
+    @Benchmark
+    public Tensor gspoWithKl() {
+        b.policyLoss(gspo, inputs, grad, null, stats);
+        return stats;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        for (Tensor t : new Tensor[] {inputs.logp(), inputs.oldLogp(), inputs.advantages(), inputs.mask(), inputs.refLogp(), grad,
+            stats}) {
+            t.close();
+        }
+        layout.close();
+        b.close();
+    }
+
+    static double bytesMoved(String op) {
+        return op.equals("gspoWithKl") ? TOKENS * (5 * 4.0 + 4) : TOKENS * (4 * 4.0 + 4);
+    }
+}

@@ -1,0 +1,461 @@
+package io.rlkernels.ops;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.reference.ReferenceBackend;
+import io.rlkernels.ops.PolicyLoss.Aggregation;
+import io.rlkernels.ops.PolicyLoss.Config;
+import io.rlkernels.ops.PolicyLoss.KlEstimator;
+import io.rlkernels.ops.PolicyLoss.LossType;
+import io.rlkernels.ops.PolicyLoss.RatioLevel;
+import io.rlkernels.ops.PolicyLoss.Stats;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import io.rlkernels.testing.BackendUnderTest;
+import io.rlkernels.testing.Compare;
+import io.rlkernels.testing.TestData;
+import io.rlkernels.testing.Tolerance;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Clipped policy losses on every backend against the f64 reference (DESIGN §5.3). */
+class PolicyLossTest {
+
+    /** A random batch on the host: S sequences of random lengths, some tokens and one sequence masked out. */
+    static final class Batch implements AutoCloseable {
+        final int[] lengths;
+        final HostTensor logp;
+        final HostTensor old;
+        final HostTensor adv;
+        final HostTensor mask;
+        final HostTensor ref;
+        final HostTensor entropy;
+        final SequenceLayout layout;
+        final int n;
+
+        Batch(SplittableRandom rng, int sequences, int maxLength, DType maskType, boolean perSequenceAdvantage) {
+            lengths = new int[sequences];
+            int total = 0;
+            for (int s = 0; s < sequences; s++) {
+                lengths[s] = 1 + rng.nextInt(maxLength);
+                total += lengths[s];
+            }
+            n = total;
+            logp = HostTensor.allocate(DType.F32, n);
+            old = HostTensor.allocate(DType.F32, n);
+            adv = HostTensor.allocate(DType.F32, n);
+            mask = HostTensor.allocate(maskType, n);
+            ref = HostTensor.allocate(DType.F32, n);
+            entropy = HostTensor.allocate(DType.F32, n);
+            int i = 0;
+            for (int s = 0; s < sequences; s++) {
+                float a = (float) rng.nextGaussian();
+                for (int t = 0; t < lengths[s]; t++, i++) {
+                    float lp = (float) (-Math.abs(rng.nextGaussian()) * 2 - 0.01);
+                    logp.setFloat(i, lp);
+                    old.setFloat(i, (float) (lp + rng.nextGaussian() * 0.3)); // ratios around 1, many clipped
+                    adv.setFloat(i, perSequenceAdvantage ? a : (float) rng.nextGaussian());
+                    ref.setFloat(i, (float) (lp + rng.nextGaussian() * 0.5));
+                    entropy.setFloat(i, (float) Math.abs(rng.nextGaussian()) * 3);
+                    boolean keep = s != 1 && rng.nextDouble() < 0.85; // sequence 1 is all padding
+                    if (maskType == DType.U8) {
+                        mask.setLong(i, keep ? 1 : 0);
+                    } else {
+                        mask.setFloat(i, keep ? 1f : 0f);
+                    }
+                }
+            }
+            layout = SequenceLayout.ofLengths(lengths);
+        }
+
+        /** A copy of {@code count} tokens of {@code whole} from {@code from}: consecutive sequences of these lengths. */
+        Batch(Batch whole, int[] lengths, int from, int count) {
+            this.lengths = lengths;
+            n = count;
+            logp = slice(whole.logp, from, count);
+            old = slice(whole.old, from, count);
+            adv = slice(whole.adv, from, count);
+            mask = slice(whole.mask, from, count);
+            ref = slice(whole.ref, from, count);
+            entropy = slice(whole.entropy, from, count);
+            layout = SequenceLayout.ofLengths(lengths);
+        }
+
+        private static HostTensor slice(HostTensor t, int from, int count) {
+            HostTensor s = HostTensor.allocate(t.dtype(), count);
+            long size = t.dtype().byteSize();
+            java.lang.foreign.MemorySegment.copy(t.segment(), from * size, s.segment(), 0, count * size);
+            return s;
+        }
+
+        PolicyLoss.Inputs inputs() {
+            return new PolicyLoss.Inputs(logp, old, adv, mask).withSequences(layout).withRefLogp(ref).withEntropy(entropy);
+        }
+
+        @Override
+        public void close() {
+            for (HostTensor t : new HostTensor[] {logp, old, adv, mask, ref, entropy}) {
+                t.close();
+            }
+            layout.close();
+        }
+    }
+
+    /** Outputs on the host: dL/dlogp, dL/dentropy and the statistics. */
+    record Result(HostTensor grad, HostTensor gradEntropy, Stats stats) implements AutoCloseable {
+        @Override
+        public void close() {
+            grad.close();
+            gradEntropy.close();
+        }
+    }
+
+    /** Runs the op with every tensor where the backend computes, outputs poisoned first. */
+    static Result run(Backend b, Config c, PolicyLoss.Inputs in) {
+        long n = in.tokens();
+        List<Tensor> owned = new ArrayList<>();
+        try (HostTensor poison = TestData.poisoned(DType.F32, n)) {
+            Tensor logp = track(owned, b.upload((HostTensor) in.logp()));
+            Tensor old = track(owned, b.upload((HostTensor) in.oldLogp()));
+            Tensor adv = track(owned, b.upload((HostTensor) in.advantages()));
+            Tensor mask = track(owned, b.upload((HostTensor) in.mask()));
+            Tensor ref = in.refLogp() == null ? null : track(owned, b.upload((HostTensor) in.refLogp()));
+            Tensor ent = in.entropy() == null ? null : track(owned, b.upload((HostTensor) in.entropy()));
+            Tensor grad = track(owned, b.upload(poison));
+            Tensor gradH = track(owned, b.upload(poison));
+            Stats stats = b.policyLoss(c, new PolicyLoss.Inputs(logp, old, adv, mask, in.sequences(), ref, ent), grad, gradH);
+            Result r = new Result(HostTensor.allocate(DType.F32, n), HostTensor.allocate(DType.F32, n), stats);
+            b.download(grad, r.grad());
+            b.download(gradH, r.gradEntropy());
+            return r;
+        } finally {
+            owned.forEach(Tensor::close);
+        }
+    }
+
+    private static Tensor track(List<Tensor> owned, Tensor t) {
+        owned.add(t);
+        return t;
+    }
+
+    static Stream<Arguments> backendLossRatio() {
+        List<Arguments> out = new ArrayList<>();
+        BackendUnderTest.fast().forEach(b -> {
+            for (LossType l : LossType.values()) {
+                for (RatioLevel r : RatioLevel.values()) {
+                    out.add(Arguments.of(b, l, r));
+                }
+            }
+        });
+        return out.stream();
+    }
+
+    static void assertStatsClose(String ctx, Stats want, Stats got) {
+        double[] w = {want.loss(), want.tokens(), want.sequences(), want.clipHigh(), want.clipLow(), want.clipDual(),
+            want.negApproxKlSum(), want.ratioSum(), want.ratioMin(), want.ratioMax(), want.denominator()};
+        double[] g = {got.loss(), got.tokens(), got.sequences(), got.clipHigh(), got.clipLow(), got.clipDual(),
+            got.negApproxKlSum(), got.ratioSum(), got.ratioMin(), got.ratioMax(), got.denominator()};
+        String[] names = {"loss", "tokens", "sequences", "clipHigh", "clipLow", "clipDual", "negApproxKlSum", "ratioSum",
+            "ratioMin", "ratioMax", "denominator"};
+        for (int j = 0; j < w.length; j++) {
+            assertEquals(w[j], g[j], 1e-9 + 1e-9 * Math.abs(w[j]), ctx + " " + names[j]);
+        }
+    }
+
+    @ParameterizedTest(name = "{0} {1} {2}")
+    @MethodSource("backendLossRatio")
+    void everyModeMatchesTheReference(BackendUnderTest bt, LossType loss, RatioLevel ratio) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (Backend b = bt.open()) {
+            for (Aggregation agg : Aggregation.values()) {
+                for (KlEstimator kl : KlEstimator.values()) {
+                    DType maskType = rng.nextBoolean() ? DType.U8 : DType.F32;
+                    Config c = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg).withClip(0.2f, 0.28f)
+                            .withDualClip(rng.nextBoolean() ? 3f : 0f).withKl(kl, kl == KlEstimator.NONE ? 0f : 0.1f)
+                            .withEntropyCoef(0.01f)
+                            .withDenominator(rng.nextBoolean() ? Double.NaN : 1 + rng.nextInt(500));
+                    String ctx = bt + " " + loss + " " + ratio + " " + agg + " kl=" + kl + " dual=" + c.dualClip() + " denom="
+                            + c.denominator() + " mask=" + maskType + " seed=" + seed;
+                    try (Batch batch = new Batch(rng, 13, 90, maskType, ratio == RatioLevel.SEQUENCE);
+                         Result want = run(new ReferenceBackend(), c, batch.inputs());
+                         Result got = run(b, c, batch.inputs())) {
+                        Compare.assertClose(ctx + " gradLogp", want.grad(), got.grad(), Tolerance.F32_OUTPUT);
+                        Compare.assertClose(ctx + " gradEntropy", want.gradEntropy(), got.gradEntropy(), Tolerance.F32_OUTPUT);
+                        assertStatsClose(ctx, want.stats(), got.stats());
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void withoutSequencesTheTokenModesNeedNone(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 40, 400, DType.F32, false)) {
+            // token ratio and token-mean: no sequences needed; > 4,096 tokens, so several chunks
+            PolicyLoss.Inputs in = new PolicyLoss.Inputs(batch.logp, batch.old, batch.adv, batch.mask);
+            Config c = Config.defaults().withDualClip(2.5f);
+            try (Result want = run(new ReferenceBackend(), c, in); Result got = run(b, c, in)) {
+                Compare.assertClose(bt + " seed=" + seed, want.grad(), got.grad(), Tolerance.F32_OUTPUT);
+                assertStatsClose(bt + " seed=" + seed, want.stats(), got.stats());
+                assertEquals(0, got.stats().sequences(), "no layout: no sequence count");
+            }
+        }
+    }
+
+    /** Splits a batch by sequences into k micro-batches: copies of each part, with its own layout. */
+    static List<Batch> split(Batch whole, int k) {
+        List<Batch> parts = new ArrayList<>();
+        int s = whole.lengths.length;
+        int begin = 0;
+        int token = 0;
+        for (int p = 0; p < k; p++) {
+            int end = (int) ((long) s * (p + 1) / k);
+            int[] lengths = Arrays.copyOfRange(whole.lengths, begin, end);
+            int count = Arrays.stream(lengths).sum();
+            parts.add(new Batch(whole, lengths, token, count));
+            token += count;
+            begin = end;
+        }
+        return parts;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void microBatchesWithTheGlobalDenominatorSumToTheWholeBatch(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (Backend b = bt.open(); Batch whole = new Batch(rng, 21, 60, DType.F32, true)) {
+            for (Aggregation agg : Aggregation.values()) {
+                for (RatioLevel ratio : RatioLevel.values()) {
+                    Config implied = Config.defaults().withAggregation(agg).withRatio(ratio).withKl(KlEstimator.K3, 0.05f)
+                            .withEntropyCoef(0.01f).withDualClip(3f);
+                    try (Result full = run(b, implied, whole.inputs())) {
+                        // the global denominator: what the whole batch implies
+                        Config global = implied.withDenominator(full.stats().denominator());
+                        for (int k : new int[] {1, 2, 7}) {
+                            String ctx = bt + " " + agg + " " + ratio + " k=" + k + " seed=" + seed;
+                            List<Batch> parts = split(whole, k);
+                            Stats sum = null;
+                            float[] grads = new float[whole.n];
+                            int at = 0;
+                            for (Batch part : parts) {
+                                try (Result r = run(b, global, part.inputs())) {
+                                    sum = sum == null ? r.stats() : sum.merge(r.stats());
+                                    float[] g = r.grad().toFloatArray();
+                                    System.arraycopy(g, 0, grads, at, g.length);
+                                    at += g.length;
+                                }
+                                part.close();
+                            }
+                            assertEquals(full.stats().loss(), sum.loss(), 1e-6 * Math.abs(full.stats().loss()) + 1e-12, ctx + " loss");
+                            assertEquals(full.stats().tokens(), sum.tokens(), ctx + " tokens");
+                            assertEquals(full.stats().clipHigh(), sum.clipHigh(), ctx + " clipHigh");
+                            float[] want = full.grad().toFloatArray();
+                            for (int i = 0; i < whole.n; i++) {
+                                assertEquals(want[i], grads[i], 1e-6 * Math.abs(want[i]) + 1e-12, ctx + " grad[" + i + "]");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- the gradient against finite differences of an independent f64 loss ----
+
+    /** The loss of DESIGN §5.3 in f64, written again from the definition (no shared code with the backends). */
+    static double lossF64(Config c, double[] lp, double[] old, double[] a, double[] m, double[] ref, double[] h, int[] lengths) {
+        int n = lp.length;
+        double denom = c.denominator();
+        double loss = 0;
+        int at = 0;
+        for (int len : lengths) {
+            double kept = 0;
+            double sum = 0;
+            for (int i = at; i < at + len; i++) {
+                kept += m[i];
+                sum += m[i] * (lp[i] - old[i]);
+            }
+            double rs = Math.exp(Math.max(-20, Math.min(20, kept > 0 ? sum / kept : 0)));
+            for (int i = at; i < at + len; i++) {
+                if (m[i] == 0) {
+                    continue;
+                }
+                double r = c.ratio() == RatioLevel.TOKEN ? Math.exp(Math.max(-20, Math.min(20, lp[i] - old[i]))) : rs;
+                double cl = Math.min(Math.max(r, 1 - c.clipLow()), 1 + c.clipHigh());
+                double l = switch (c.loss()) {
+                    case PPO -> {
+                        double v = Math.max(-a[i] * r, -a[i] * cl);
+                        yield c.dualClip() > 0 && a[i] < 0 ? Math.min(v, -c.dualClip() * a[i]) : v;
+                    }
+                    case CISPO -> -cl * a[i] * lp[i]; // cl is a constant for the gradient: see the FD below
+                    case REINFORCE -> -a[i] * lp[i];
+                };
+                double d = lp[i] - ref[i];
+                double kl = switch (c.kl()) {
+                    case NONE -> 0;
+                    case K1 -> d;
+                    case K2 -> d * d / 2;
+                    case K3 -> Math.min(10, Math.exp(-d) + d - 1);
+                    case ABS -> Math.abs(d);
+                };
+                double w = c.aggregation() == Aggregation.SEQ_MEAN_TOKEN_MEAN ? 1 / (kept * denom) : 1 / denom;
+                loss += w * (l + c.klCoef() * kl - c.entropyCoef() * h[i]);
+            }
+            at += len;
+        }
+        return loss;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void gradientsMatchFiniteDifferencesAwayFromTheClipBoundaries(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (Backend b = bt.open()) {
+            for (LossType loss : new LossType[] {LossType.PPO, LossType.REINFORCE}) {
+                for (RatioLevel ratio : RatioLevel.values()) {
+                    for (KlEstimator kl : KlEstimator.values()) {
+                        Aggregation agg = Aggregation.values()[rng.nextInt(4)];
+                        Config c = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg).withDualClip(3f)
+                                .withKl(kl, 0.3f).withEntropyCoef(0.02f).withDenominator(7);
+                        try (Batch batch = new Batch(rng, 4, 12, DType.F32, ratio == RatioLevel.SEQUENCE)) {
+                            double[] lp = toDouble(batch.logp);
+                            double[] old = toDouble(batch.old);
+                            double[] a = toDouble(batch.adv);
+                            double[] m = toDouble(batch.mask);
+                            double[] ref = toDouble(batch.ref);
+                            double[] h = toDouble(batch.entropy);
+                            try (Result got = run(b, c, batch.inputs())) {
+                                double eps = 1e-6;
+                                for (int i = 0; i < batch.n; i++) {
+                                    double saved = lp[i];
+                                    lp[i] = saved + eps;
+                                    double up = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                    lp[i] = saved - eps;
+                                    double down = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                    lp[i] = saved;
+                                    double numeric = (up - down) / (2 * eps);
+                                    // a kink (clip boundary, |d| of abs) within eps shows as a jump: skip that token
+                                    double mid = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                    if (Math.abs((up - mid) - (mid - down)) > 1e-9 * (1 + Math.abs(mid))) {
+                                        continue;
+                                    }
+                                    assertEquals(numeric, got.grad().getFloat(i), 2e-5 + 1e-4 * Math.abs(numeric),
+                                            bt + " " + loss + " " + ratio + " " + agg + " kl=" + kl + " dL/dlogp[" + i + "] seed=" + seed);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void cispoPassesTheGradientThroughTheClippedWeightAsAConstant(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Config c = Config.defaults().withLoss(LossType.CISPO).withClip(0.2f, 0.28f).withDenominator(10);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 5, 20, DType.F32, false); Result got = run(b, c, batch.inputs())) {
+            for (int i = 0; i < batch.n; i++) {
+                double m = batch.mask.getFloat(i);
+                double r = Math.exp(Math.max(-20, Math.min(20, (double) batch.logp.getFloat(i) - batch.old.getFloat(i))));
+                double clipped = Math.min(Math.max(r, 0.8), 1.28);
+                double want = m == 0 ? 0 : -clipped * batch.adv.getFloat(i) / 10;
+                assertEquals(want, got.grad().getFloat(i), 1e-6 * Math.abs(want) + 1e-9, bt + " token " + i + " seed=" + seed);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void theSameInputGivesBitwiseTheSameOutput(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Config c = Config.defaults().withRatio(RatioLevel.SEQUENCE).withAggregation(Aggregation.SEQ_MEAN_TOKEN_MEAN)
+                .withKl(KlEstimator.K3, 0.1f);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 300, 200, DType.U8, true);
+             Result first = run(b, c, batch.inputs()); Result second = run(b, c, batch.inputs())) {
+            assertArrayEquals(first.grad().toFloatArray(), second.grad().toFloatArray(), bt + " seed=" + seed);
+            assertEquals(first.stats(), second.stats(), bt + " seed=" + seed);
+        }
+    }
+
+    // ---- bad input ----
+
+    private static void assertRejected(String argument, Runnable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
+        assertTrue(e.getMessage().startsWith(argument + ":"), "message names " + argument + ": " + e.getMessage());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void badInputIsRefusedWithItsName(BackendUnderTest bt) {
+        SplittableRandom rng = new SplittableRandom(1);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 3, 5, DType.F32, false);
+             HostTensor shortOld = HostTensor.allocate(DType.F32, batch.n - 1);
+             HostTensor nan = HostTensor.allocate(DType.F32, batch.n); Tensor grad = b.allocate(DType.F32, batch.n)) {
+            batch.logp.copyTo(nan);
+            nan.setFloat(2, Float.NaN);
+            PolicyLoss.Inputs in = batch.inputs();
+            Config c = Config.defaults();
+            assertRejected("oldLogp", () -> b.policyLoss(c, new PolicyLoss.Inputs(batch.logp, shortOld, batch.adv, batch.mask), grad, null));
+            assertRejected("logp[2]", () -> b.policyLoss(c, new PolicyLoss.Inputs(nan, batch.old, batch.adv, batch.mask), grad, null));
+            assertRejected("refLogp", () -> b.policyLoss(c.withKl(KlEstimator.K1, 0.1f),
+                    new PolicyLoss.Inputs(batch.logp, batch.old, batch.adv, batch.mask), grad, null));
+            assertRejected("sequences", () -> b.policyLoss(c.withRatio(RatioLevel.SEQUENCE),
+                    new PolicyLoss.Inputs(batch.logp, batch.old, batch.adv, batch.mask), grad, null));
+            assertRejected("entropy", () -> b.policyLoss(c.withEntropyCoef(0.1f),
+                    new PolicyLoss.Inputs(batch.logp, batch.old, batch.adv, batch.mask), grad, null));
+            assertEquals(in.tokens(), batch.n);
+        }
+        assertRejected("clipLow", () -> Config.defaults().withClip(0f, 0.2f));
+        assertRejected("clipLow", () -> Config.defaults().withClip(1f, 0.2f));
+        assertRejected("clipHigh", () -> Config.defaults().withClip(0.2f, -0.1f));
+        assertRejected("dualClip", () -> Config.defaults().withDualClip(0.5f));
+        assertRejected("dualClip", () -> Config.defaults().withDualClip(1f));
+        assertRejected("denominator", () -> Config.defaults().withDenominator(0));
+        assertRejected("agg", () -> Aggregation.parse("token-sum"));
+    }
+
+    @Test
+    void sequenceIdsMustBeContiguousRunsOfZeroToSMinusOne() {
+        try (HostTensor ok = HostTensor.of(new int[] {1, 1, 0, 0, 0, 2}); SequenceLayout l = SequenceLayout.ofSeqIds(ok)) {
+            assertEquals(3, l.sequences());
+            assertEquals(3, l.longest());
+            assertArrayEquals(new float[] {0, 2, 5, 6}, l.offsets().toFloatArray());
+        }
+        try (HostTensor outOfRange = HostTensor.of(new int[] {0, 0, 5}); HostTensor negative = HostTensor.of(new int[] {0, -1});
+             HostTensor split = HostTensor.of(new int[] {0, 1, 0})) {
+            assertRejected("seqIds[2]", () -> SequenceLayout.ofSeqIds(outOfRange));
+            assertRejected("seqIds[1]", () -> SequenceLayout.ofSeqIds(negative));
+            assertRejected("seqIds[2]", () -> SequenceLayout.ofSeqIds(split));
+        }
+    }
+
+    private static double[] toDouble(HostTensor t) {
+        double[] d = new double[(int) t.numel()];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = t.getFloat(i);
+        }
+        return d;
+    }
+}

@@ -1,0 +1,217 @@
+/*
+ * policy_loss.c — clipped importance-ratio policy losses (PPO, CISPO, REINFORCE; token or sequence
+ * ratio; KL and entropy terms) with dL/dlogp, fused, on the CPU (DESIGN §5.3). The formulas are
+ * those of io.rlkernels.ops.PolicyLoss; ReferenceBackend.java is the readable version; the CUDA
+ * twin is cuda-kernels/policy_loss.cu, which shares token_terms() below in spirit line by line.
+ *
+ * Work is split by segment (a sequence, or a fixed chunk of tokens when the op needs no
+ * sequences); each segment writes its partial statistics, added afterwards in segment order, so
+ * the result does not depend on the thread count. Everything is computed in double.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "rlkernels.h"
+
+#define CHUNK 4096 /* tokens per segment when the op needs no sequences */
+
+enum { LOSS_PPO = 0, LOSS_CISPO = 1, LOSS_REINFORCE = 2 };
+enum { RATIO_TOKEN = 0, RATIO_SEQUENCE = 1 };
+enum { AGG_TOKEN_MEAN = 0, AGG_SEQ_MEAN_TOKEN_MEAN = 1, AGG_SEQ_MEAN_TOKEN_SUM = 2, AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3 };
+enum { KL_NONE = 0, KL_K1 = 1, KL_K2 = 2, KL_K3 = 3, KL_ABS = 4 };
+/* stats: loss, tokens, sequences, clip high, clip low, clip dual, sum(old - logp), ratio sum, min, max, denominator */
+enum { S_LOSS, S_TOKENS, S_SEQS, S_HIGH, S_LOW, S_DUAL, S_NEG_KL, S_RSUM, S_RMIN, S_RMAX, S_DENOM, S_LEN };
+
+typedef struct {
+  int loss, ratio, agg, kl;
+  double clip_low, clip_high, dual, kl_coef, ent_coef;
+} config;
+
+static inline int kept(const void *mask, int mask_u8, int64_t i) {
+  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
+}
+
+/* Plain comparisons, not fmin/fmax: the inputs are finite (checked), and fmin's NaN rules cost a call. */
+static inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static inline double mind(double a, double b) { return a < b ? a : b; }
+static inline double maxd(double a, double b) { return a > b ? a : b; }
+
+/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly); counts clipping. */
+typedef struct {
+  double loss, d_ratio, d_direct;
+  int high, low, dual;
+} terms;
+
+static inline __attribute__((always_inline)) terms token_terms(const config *c, double r, double a, double lp, double ref, double h) {
+  terms t = {0, 0, 0, 0, 0, 0};
+  const double clipped = clampd(r, 1.0 - c->clip_low, 1.0 + c->clip_high);
+  if (c->loss == LOSS_PPO) {
+    const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
+    t.loss = maxd(unclipped_loss, clipped_loss);
+    t.d_ratio = unclipped_loss >= clipped_loss ? -a : 0.0;
+    if (clipped_loss > unclipped_loss) {
+      t.high = r > 1.0 + c->clip_high;
+      t.low = !t.high;
+    }
+    if (c->dual > 0 && a < 0 && t.loss > -c->dual * a) {
+      t.loss = -c->dual * a;
+      t.d_ratio = 0.0;
+      t.dual = 1;
+    }
+  } else if (c->loss == LOSS_CISPO) {
+    t.loss = -clipped * a * lp;
+    t.d_direct = -clipped * a;
+    t.high = r > 1.0 + c->clip_high;
+    t.low = r < 1.0 - c->clip_low;
+  } else {
+    t.loss = -a * lp;
+    t.d_direct = -a;
+  }
+  if (c->kl != KL_NONE && c->kl_coef != 0) {
+    const double diff = lp - ref;
+    double k = 0, dk = 0;
+    switch (c->kl) {
+      case KL_K1: k = diff; dk = 1; break;
+      case KL_K2: k = 0.5 * diff * diff; dk = diff; break;
+      case KL_K3: {
+        const double x = clampd(-diff, -20, 20), ex = exp(x);
+        k = ex - x - 1;
+        dk = fabs(x) < 20 ? 1 - ex : 0;
+        if (k > 10) {
+          k = 10;
+          dk = 0;
+        }
+        break;
+      }
+      default: k = fabs(diff); dk = diff > 0 ? 1 : (diff < 0 ? -1 : 0); break;
+    }
+    t.loss += c->kl_coef * k;
+    t.d_direct += c->kl_coef * dk;
+  }
+  t.loss -= c->ent_coef * h;
+  return t;
+}
+
+int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
+                    const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,
+                    int loss_type, int ratio_level, int agg, int kl, float clip_low, float clip_high, float dual_clip,
+                    double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
+                    double *stats) {
+  const config c = {loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
+  const int64_t segments = offsets ? sequences : (n + CHUNK - 1) / CHUNK;
+#define SEG_BEGIN(k) (offsets ? (int64_t)offsets[k] : (k) * (int64_t)CHUNK)
+#define SEG_END(k) (offsets ? (int64_t)offsets[(k) + 1] : ((k) + 1) * (int64_t)CHUNK < n ? ((k) + 1) * (int64_t)CHUNK : n)
+  double *partial = malloc(sizeof(double) * S_LEN * (size_t)(segments > 0 ? segments : 1));
+  if (!partial) return RLK_OUT_OF_MEMORY;
+
+  if (isnan(denominator)) { /* what the mode implies for this batch */
+    double count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : count) if (n > 65536)
+    for (int64_t k = 0; k < segments; k++) {
+      double kept_here = 0;
+      for (int64_t i = SEG_BEGIN(k); i < SEG_END(k); i++) kept_here += kept(mask, mask_u8, i);
+      count += agg == AGG_TOKEN_MEAN ? kept_here : (kept_here > 0); /* integers: exact in any order */
+    }
+    denominator = agg == AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : count;
+    if (denominator == 0) denominator = 1; /* nothing kept: the loss is 0 either way */
+  }
+
+  int failed = 0;
+#pragma omp parallel for schedule(dynamic, 16) if (n > 16384) reduction(| : failed)
+  for (int64_t k = 0; k < segments; k++) {
+    const int64_t b = SEG_BEGIN(k), e = SEG_END(k);
+    double *st = partial + S_LEN * k;
+    st[S_SEQS] = 0;
+    double n_kept = 0, sum_log_ratio = 0;
+    for (int64_t i = b; i < e; i++)
+      if (kept(mask, mask_u8, i)) {
+        n_kept += 1;
+        sum_log_ratio += (double)logp[i] - old[i];
+      }
+    if (offsets && n_kept > 0) st[S_SEQS] = 1;
+    const double seq_log = n_kept > 0 ? sum_log_ratio / n_kept : 0;
+    const int seq_clamped = fabs(seq_log) > 20;
+    const double seq_ratio = exp(clampd(seq_log, -20, 20));
+    const double w = agg == AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 1 ? n_kept : 1) * denominator) : 1.0 / denominator;
+
+    /* pass 1: loss, statistics, and for the sequence ratio the sequence's share sum(w dl/dr);
+       the sums are locals (registers), stored once per segment */
+    /* the sequence ratio's pass 2 adds a share to each kept token's direct term, kept here in double */
+    double *direct = ratio_level == RATIO_SEQUENCE ? malloc(sizeof(double) * (size_t)(e - b > 0 ? e - b : 1)) : NULL;
+    if (ratio_level == RATIO_SEQUENCE && !direct) {
+      failed = 1;
+      continue;
+    }
+    double seq_coef = 0, loss = 0, tokens = 0, high = 0, low = 0, dual = 0, neg_kl = 0, rsum = 0;
+    double rmin = INFINITY, rmax = -INFINITY;
+    for (int64_t i = b; i < e; i++) {
+      if (!kept(mask, mask_u8, i)) {
+        grad[i] = 0.0f;
+        if (grad_entropy) grad_entropy[i] = 0.0f;
+        continue;
+      }
+      const double raw = (double)logp[i] - old[i], d = clampd(raw, -20, 20);
+      const double r = ratio_level == RATIO_TOKEN ? exp(d) : seq_ratio;
+      const int clamped = ratio_level == RATIO_TOKEN ? d != raw : seq_clamped;
+      const terms t = token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
+      loss += w * t.loss;
+      tokens += 1;
+      high += t.high;
+      low += t.low;
+      dual += t.dual;
+      neg_kl += -d;
+      rsum += r;
+      rmin = mind(rmin, r);
+      rmax = maxd(rmax, r);
+      double g = w * t.d_direct;
+      if (direct) direct[i - b] = g;
+      if (!clamped) {
+        if (ratio_level == RATIO_TOKEN)
+          g += w * t.d_ratio * r; /* dr/dlogp = r */
+        else
+          seq_coef += w * t.d_ratio;
+      }
+      grad[i] = (float)g;
+      if (grad_entropy) grad_entropy[i] = (float)(-w * ent_coef);
+    }
+    st[S_LOSS] = loss;
+    st[S_TOKENS] = tokens;
+    st[S_HIGH] = high;
+    st[S_LOW] = low;
+    st[S_DUAL] = dual;
+    st[S_NEG_KL] = neg_kl;
+    st[S_RSUM] = rsum;
+    st[S_RMIN] = rmin;
+    st[S_RMAX] = rmax;
+    /* pass 2, sequence ratio: dr_s/dlogp_j = r_s m_j / n_s, a share for every kept token, added to
+       the direct term in double so that the gradient is rounded once */
+    if (direct) {
+      const double share = n_kept > 0 ? seq_coef * seq_ratio / n_kept : 0;
+      for (int64_t i = b; i < e; i++)
+        if (kept(mask, mask_u8, i)) grad[i] = (float)(direct[i - b] + share);
+      free(direct);
+    }
+  }
+  if (failed) {
+    free(partial);
+    return RLK_OUT_OF_MEMORY;
+  }
+
+  double out[S_LEN] = {0};
+  out[S_RMIN] = INFINITY;
+  out[S_RMAX] = -INFINITY;
+  for (int64_t k = 0; k < segments; k++) {
+    const double *st = partial + S_LEN * k;
+    for (int j = 0; j < S_RMIN; j++) out[j] += st[j];
+    out[S_RMIN] = mind(out[S_RMIN], st[S_RMIN]);
+    out[S_RMAX] = maxd(out[S_RMAX], st[S_RMAX]);
+  }
+  free(partial);
+  if (out[S_TOKENS] == 0) out[S_RMIN] = out[S_RMAX] = 0;
+  out[S_DENOM] = denominator;
+  for (int j = 0; j < S_LEN; j++) stats[j] = out[j];
+  return RLK_OK;
+#undef SEG_BEGIN
+#undef SEG_END
+}

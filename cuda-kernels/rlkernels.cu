@@ -5,3 +5,4 @@
 #include "logprobs.cu"
 #include "advantages.cu"
 #include "policy_loss.cu"
+#include "bgpo.cu"

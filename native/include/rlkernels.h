@@ -105,6 +105,23 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
                     double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
                     double *stats);
 
+/* out[i] = mask[i] ? targets[i] : ignore, targets i32 or i64 (itype). */
+int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8, int64_t n, int64_t ignore, void *out);
+
+/*
+ * BGPO's per-sequence step of one sample (io.rlkernels.ops.Bgpo): from the masked rows' logp, each
+ * sequence's value (values[s]), bound, and the upstream gradient of its masked rows (upstream[p],
+ * 0 elsewhere); scale = 1 / (D n_t). Adds loss, seen, clip high, clip low, clip dual, empty,
+ * sum d, min d, max d, sum psi into state (min and max combined).
+ */
+int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t sequences, const void *mask, int mask_u8,
+                          const float *weights, const float *old, const float *adv, float clip_low, float clip_high,
+                          float dual_clip, double scale, float *values, float *upstream, double *state);
+
+/* C[m, n] = alpha op(A) op(B) + beta C, f32 row-major; op transposes when the flag is set. */
+int rlk_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
+               float beta, float *c);
+
 /* The index of the first NaN or infinity in x, or -1. */
 int64_t rlk_first_nonfinite_f32(const float *x, int64_t n);
 

@@ -16,7 +16,8 @@
   int rlk_logprobs_bwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
                              int64_t, const float *, const float *, const float *, const float *,  \
                              void *, int);                                                         \
-  double rlk_sum_f32_##sfx(const float *, int64_t);
+  double rlk_sum_f32_##sfx(const float *, int64_t);                                                \
+  int rlk_matmul_##sfx(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *);
 
 DECLARE_VARIANT(x86_64)
 DECLARE_VARIANT(avx2)
@@ -29,14 +30,15 @@ typedef struct {
   int (*bwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, const float *,
              const float *, const float *, const float *, void *, int);
   double (*sum)(const float *, int64_t);
+  int (*matmul)(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *);
 } variant;
 
 static const variant VARIANTS[] = {
-    [RLK_ISA_X86_64] = {"x86-64", rlk_logprobs_fwd_x86_64, rlk_logprobs_bwd_x86_64,
-                        rlk_sum_f32_x86_64},
-    [RLK_ISA_AVX2] = {"avx2", rlk_logprobs_fwd_avx2, rlk_logprobs_bwd_avx2, rlk_sum_f32_avx2},
-    [RLK_ISA_AVX512] = {"avx512", rlk_logprobs_fwd_avx512, rlk_logprobs_bwd_avx512,
-                        rlk_sum_f32_avx512},
+    [RLK_ISA_X86_64] = {"x86-64", rlk_logprobs_fwd_x86_64, rlk_logprobs_bwd_x86_64, rlk_sum_f32_x86_64,
+                        rlk_matmul_x86_64},
+    [RLK_ISA_AVX2] = {"avx2", rlk_logprobs_fwd_avx2, rlk_logprobs_bwd_avx2, rlk_sum_f32_avx2, rlk_matmul_avx2},
+    [RLK_ISA_AVX512] = {"avx512", rlk_logprobs_fwd_avx512, rlk_logprobs_bwd_avx512, rlk_sum_f32_avx512,
+                        rlk_matmul_avx512},
 };
 
 static int selected = RLK_ISA_AUTO;
@@ -102,3 +104,8 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
 }
 
 double rlk_sum_f32(const float *x, int64_t n) { return VARIANTS[rlk_isa_selected()].sum(x, n); }
+
+int rlk_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
+               float beta, float *c) {
+  return VARIANTS[rlk_isa_selected()].matmul(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}

@@ -1,12 +1,14 @@
 package io.rlkernels.backend;
 
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -136,6 +138,40 @@ public interface Backend extends AutoCloseable {
             return PolicyLoss.Stats.of(host);
         }
     }
+
+    /** out[i] = mask[i] ? targets[i] : ignore (same integer dtype as targets; mask u8 or f32). */
+    void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out);
+
+    /**
+     * BGPO's per-sequence step of one sample: from the masked rows' logp [R], each sequence's value
+     * l = w * sum logp (into values [S]), its bound f and the upstream gradient dL/dlogp of its
+     * masked rows (into upstream [R], 0 elsewhere); the loss and statistics are added into state.
+     * See {@link Bgpo}.
+     */
+    void bgpoCoefficients(Bgpo.Config config, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                          Tensor advantages, Tensor values, Tensor upstream, Tensor state);
+
+    /**
+     * One BGPO Monte Carlo sample, fused: log-probs of the masked rows, the sequences' values and
+     * bound coefficients, and the logits gradient of this sample (into gradLogits, which may be
+     * the logits themselves). Adds the loss and statistics into state (f64 [Bgpo.STATS_LENGTH]).
+     */
+    default void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+        Bgpo.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
+                gradLogits, ws.values(), state);
+        LogProbs.Config lp = Bgpo.logProbsConfig(config);
+        maskRows(in.targets(), in.mask(), Bgpo.UNMASKED, ws.rowTargets());
+        logProbs(lp, in.logits(), ws.rowTargets(), ws.logp(), ws.lse(), null);
+        bgpoCoefficients(config, ws.logp(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(), ws.values(),
+                ws.upstream(), state);
+        logProbsBackward(lp, in.logits(), ws.rowTargets(), ws.lse(), null, ws.upstream(), null, gradLogits);
+    }
+
+    /**
+     * C = alpha op(A) op(B) + beta C in f32, row-major, op(X) = X or its transpose. Each element
+     * is summed over k in order: the same result whatever the thread count.
+     */
+    void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
 
     /** Releases what the backend holds (device context references, staging buffers). Idempotent. */
     @Override

@@ -5,11 +5,13 @@ import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.cuda.internal.CudaProbe;
 import io.rlkernels.backend.cuda.internal.JCudaLauncher;
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.Matmul;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -356,6 +358,81 @@ public final class CudaBackend implements Backend {
                     .ptr(gradH).ptr(partial));
             launcher.launch("rlk_policy_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(blocks)
                     .f64(c.denominator()).ptr(denominator).ptr(out));
+            s.finish();
+        }
+    }
+
+    @Override
+    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, out);
+        long n = targets.numel();
+        try (Staging s = new Staging(launcher, this)) {
+            long y = s.in("targets", targets);
+            long m = s.in("mask", mask);
+            long o = s.out("out", out);
+            if (n > 0) {
+                launcher.launch("rlk_mask_rows", elementwiseLaunch(n), new KernelArgs().ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
+                        .ptr(m).i32(mask.dtype() == DType.U8 ? 1 : 0).i64(n).i64(ignore).ptr(o));
+            }
+            s.finish();
+        }
+    }
+
+    /** Warps per block of rlk_bgpo_coefficients (a warp per sequence), and blocks: at most 1,024 partials. */
+    static LaunchShape bgpoLaunch(int sequences) {
+        return new LaunchShape((int) Math.max(1, Math.min((sequences + 7) / 8, 1024)), 256, 0);
+    }
+
+    @Override
+    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                                 Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
+        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        if (weights instanceof HostTensor hw) {
+            Bgpo.checkWeights(hw);
+        } else if (checkDeviceInputs) {
+            try (HostTensor hw = HostTensor.allocate(DType.F32, weights.shape())) {
+                download(weights, hw);
+                Bgpo.checkWeights(hw);
+            }
+        }
+        try (Staging s = new Staging(launcher, this)) {
+            long lp = s.in("logp", logp);
+            long m = s.in("mask", mask);
+            long w = s.in("weights", weights);
+            long old = finiteInput(s, "oldValues", oldValues);
+            long adv = finiteInput(s, "advantages", advantages);
+            long offsets = rows.deviceCopy(launcher, () -> upload(rows.offsets())).address();
+            long vals = s.out("values", values);
+            long up = s.out("upstream", upstream);
+            long st = s.inOut("state", state);
+            LaunchShape shape = bgpoLaunch(rows.sequences());
+            long partial = s.scratch(8L * Bgpo.STATS_LENGTH * shape.gridX());
+            launcher.launch("rlk_bgpo_coefficients", shape, new KernelArgs().ptr(lp).ptr(offsets).i64(rows.sequences()).ptr(m)
+                    .i32(mask.dtype() == DType.U8 ? 1 : 0).ptr(w).ptr(old).ptr(adv).f32(c.clipLow()).f32(c.clipHigh())
+                    .f32(c.dualClip()).f64(1.0 / (c.denominatorFor(rows.sequences()) * c.samples())).ptr(vals).ptr(up)
+                    .ptr(partial));
+            launcher.launch("rlk_bgpo_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(shape.gridX()).ptr(st));
+            s.finish();
+        }
+    }
+
+    /** One block of 16 x 16 threads per tile of C, at most 65,535 blocks (grid-stride over the rest). */
+    static LaunchShape matmulLaunch(long m, long n) {
+        long tiles = ((m + 15) / 16) * ((n + 15) / 16);
+        return new LaunchShape((int) Math.max(1, Math.min(tiles, 65_535)), 256, 0);
+    }
+
+    @Override
+    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        try (Staging s = new Staging(launcher, this)) {
+            long pa = s.in("a", a);
+            long pb = s.in("b", b);
+            long pc = beta == 0 ? s.out("c", c) : s.inOut("c", c);
+            if (d.m() > 0 && d.n() > 0) {
+                launcher.launch("rlk_matmul", matmulLaunch(d.m(), d.n()), new KernelArgs().i32(transA ? 1 : 0).i32(transB ? 1 : 0)
+                        .i64(d.m()).i64(d.n()).i64(d.k()).f32(alpha).ptr(pa).ptr(pb).f32(beta).ptr(pc));
+            }
             s.finish();
         }
     }

@@ -4,11 +4,13 @@ import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.Matmul;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -190,6 +192,40 @@ public final class NativeBackend implements Backend {
                 seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
                 c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
                 optional("gradEntropy", gradEntropy), segment("stats", stats)), "rlk_policy_loss");
+    }
+
+    @Override
+    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, out);
+        check(lib.maskRows(segment("targets", targets), targets.dtype().code(), segment("mask", mask), mask.dtype() == DType.U8,
+                targets.numel(), ignore, segment("out", out)), "rlk_mask_rows");
+    }
+
+    @Override
+    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                                 Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
+        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        HostTensor w = host("weights", weights);
+        Bgpo.checkWeights(w);
+        requireFinite("oldValues", host("oldValues", oldValues));
+        requireFinite("advantages", host("advantages", advantages));
+        check(lib.bgpoCoefficients(segment("logp", logp), rows.offsets().segment(), rows.sequences(), segment("mask", mask),
+                mask.dtype() == DType.U8, w.segment(), segment("oldValues", oldValues), segment("advantages", advantages),
+                c.clipLow(), c.clipHigh(), c.dualClip(), 1.0 / (c.denominatorFor(rows.sequences()) * c.samples()),
+                segment("values", values), segment("upstream", upstream), segment("state", state)), "rlk_bgpo_coefficients");
+    }
+
+    @Override
+    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        HostTensor ha = host("a", a);
+        HostTensor hb = host("b", b);
+        HostTensor hc = host("c", c);
+        if (ha.isHeap() || hb.isHeap() || hc.isHeap()) {
+            throw Check.fail("a, b, c", "native memory (HostTensor.allocate): a matrix product is too long a call to pin Java arrays",
+                    "a Java array");
+        }
+        check(lib.matmul(transA, transB, d.m(), d.n(), d.k(), alpha, ha.segment(), hb.segment(), beta, hc.segment()), "rlk_matmul");
     }
 
     private static MemorySegment optional(String arg, Tensor t) {

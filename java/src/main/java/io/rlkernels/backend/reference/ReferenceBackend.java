@@ -3,12 +3,15 @@ package io.rlkernels.backend.reference;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.Matmul;
 import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -444,6 +447,174 @@ public final class ReferenceBackend implements Backend {
         HostTensor out = host("stats", stats);
         for (int j = 0; j < PolicyLoss.STATS_LENGTH; j++) {
             out.setDouble(j, st[j]);
+        }
+    }
+
+    @Override
+    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, out);
+        HostTensor y = host("targets", targets);
+        HostTensor m = host("mask", mask);
+        HostTensor o = host("out", out);
+        for (long i = 0; i < y.numel(); i++) {
+            o.setLong(i, m.getFloat(i) != 0 ? y.getLong(i) : ignore);
+        }
+    }
+
+    @Override
+    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                                 Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
+        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        HostTensor lp = host("logp", logp);
+        HostTensor m = host("mask", mask);
+        HostTensor w = host("weights", weights);
+        Bgpo.checkWeights(w);
+        HostTensor old = finite("oldValues", oldValues);
+        HostTensor adv = finite("advantages", advantages);
+        HostTensor out = host("values", values);
+        HostTensor g = host("upstream", upstream);
+        double scale = 1.0 / (c.denominatorFor(rows.sequences()) * c.samples());
+        double[] st = Bgpo.Stats.initial();
+        for (int s = 0; s < rows.sequences(); s++) {
+            long b = rows.offsets().getLong(s);
+            long e = rows.offsets().getLong(s + 1);
+            double sum = 0;
+            boolean any = false;
+            for (long p = b; p < e; p++) {
+                if (m.getFloat(p) != 0) {
+                    sum += lp.getFloat(p);
+                    any = true;
+                }
+            }
+            Coefficient k = coefficient(c, adv.getFloat(s), w.getFloat(s) * sum - old.getFloat(s), st);
+            st[0] += k.f() * scale;
+            st[5] += any ? 0 : 1;
+            out.setFloat(s, (float) (w.getFloat(s) * sum));
+            float up = (float) (-adv.getFloat(s) * k.dfdd() * w.getFloat(s) * scale);
+            for (long p = b; p < e; p++) {
+                g.setFloat(p, m.getFloat(p) != 0 ? up : 0f);
+            }
+        }
+        addState(host("state", state), st);
+    }
+
+    /** f(A, d) of one sequence-sample and -df/dd / A = psi'(d) kappa; counts clipping and d into st. */
+    private record Coefficient(double f, double dfdd) {}
+
+    private static Coefficient coefficient(Bgpo.Config c, double a, double d, double[] st) {
+        double psi;
+        double dpsi;
+        if (a >= 0) {
+            psi = 1 + d;
+            dpsi = 1;
+        } else {
+            double dc = Math.max(-20, Math.min(20, d));
+            psi = Math.exp(dc);
+            dpsi = dc == d ? psi : 0;
+        }
+        double clipped = Math.min(Math.max(psi, 1 - (double) c.clipLow()), 1 + (double) c.clipHigh());
+        double unclippedLoss = -a * psi;
+        double clippedLoss = -a * clipped;
+        double f = Math.max(unclippedLoss, clippedLoss);
+        double kappa = unclippedLoss >= clippedLoss ? 1 : 0;
+        if (clippedLoss > unclippedLoss) {
+            st[psi > 1 + (double) c.clipHigh() ? 2 : 3]++;
+        }
+        if (c.dualClip() > 0 && a < 0 && f > -c.dualClip() * a) {
+            f = -c.dualClip() * a;
+            kappa = 0;
+            st[4]++;
+        }
+        st[1]++;
+        st[6] += d;
+        st[7] = Math.min(st[7], d);
+        st[8] = Math.max(st[8], d);
+        st[9] += psi;
+        return new Coefficient(f, kappa * dpsi);
+    }
+
+    /** state += st (min and max combined). */
+    private static void addState(HostTensor state, double[] st) {
+        for (int j = 0; j < Bgpo.STATS_LENGTH; j++) {
+            double v = state.getDouble(j);
+            state.setDouble(j, j == 7 ? Math.min(v, st[j]) : j == 8 ? Math.max(v, st[j]) : v + st[j]);
+        }
+    }
+
+    /** The whole sample in f64, directly from the definition (not through the primitives above). */
+    @Override
+    public void bgpoStep(Bgpo.Config c, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+        Bgpo.checkStep(c, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
+                gradLogits, ws.values(), state);
+        HostTensor z = host("logits", in.logits());
+        HostTensor y = host("targets", in.targets());
+        HostTensor m = host("mask", in.mask());
+        HostTensor w = host("weights", in.weights());
+        Bgpo.checkWeights(w);
+        HostTensor old = finite("oldValues", in.oldValues());
+        HostTensor adv = finite("advantages", in.advantages());
+        HostTensor out = host("gradLogits", gradLogits);
+        HostTensor values = host("values", ws.values());
+        SequenceLayout rows = in.rows();
+        long v = z.dim(1);
+        LogProbs.checkTargets(y, v, Long.MIN_VALUE);
+        double t = c.temperature();
+        double scale = 1.0 / (c.denominatorFor(rows.sequences()) * c.samples());
+        double[] st = Bgpo.Stats.initial();
+        double[] row = new double[(int) v];
+        double[] dz = new double[(int) v];
+        for (int s = 0; s < rows.sequences(); s++) {
+            long b = rows.offsets().getLong(s);
+            long e = rows.offsets().getLong(s + 1);
+            double sum = 0;
+            boolean any = false;
+            double[] lse = new double[(int) (e - b)];
+            for (long p = b; p < e; p++) {
+                if (m.getFloat(p) != 0) {
+                    Row r = logProbsRow(readRow(z, p, row), (int) y.getLong(p), t);
+                    sum += r.logp();
+                    lse[(int) (p - b)] = r.lse();
+                    any = true;
+                }
+            }
+            Coefficient k = coefficient(c, adv.getFloat(s), w.getFloat(s) * sum - old.getFloat(s), st);
+            st[0] += k.f() * scale;
+            st[5] += any ? 0 : 1;
+            values.setFloat(s, (float) (w.getFloat(s) * sum));
+            double g = -adv.getFloat(s) * k.dfdd() * w.getFloat(s) * scale; // dL/dlogp of a masked row
+            for (long p = b; p < e; p++) {
+                if (m.getFloat(p) != 0) {
+                    logProbsGradRow(readRow(z, p, row), (int) y.getLong(p), t, lse[(int) (p - b)], 0, g, 0, dz);
+                } else {
+                    java.util.Arrays.fill(dz, 0);
+                }
+                for (int j = 0; j < v; j++) {
+                    out.setFloat(p * v + j, (float) dz[j]);
+                }
+            }
+        }
+        addState(host("state", state), st);
+    }
+
+    @Override
+    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        HostTensor ha = host("a", a);
+        HostTensor hb = host("b", b);
+        HostTensor hc = host("c", c);
+        long ka = transA ? d.m() : d.k(); // row lengths of A and B as stored
+        long kb = transB ? d.k() : d.n();
+        for (long i = 0; i < d.m(); i++) {
+            for (long j = 0; j < d.n(); j++) {
+                double sum = 0;
+                for (long k = 0; k < d.k(); k++) {
+                    double x = transA ? ha.getFloat(k * ka + i) : ha.getFloat(i * ka + k);
+                    double yv = transB ? hb.getFloat(j * kb + k) : hb.getFloat(k * kb + j);
+                    sum += x * yv;
+                }
+                double prev = beta == 0 ? 0 : beta * (double) hc.getFloat(i * d.n() + j);
+                hc.setFloat(i * d.n() + j, (float) (alpha * sum + prev));
+            }
         }
     }
 

@@ -47,6 +47,9 @@ public final class NativeLibrary {
     private final MethodHandle maskedWhiten;
     private final MethodHandle firstNonFinite;
     private final MethodHandle policyLoss;
+    private final MethodHandle maskRows;
+    private final MethodHandle bgpoCoefficients;
+    private final MethodHandle matmul;
     private final MethodHandle isaSelected;
     private final MethodHandle isaSupportedMask;
     private final MethodHandle isaSelect;
@@ -76,6 +79,13 @@ public final class NativeLibrary {
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_DOUBLE, JAVA_LONG,
                 JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
+        maskRows = linker.downcallHandle(find(lib, "rlk_mask_rows"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS), critical);
+        bgpoCoefficients = linker.downcallHandle(find(lib, "rlk_bgpo_coefficients"), FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
+                JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), critical);
+        matmul = linker.downcallHandle(find(lib, "rlk_matmul"), FunctionDescriptor.of(JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS));
         isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
         isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
         isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -249,6 +259,36 @@ public final class NativeLibrary {
             return (int) policyLoss.invokeExact(logp, old, adv, mask, maskU8 ? 1 : 0, ref, entropy, offsets, sequences, n,
                     codes[0], codes[1], codes[2], codes[3], clipLow, clipHigh, dualClip, denominator, longest, klCoef,
                     entropyCoef, grad, gradEntropy, stats);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    public int maskRows(MemorySegment targets, int itype, MemorySegment mask, boolean maskU8, long n, long ignore,
+                        MemorySegment out) {
+        try {
+            return (int) maskRows.invokeExact(targets, itype, mask, maskU8 ? 1 : 0, n, ignore, out);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    public int bgpoCoefficients(MemorySegment logp, MemorySegment offsets, long sequences, MemorySegment mask, boolean maskU8,
+                                MemorySegment weights, MemorySegment old, MemorySegment adv, float clipLow, float clipHigh,
+                                float dualClip, double scale, MemorySegment values, MemorySegment upstream, MemorySegment state) {
+        try {
+            return (int) bgpoCoefficients.invokeExact(logp, offsets, sequences, mask, maskU8 ? 1 : 0, weights, old, adv, clipLow,
+                    clipHigh, dualClip, scale, values, upstream, state);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    /** rlk_matmul; a GEMM takes long, so never a critical call (Java arrays are copied by the caller). */
+    public int matmul(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, MemorySegment b,
+                      float beta, MemorySegment c) {
+        try {
+            return (int) matmul.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, b, beta, c);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -1,0 +1,302 @@
+package io.rlkernels.ops;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import java.util.SplittableRandom;
+
+/**
+ * BGPO (Lin, Zhang, Hou, Li, arXiv 2510.11683; DESIGN §5.4): a policy-gradient bound for diffusion
+ * language models that is linear in the Monte Carlo samples of the ELBO, so samples are consumed
+ * one at a time and memory does not grow with their number n_t.
+ *
+ * <p>Sample j of sequence i masks a set M_ij of x_ij response positions; its value is
+ * l_ij = w_ij * sum_{p in M_ij} logp_p (w = 1/x, or L/x = 1/t). With d = l_ij - l_ij^old and A_i
+ * the sequence's advantage, the per-sample ratio is psi = 1 + d (A >= 0) or exp(d) (A < 0), and
+ *
+ * <pre>
+ *   f(A, d) = max(-A psi, -A clip(psi, 1 - eps_low, 1 + eps_high)),  for A < 0 with dual clip c: min(f, -c A)
+ *   L       = 1 / (D n_t) * sum_i sum_j f(A_i, d_ij)                 (D: the denominator, default S)
+ *   dz_v    = A_i psi'(d_ij) kappa_ij w_ij / (D n_t) * (p_v - 1[v = y_p])   on a masked row p of sample ij
+ * </pre>
+ *
+ * with psi' = 1 or exp(d), kappa = 0 where the clipped (or dual-clip) branch is active; other rows
+ * get zero gradient. On-policy the bound equals exp(mean_j d_ij) A_i in value and gradient; off-
+ * policy it never exceeds it. A sequence with no masked position in a sample has l = 0 there (an
+ * empty sum): with the old policy's value from the same masks (also 0) it is a constant with no
+ * gradient; such samples are counted in {@link Stats#empty}.
+ */
+public final class Bgpo {
+    private Bgpo() {}
+
+    /** Clipping, the number of samples n_t, the denominator D (NaN: S, the sequences) and the temperature. */
+    public record Config(float clipLow, float clipHigh, float dualClip, int samples, double denominator, float temperature) {
+        public Config {
+            if (!(clipLow > 0 && clipLow < 1)) {
+                throw Check.fail("clipLow", "a number in (0, 1)", clipLow);
+            }
+            if (!(clipHigh >= 0) || !Float.isFinite(clipHigh)) {
+                throw Check.fail("clipHigh", "a finite number >= 0", clipHigh);
+            }
+            if (!(dualClip == 0 || dualClip > 1) || !Float.isFinite(dualClip)) {
+                throw Check.fail("dualClip", "0 (off) or a number > 1", dualClip);
+            }
+            if (samples < 1) {
+                throw Check.fail("samples (n_t)", "at least 1 Monte Carlo sample", samples);
+            }
+            if (!Double.isNaN(denominator) && !(denominator > 0 && Double.isFinite(denominator))) {
+                throw Check.fail("denominator", "a finite number > 0, or NaN for the number of sequences", denominator);
+            }
+            Check.finitePositive("temperature", temperature);
+        }
+
+        public static Config defaults(int samples) {
+            return new Config(0.2f, 0.2f, 0f, samples, Double.NaN, 1f);
+        }
+
+        public Config withClip(float low, float high) {
+            return new Config(low, high, dualClip, samples, denominator, temperature);
+        }
+
+        public Config withDualClip(float c) {
+            return new Config(clipLow, clipHigh, c, samples, denominator, temperature);
+        }
+
+        public Config withDenominator(double d) {
+            return new Config(clipLow, clipHigh, dualClip, samples, d, temperature);
+        }
+
+        /** D for a batch of {@code sequences}. */
+        public double denominatorFor(int sequences) {
+            return Double.isNaN(denominator) ? Math.max(1, sequences) : denominator;
+        }
+    }
+
+    /** Length of the f64 state vector the per-sample op adds into (see {@link Stats}). */
+    public static final int STATS_LENGTH = 10;
+
+    /**
+     * Running statistics over the samples consumed so far: the loss (already divided by D n_t),
+     * sequence-samples seen, clipped ones (high, low, dual), empty ones, and the sum, min and max
+     * of d = l - l_old. Kept as sums: O(1) whatever n_t.
+     */
+    public record Stats(double loss, double seen, double clipHigh, double clipLow, double clipDual, double empty,
+                        double dSum, double dMin, double dMax, double psiSum) {
+        public static Stats of(HostTensor t) {
+            double[] v = new double[STATS_LENGTH];
+            for (int i = 0; i < STATS_LENGTH; i++) {
+                v[i] = t.getDouble(i);
+            }
+            return new Stats(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]);
+        }
+
+        /** The state before any sample: sums 0, min +inf, max -inf. */
+        public static double[] initial() {
+            return new double[] {0, 0, 0, 0, 0, 0, 0, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, 0};
+        }
+
+        public double clipFraction() {
+            return seen > 0 ? (clipHigh + clipLow + clipDual) / seen : 0;
+        }
+
+        public double meanD() {
+            return seen > 0 ? dSum / seen : 0;
+        }
+    }
+
+    /**
+     * Checks one sample's inputs: logits [R, V] (f32, bf16, f16), targets [R] (i32/i64), the rows'
+     * sequences (a layout of R rows), mask [R] (u8 or f32: the rows this sample masks), weights,
+     * old values and advantages [S] f32, and the outputs: gradLogits [R, V] (or the logits
+     * themselves, in place), values [S] f32 or null, state f64 [STATS_LENGTH].
+     */
+    public static void checkStep(Config c, Tensor logits, Tensor targets, SequenceLayout rows, Tensor mask, Tensor weights,
+                                 Tensor oldValues, Tensor advantages, Tensor gradLogits, Tensor values, Tensor state) {
+        if (c == null) {
+            throw Check.fail("config", "a Bgpo.Config", "null");
+        }
+        LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
+        if (rows == null) {
+            throw Check.fail("rows", "the sequence of each response row (a SequenceLayout)", "null");
+        }
+        if (rows.tokens() != d.rows()) {
+            throw Check.fail("rows", "a layout of the " + d.rows() + " response rows", rows.tokens() + " rows");
+        }
+        int s = rows.sequences();
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.U8, DType.F32);
+        Check.shape("mask", mask, d.rows());
+        for (Object[] arg : new Object[][] {{"weights", weights}, {"oldValues", oldValues}, {"advantages", advantages}}) {
+            Tensor t = (Tensor) arg[1];
+            Check.alive((String) arg[0], t);
+            Check.dtype((String) arg[0], t, DType.F32);
+            Check.shape((String) arg[0], t, s);
+        }
+        Check.alive("gradLogits", gradLogits);
+        Check.floatingPoint("gradLogits", gradLogits);
+        Check.shape("gradLogits", gradLogits, d.rows(), d.vocab());
+        if (gradLogits != logits) {
+            Check.distinct("logits", logits, "gradLogits", gradLogits);
+        }
+        if (values != null) {
+            Check.alive("values", values);
+            Check.dtype("values", values, DType.F32);
+            Check.shape("values", values, s);
+        }
+        Check.alive("state", state);
+        Check.dtype("state", state, DType.F64);
+        Check.shape("state", state, STATS_LENGTH);
+    }
+
+    /** Checks maskRows: targets [R] i32/i64, mask [R] u8/f32, out like targets. */
+    public static void checkMaskRows(Tensor targets, Tensor mask, Tensor out) {
+        Check.alive("targets", targets);
+        Check.dtype("targets", targets, DType.I32, DType.I64);
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.U8, DType.F32);
+        Check.shape("mask", mask, targets.shape());
+        Check.alive("out", out);
+        Check.dtype("out", out, targets.dtype());
+        Check.shape("out", out, targets.shape());
+    }
+
+    /** Checks bgpoCoefficients: logp, mask, upstream [R]; weights, old values, advantages, values [S]; state. */
+    public static void checkCoefficients(Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights,
+                                         Tensor oldValues, Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
+        if (c == null || rows == null) {
+            throw Check.fail("config, rows", "a Bgpo.Config and a SequenceLayout", "null");
+        }
+        long r = rows.tokens();
+        long s = rows.sequences();
+        for (Object[] arg : new Object[][] {{"logp", logp, r}, {"upstream", upstream, r}, {"weights", weights, s},
+            {"oldValues", oldValues, s}, {"advantages", advantages, s}, {"values", values, s}}) {
+            Tensor t = (Tensor) arg[1];
+            Check.alive((String) arg[0], t);
+            Check.dtype((String) arg[0], t, DType.F32);
+            Check.shape((String) arg[0], t, (long) arg[2]);
+        }
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.U8, DType.F32);
+        Check.shape("mask", mask, r);
+        Check.alive("state", state);
+        Check.dtype("state", state, DType.F64);
+        Check.shape("state", state, STATS_LENGTH);
+    }
+
+    /** Every weight is finite and positive (a weight is 1/x or L/x). */
+    public static void checkWeights(HostTensor weights) {
+        for (long i = 0, n = weights.numel(); i < n; i++) {
+            float w = weights.getFloat(i);
+            if (!(w > 0) || !Float.isFinite(w)) {
+                throw Check.fail("weights[" + i + "]", "a finite weight > 0", w);
+            }
+        }
+    }
+
+    /** One Monte Carlo sample's inputs (see {@link #checkStep}). */
+    public record Sample(Tensor logits, Tensor targets, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                         Tensor advantages) {}
+
+    /**
+     * Per-row and per-sequence scratch of one sample, reused by every sample: sized by R and S,
+     * never by n_t. {@code values} receives l_ij of the last sample.
+     */
+    public record Workspace(Tensor rowTargets, Tensor logp, Tensor lse, Tensor upstream, Tensor values) implements AutoCloseable {
+        public long bytes() {
+            return rowTargets.byteSize() + logp.byteSize() + lse.byteSize() + upstream.byteSize() + values.byteSize();
+        }
+
+        @Override
+        public void close() {
+            rowTargets.close();
+            logp.close();
+            lse.close();
+            upstream.close();
+            values.close();
+        }
+    }
+
+    /** The target id the per-sample forward gives rows a sample does not mask (they are skipped). */
+    public static final long UNMASKED = -1;
+
+    /** The log-probs configuration of a sample: the temperature, and unmasked rows skipped. */
+    public static LogProbs.Config logProbsConfig(Config c) {
+        return new LogProbs.Config(c.temperature(), UNMASKED);
+    }
+
+    // ---- the ELBO sampler ----
+
+    /** How a sample's value is weighted: 1/x (length-normalised, the default) or L/x = 1/t (the paper's). */
+    public enum Weighting {
+        PER_MASKED_TOKEN, PER_MASK_RATIO
+    }
+
+    /**
+     * The masks and weights of n_t Monte Carlo samples for every sequence: masks [n_t, R] u8 (1 =
+     * masked), weights [n_t, S] f32, counts [n_t, S] i32 (x_ij). Seeded: the same seed gives the
+     * same masks, so the old policy's values are taken on the current policy's masks.
+     */
+    public record Samples(HostTensor masks, HostTensor weights, HostTensor counts) implements AutoCloseable {
+        @Override
+        public void close() {
+            masks.close();
+            weights.close();
+            counts.close();
+        }
+    }
+
+    /**
+     * Stratified masking (DESIGN §5.4): for sequence i of response length L, draw k uniform in
+     * 1..L; sample j masks x_j = round(k + j L / n_t), wrapped into 1..L, positions drawn uniformly
+     * without replacement. Every sample masks at least one position.
+     */
+    public static Samples sample(long seed, int samples, SequenceLayout rows, Weighting weighting) {
+        if (samples < 1) {
+            throw Check.fail("samples (n_t)", "at least 1 Monte Carlo sample", samples);
+        }
+        int r = (int) rows.tokens();
+        int s = rows.sequences();
+        HostTensor masks = HostTensor.allocate(DType.U8, samples, r);
+        HostTensor weights = HostTensor.allocate(DType.F32, samples, s);
+        HostTensor counts = HostTensor.allocate(DType.I32, samples, s);
+        for (int i = 0; i < s; i++) {
+            int begin = (int) rows.offsets().getLong(i);
+            int length = (int) rows.offsets().getLong(i + 1) - begin;
+            if (length == 0) {
+                for (int j = 0; j < samples; j++) {
+                    weights.setFloat((long) j * s + i, 1f);
+                }
+                continue;
+            }
+            SplittableRandom rng = new SplittableRandom(mix(seed, i, -1));
+            long k = 1 + rng.nextInt(length);
+            int[] positions = new int[length];
+            for (int j = 0; j < samples; j++) {
+                long x = Math.round(k + (double) j * length / samples);
+                x = (x - 1) % length + 1; // wrapped into 1..L
+                SplittableRandom pick = new SplittableRandom(mix(seed, i, j));
+                for (int p = 0; p < length; p++) {
+                    positions[p] = p;
+                }
+                for (int p = 0; p < x; p++) { // partial Fisher-Yates: x positions without replacement
+                    int q = p + pick.nextInt(length - p);
+                    int t = positions[p];
+                    positions[p] = positions[q];
+                    positions[q] = t;
+                    masks.setLong((long) j * r + begin + positions[p], 1);
+                }
+                counts.setLong((long) j * s + i, x);
+                weights.setFloat((long) j * s + i, (float) (weighting == Weighting.PER_MASKED_TOKEN ? 1.0 / x : (double) length / x));
+            }
+        }
+        return new Samples(masks, weights, counts);
+    }
+
+    private static long mix(long seed, long i, long j) {
+        long z = seed + 0x9E3779B97F4A7C15L * (i + 1) + 0xC2B2AE3D27D4EB4FL * (j + 2);
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+}

@@ -1,0 +1,88 @@
+/*
+ * bgpo.c — BGPO's per-sequence step (DESIGN §5.4) and the row masking it needs, on the CPU. The
+ * log-probs of the masked rows and the logits gradient come from logprobs.c: a sample is the
+ * log-probs forward with unmasked rows skipped, rlk_bgpo_coefficients, and the log-probs backward
+ * with the upstream gradients written here. Formulas: io.rlkernels.ops.Bgpo; CUDA twin: bgpo.cu.
+ */
+#include <math.h>
+#include <omp.h>
+
+#include "rlkernels.h"
+
+static inline int kept(const void *mask, int mask_u8, int64_t i) {
+  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
+}
+
+int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8, int64_t n, int64_t ignore, void *out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    if (itype == RLK_I64)
+      ((int64_t *)out)[i] = kept(mask, mask_u8, i) ? ((const int64_t *)targets)[i] : ignore;
+    else
+      ((int32_t *)out)[i] = kept(mask, mask_u8, i) ? ((const int32_t *)targets)[i] : (int32_t)ignore;
+  }
+  return RLK_OK;
+}
+
+/* state: loss, seen, clip high, clip low, clip dual, empty, sum d, min d, max d, sum psi (added into) */
+enum { B_LOSS, B_SEEN, B_HIGH, B_LOW, B_DUAL, B_EMPTY, B_DSUM, B_DMIN, B_DMAX, B_PSUM, B_LEN };
+
+int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t sequences, const void *mask, int mask_u8,
+                          const float *weights, const float *old, const float *adv, float clip_low, float clip_high,
+                          float dual_clip, double scale, float *values, float *upstream, double *state) {
+  /* scale = 1 / (D n_t). Sequences are independent; their statistics are added in order below. */
+  double sums[B_LEN] = {0};
+  sums[B_DMIN] = INFINITY;
+  sums[B_DMAX] = -INFINITY;
+  for (int64_t s = 0; s < sequences; s++) {
+    const int64_t b = offsets[s], e = offsets[s + 1];
+    double total = 0;
+    int any = 0;
+    for (int64_t p = b; p < e; p++)
+      if (kept(mask, mask_u8, p)) {
+        total += logp[p];
+        any = 1;
+      }
+    const double a = adv[s], w = weights[s];
+    const double l = w * total, d = l - old[s];
+    double psi, dpsi; /* the per-sample ratio and its derivative in d */
+    if (a >= 0) {
+      psi = 1.0 + d;
+      dpsi = 1.0;
+    } else {
+      const double dc = d < -20 ? -20 : (d > 20 ? 20 : d);
+      psi = exp(dc);
+      dpsi = dc == d ? psi : 0.0;
+    }
+    const double clipped = psi < 1.0 - clip_low ? 1.0 - clip_low : (psi > 1.0 + clip_high ? 1.0 + clip_high : psi);
+    const double unclipped_loss = -a * psi, clipped_loss = -a * clipped;
+    double f = unclipped_loss > clipped_loss ? unclipped_loss : clipped_loss;
+    double kappa = unclipped_loss >= clipped_loss ? 1.0 : 0.0;
+    if (clipped_loss > unclipped_loss) sums[psi > 1.0 + clip_high ? B_HIGH : B_LOW] += 1;
+    if (dual_clip > 0 && a < 0 && f > -dual_clip * a) {
+      f = -dual_clip * a;
+      kappa = 0.0;
+      sums[B_DUAL] += 1;
+    }
+    sums[B_LOSS] += f * scale;
+    sums[B_SEEN] += 1;
+    sums[B_EMPTY] += !any;
+    sums[B_DSUM] += d;
+    sums[B_DMIN] = d < sums[B_DMIN] ? d : sums[B_DMIN];
+    sums[B_DMAX] = d > sums[B_DMAX] ? d : sums[B_DMAX];
+    sums[B_PSUM] += psi;
+    values[s] = (float)l;
+    /* dL/dlogp_p = scale * df/dpsi * dpsi/dd * dl/dlogp_p = -a * kappa * psi' * w * scale */
+    const float g = (float)(-a * kappa * dpsi * w * scale);
+    for (int64_t p = b; p < e; p++) upstream[p] = kept(mask, mask_u8, p) ? g : 0.0f;
+  }
+  for (int j = 0; j < B_LEN; j++) {
+    if (j == B_DMIN)
+      state[j] = sums[j] < state[j] ? sums[j] : state[j];
+    else if (j == B_DMAX)
+      state[j] = sums[j] > state[j] ? sums[j] : state[j];
+    else
+      state[j] += sums[j];
+  }
+  return RLK_OK;
+}

@@ -18,11 +18,11 @@ import picocli.CommandLine.Parameters;
 @Command(name = "op", mixinStandardHelpOptions = true,
         description = {"Runs one op on .npy files in --in and writes .npy outputs to --out.",
                 "This is how to check parity with a PyTorch pipeline: dump its tensors, run here, compare.",
-                "Ops: logprobs, advantages, gae, policy_loss."})
+                "Ops: logprobs, advantages, gae, policy_loss, bgpo."})
 final class OpCommand implements Callable<Integer> {
-    static final List<CliOp> OPS = List.of(new LogProbsOp(), new AdvantagesOp(), new GaeOp(), new PolicyLossOp());
+    static final List<CliOp> OPS = List.of(new LogProbsOp(), new AdvantagesOp(), new GaeOp(), new PolicyLossOp(), new BgpoOp());
 
-    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, advantages, gae or policy_loss")
+    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, advantages, gae, policy_loss or bgpo")
     String name;
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto, reference, native or cuda (default: ${DEFAULT-VALUE})")

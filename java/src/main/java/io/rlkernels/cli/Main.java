@@ -5,10 +5,10 @@ import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code rlkernels}: backend information, one op on .npy files, and a demo (DESIGN §6). */
+/** {@code rlkernels}: the trainer, backend information, one op on .npy files, and a demo (DESIGN §6). */
 @Command(name = "rlkernels", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Kernels for the hot loops of RL fine-tuning of language models.",
-        subcommands = {InfoCommand.class, OpCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, InfoCommand.class, OpCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {

@@ -72,6 +72,19 @@ public final class Check {
         }
     }
 
+    /** PPO-style clipping: eps_low in (0, 1), eps_high >= 0, and a dual clip of 0 (off) or above 1. */
+    public static void clipping(float clipLow, float clipHigh, float dualClip) {
+        if (!(clipLow > 0 && clipLow < 1)) {
+            throw fail("clipLow", "a number in (0, 1)", clipLow);
+        }
+        if (!(clipHigh >= 0) || !Float.isFinite(clipHigh)) {
+            throw fail("clipHigh", "a finite number >= 0", clipHigh);
+        }
+        if (!(dualClip == 0 || dualClip > 1) || !Float.isFinite(dualClip)) {
+            throw fail("dualClip", "0 (off) or a number > 1", dualClip);
+        }
+    }
+
     public static void finitePositive(String arg, double x) {
         if (!(x > 0) || !Double.isFinite(x)) {
             throw fail(arg, "a finite positive number", x);

@@ -33,15 +33,7 @@ public final class Bgpo {
     /** Clipping, the number of samples n_t, the denominator D (NaN: S, the sequences) and the temperature. */
     public record Config(float clipLow, float clipHigh, float dualClip, int samples, double denominator, float temperature) {
         public Config {
-            if (!(clipLow > 0 && clipLow < 1)) {
-                throw Check.fail("clipLow", "a number in (0, 1)", clipLow);
-            }
-            if (!(clipHigh >= 0) || !Float.isFinite(clipHigh)) {
-                throw Check.fail("clipHigh", "a finite number >= 0", clipHigh);
-            }
-            if (!(dualClip == 0 || dualClip > 1) || !Float.isFinite(dualClip)) {
-                throw Check.fail("dualClip", "0 (off) or a number > 1", dualClip);
-            }
+            Check.clipping(clipLow, clipHigh, dualClip);
             if (samples < 1) {
                 throw Check.fail("samples (n_t)", "at least 1 Monte Carlo sample", samples);
             }

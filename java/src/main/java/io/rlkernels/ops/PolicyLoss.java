@@ -118,15 +118,7 @@ public final class PolicyLoss {
             if (loss == null || ratio == null || aggregation == null || kl == null) {
                 throw Check.fail("config", "a loss type, ratio level, aggregation and KL estimator", "null");
             }
-            if (!(clipLow > 0 && clipLow < 1)) {
-                throw Check.fail("clipLow", "a number in (0, 1)", clipLow);
-            }
-            if (!(clipHigh >= 0) || !Float.isFinite(clipHigh)) {
-                throw Check.fail("clipHigh", "a finite number >= 0", clipHigh);
-            }
-            if (!(dualClip == 0 || dualClip > 1) || !Float.isFinite(dualClip)) {
-                throw Check.fail("dualClip", "0 (off) or a number > 1", dualClip);
-            }
+            Check.clipping(clipLow, clipHigh, dualClip);
             if (!Double.isNaN(denominator) && !(denominator > 0 && Double.isFinite(denominator))) {
                 throw Check.fail("denominator", "a finite number > 0, or NaN for the count the mode implies", denominator);
             }

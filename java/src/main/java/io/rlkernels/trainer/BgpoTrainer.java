@@ -60,15 +60,9 @@ public final class BgpoTrainer {
         int s = settings.prompts() * settings.group();
         int l = task.length();
         int r = s * l;
-        int[] target = new int[s];
-        long[] groupIds = new long[s];
-        for (int b = 0; b < settings.prompts(); b++) {
-            int t = task.drawTarget(rng);
-            for (int g = 0; g < settings.group(); g++) {
-                target[b * settings.group() + g] = t;
-                groupIds[b * settings.group() + g] = b;
-            }
-        }
+        DigitSumTask.Prompts prompts = task.drawPrompts(rng, settings.prompts(), settings.group());
+        int[] target = prompts.target();
+        long[] groupIds = prompts.groupIds();
         // 1. generate: every position masked, then one random masked position at a time is sampled
         int[][] tokens = new int[s][l];
         for (int[] row : tokens) {
@@ -93,11 +87,10 @@ public final class BgpoTrainer {
             }
         }
         // 2. rewards and group advantages
-        float[] rewards = new float[s];
+        float[] rewards = task.rewards(target, tokens);
         double rewardSum = 0;
-        for (int i = 0; i < s; i++) {
-            rewards[i] = (float) task.reward(target[i], tokens[i]);
-            rewardSum += rewards[i];
+        for (float x : rewards) {
+            rewardSum += x;
         }
         float[] advantages = new float[s];
         try (HostTensor rw = HostTensor.of(rewards); HostTensor ids = HostTensor.of(groupIds); HostTensor a = HostTensor.of(advantages)) {

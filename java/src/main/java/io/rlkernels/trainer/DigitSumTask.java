@@ -25,8 +25,29 @@ public record DigitSumTask(int length, int minTarget, int maxTarget, double tole
         return 9 * length + 1;
     }
 
-    public int drawTarget(SplittableRandom rng) {
-        return minTarget + rng.nextInt(maxTarget - minTarget + 1);
+    /** A batch of prompts, each repeated for its group: the target and the group id of every sequence. */
+    public record Prompts(int[] target, long[] groupIds) {}
+
+    public Prompts drawPrompts(SplittableRandom rng, int prompts, int group) {
+        int[] target = new int[prompts * group];
+        long[] ids = new long[prompts * group];
+        for (int b = 0; b < prompts; b++) {
+            int t = minTarget + rng.nextInt(maxTarget - minTarget + 1);
+            for (int g = 0; g < group; g++) {
+                target[b * group + g] = t;
+                ids[b * group + g] = b;
+            }
+        }
+        return new Prompts(target, ids);
+    }
+
+    /** The reward of each completion. */
+    public float[] rewards(int[] target, int[][] completions) {
+        float[] r = new float[target.length];
+        for (int i = 0; i < target.length; i++) {
+            r[i] = (float) reward(target[i], completions[i]);
+        }
+        return r;
     }
 
     public double reward(int target, int[] digits) {

@@ -63,15 +63,9 @@ public final class GrpoTrainer {
         int s = settings.prompts() * settings.group();
         int l = task.length();
         int n = s * l;
-        int[] target = new int[s];
-        long[] groupIds = new long[s];
-        for (int b = 0; b < settings.prompts(); b++) {
-            int t = task.drawTarget(rng);
-            for (int g = 0; g < settings.group(); g++) {
-                target[b * settings.group() + g] = t;
-                groupIds[b * settings.group() + g] = b;
-            }
-        }
+        DigitSumTask.Prompts prompts = task.drawPrompts(rng, settings.prompts(), settings.group());
+        int[] target = prompts.target();
+        long[] groupIds = prompts.groupIds();
         // 1. generate left to right, keeping each token's log-prob under the sampling policy
         int[][] tokens = new int[s][l];
         for (int[] row : tokens) {
@@ -100,11 +94,10 @@ public final class GrpoTrainer {
             }
         }
         // 2. rewards from the program, advantages from the library
-        float[] rewards = new float[s];
+        float[] rewards = task.rewards(target, tokens);
         double rewardSum = 0;
-        for (int i = 0; i < s; i++) {
-            rewards[i] = (float) task.reward(target[i], tokens[i]);
-            rewardSum += rewards[i];
+        for (float x : rewards) {
+            rewardSum += x;
         }
         float[] seqAdv = new float[s];
         float[] tokenAdv = new float[n];

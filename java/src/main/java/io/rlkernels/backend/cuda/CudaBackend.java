@@ -184,7 +184,7 @@ public final class CudaBackend implements Backend {
     /** A team per group: a warp for groups up to 256 members (eight to a block), else a block of 256. */
     static LaunchShape groupLaunch(int groups, int maxGroupSize) {
         if (maxGroupSize <= 256) {
-            return new LaunchShape((int) Math.max(1, Math.min((groups + 7) / 8, MAX_GRID)), 256, 0);
+            return new LaunchShape(Math.max(1, Math.min((groups + 7) / 8, MAX_GRID)), 256, 0);
         }
         return new LaunchShape(Math.max(1, Math.min(groups, MAX_GRID)), 256, 0);
     }
@@ -380,7 +380,7 @@ public final class CudaBackend implements Backend {
 
     /** Warps per block of rlk_bgpo_coefficients (a warp per sequence), and blocks: at most 1,024 partials. */
     static LaunchShape bgpoLaunch(int sequences) {
-        return new LaunchShape((int) Math.max(1, Math.min((sequences + 7) / 8, 1024)), 256, 0);
+        return new LaunchShape(Math.max(1, Math.min((sequences + 7) / 8, 1024)), 256, 0);
     }
 
     @Override

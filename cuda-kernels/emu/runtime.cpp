@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -527,15 +528,48 @@ __attribute__((visibility("default"))) const char *emu_kernel_name(int i) {
 
 __attribute__((visibility("default"))) int emu_workers(void) { return pool().size; }
 
-// Device memory is host memory, poisoned (0xFF: NaN) like fresh GPU memory is garbage.
+// Device memory is host memory, poisoned (0xFF: NaN) like fresh GPU memory is garbage. Live
+// allocations are kept in a table, as a driver does: a foreign address is checked against it
+// (emu_allocation_of, what cuPointerGetAttribute answers on a GPU) and freeing an address that
+// is not an allocation is an error, not a crash.
+static std::mutex allocations_mutex;
+static std::map<uintptr_t, size_t> allocations;  // start -> bytes asked for
+
 __attribute__((visibility("default"))) void *emu_malloc(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  if (rounded < bytes) return nullptr;  // wrapped around
   void *p = aligned_alloc(256, rounded);
-  if (p) memset(p, 0xFF, rounded);
+  if (!p) return nullptr;
+  memset(p, 0xFF, rounded);
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  allocations[(uintptr_t)p] = bytes;
   return p;
 }
 
-__attribute__((visibility("default"))) void emu_free(void *p) { free(p); }
+// 0, or 1 when p is not a live allocation (nothing is freed then).
+__attribute__((visibility("default"))) int emu_free(void *p) {
+  {
+    std::lock_guard<std::mutex> lock(allocations_mutex);
+    auto it = allocations.find((uintptr_t)p);
+    if (it == allocations.end()) return 1;
+    allocations.erase(it);
+  }
+  free(p);
+  return 0;
+}
+
+// 1 with the allocation's start and size when address lies inside a live allocation, else 0.
+__attribute__((visibility("default"))) int emu_allocation_of(uintptr_t address, uintptr_t *start, size_t *bytes) {
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  auto it = allocations.upper_bound(address);
+  if (it == allocations.begin()) return 0;
+  --it;
+  const size_t size = std::max<size_t>(it->second, 1);
+  if (address - it->first >= size) return 0;
+  *start = it->first;
+  *bytes = it->second;
+  return 1;
+}
 
 // Launches kernel `name` on a grid of blocks; `args` holds one 8-byte slot per parameter and
 // `arg_sizes` the bytes each slot carries. Returns 0, or 1 with a message in `error`.

@@ -188,6 +188,11 @@ public final class GpuLogProbsBench {
         }
 
         @Override
+        public void checkForeign(String arg, long address, long bytes) {
+            inner.checkForeign(arg, address, bytes);
+        }
+
+        @Override
         public void copyToDevice(long dst, MemorySegment src, long bytes) {
             inner.copyToDevice(dst, src, bytes);
         }
@@ -302,21 +307,21 @@ public final class GpuLogProbsBench {
                 try (HostTensor z = readNpy(in.resolve("logits.npy"), arena, dtype, rows, vocab);
                      HostTensor y = readNpy(in.resolve("targets.npy"), arena, null, rows);
                      HostTensor g = readNpy(in.resolve("grad_logp.npy"), arena, DType.F32, rows)) {
-                    logits = b.upload(z);
-                    targets = b.upload(y);
-                    gradLogp = b.upload(g);
+                    logits = (DeviceTensor) b.upload(z);
+                    targets = (DeviceTensor) b.upload(y);
+                    gradLogp = (DeviceTensor) b.upload(g);
                 }
             } else {
                 try (HostTensor z = Fill.normal(dtype, 3.0, rows, vocab); HostTensor y = Fill.targets(rows, vocab);
                      HostTensor g = Fill.normal(DType.F32, 1.0, rows)) {
-                    logits = b.upload(z);
-                    targets = b.upload(y);
-                    gradLogp = b.upload(g);
+                    logits = (DeviceTensor) b.upload(z);
+                    targets = (DeviceTensor) b.upload(y);
+                    gradLogp = (DeviceTensor) b.upload(g);
                 }
             }
             System.err.printf("GpuLogProbsBench: inputs on the device in %.1f s%n", (System.nanoTime() - t0) / 1e9);
-            try (DeviceTensor logp = b.allocate(DType.F32, rows); DeviceTensor lse = b.allocate(DType.F32, rows);
-                 DeviceTensor entropy = b.allocate(DType.F32, rows); DeviceTensor grad = b.allocate(DType.F32, rows, vocab)) {
+            try (DeviceTensor logp = (DeviceTensor) b.allocate(DType.F32, rows); DeviceTensor lse = (DeviceTensor) b.allocate(DType.F32, rows);
+                 DeviceTensor entropy = (DeviceTensor) b.allocate(DType.F32, rows); DeviceTensor grad = (DeviceTensor) b.allocate(DType.F32, rows, vocab)) {
                 List<Measurement> ms = new ArrayList<>();
                 // forward without entropy: logp and lse (the baseline expression computes logp only)
                 Runnable fwd = () -> b.logProbs(config, logits, targets, logp, lse, null);

@@ -61,6 +61,11 @@ class GpuLogProbsBenchTest {
         public void free(long address) {}
 
         @Override
+        public void checkForeign(String arg, long address, long bytes) {
+            throw new IllegalArgumentException(arg + ": expected memory this launcher allocated, found 0x" + Long.toHexString(address));
+        }
+
+        @Override
         public void copyToDevice(long dst, MemorySegment src, long bytes) {
             MemorySegment.copy(src, 0, at(dst, bytes), 0, bytes);
         }

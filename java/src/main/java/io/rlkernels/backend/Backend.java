@@ -17,7 +17,11 @@ import io.rlkernels.tensor.Tensor;
  * One implementation of every op. All backends compute the same functions (DESIGN §5) to the
  * tolerances of DESIGN §8. Each op has an allocation-free form writing into tensors the caller
  * provides, and a convenience form that allocates its outputs with {@link #allocate}.
- * Arguments are checked before any kernel runs; bad ones throw {@link IllegalArgumentException}.
+ * Arguments are checked before any kernel runs; bad ones throw {@link IllegalArgumentException}
+ * naming the argument, the expected and the found value. Read-only memory (a mapped file) is
+ * never written: it is refused as an output. Every implementation extends {@link BackendBase},
+ * which holds each argument for the duration of the call: a tensor closed from another thread
+ * meanwhile is freed when the call ends, and a closed backend refuses further calls.
  */
 public interface Backend extends AutoCloseable {
 
@@ -30,19 +34,10 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(DType dtype, long... shape);
 
     /** A copy of {@code src} where this backend computes: new host memory, or device memory. */
-    default Tensor upload(HostTensor src) {
-        Tensor t = allocate(src.dtype(), src.shape());
-        src.copyTo((HostTensor) t);
-        return t;
-    }
+    Tensor upload(HostTensor src);
 
-    /** Copies {@code src}, a tensor of this backend, into {@code dst} (same dtype and size); waits for it. */
-    default void download(Tensor src, HostTensor dst) {
-        if (!(src instanceof HostTensor h)) {
-            throw Check.fail("src", "a host tensor", src.describe());
-        }
-        h.copyTo(dst);
-    }
+    /** Copies {@code src}, a tensor of this backend, into {@code dst} (same dtype and size, writable); waits for it. */
+    void download(Tensor src, HostTensor dst);
 
     /**
      * Token log-probs forward: writes logp, lse and, when {@code entropy} is not null, the
@@ -139,8 +134,11 @@ public interface Backend extends AutoCloseable {
         }
     }
 
-    /** out[i] = mask[i] ? targets[i] : ignore (same integer dtype as targets; mask u8 or f32). */
-    void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out);
+    /**
+     * out[i] = mask[i] ? targets[i] : {@link Bgpo#UNMASKED} (same integer dtype as targets; mask u8
+     * or f32). Every target, masked or not, must be a token id in [0, vocab).
+     */
+    void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out);
 
     /**
      * BGPO's per-sequence step of one sample: from the masked rows' logp [R], each sequence's value
@@ -156,16 +154,7 @@ public interface Backend extends AutoCloseable {
      * bound coefficients, and the logits gradient of this sample (into gradLogits, which may be
      * the logits themselves). Adds the loss and statistics into state (f64 [Bgpo.STATS_LENGTH]).
      */
-    default void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
-        Bgpo.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
-                gradLogits, ws.values(), state);
-        LogProbs.Config lp = Bgpo.logProbsConfig(config);
-        maskRows(in.targets(), in.mask(), Bgpo.UNMASKED, ws.rowTargets());
-        logProbs(lp, in.logits(), ws.rowTargets(), ws.logp(), ws.lse(), null);
-        bgpoCoefficients(config, ws.logp(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(), ws.values(),
-                ws.upstream(), state);
-        logProbsBackward(lp, in.logits(), ws.rowTargets(), ws.lse(), null, ws.upstream(), null, gradLogits);
-    }
+    void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state);
 
     /**
      * C = alpha op(A) op(B) + beta C in f32, row-major, op(X) = X or its transpose. Each element
@@ -173,7 +162,10 @@ public interface Backend extends AutoCloseable {
      */
     void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
 
-    /** Releases what the backend holds (device context references, staging buffers). Idempotent. */
+    /**
+     * Releases what the backend holds (device context references, staging buffers), when no call is
+     * running; later calls are refused. Idempotent.
+     */
     @Override
     void close();
 }

@@ -30,6 +30,19 @@ public final class Check {
         return t;
     }
 
+    /**
+     * A live tensor an op may write: host memory that is read-only (a mapped file) is refused, so
+     * native code never writes memory it was not given.
+     */
+    public static Tensor output(String arg, Tensor t) {
+        alive(arg, t);
+        if (t instanceof HostTensor h && h.isReadOnly()) {
+            throw fail(arg, "writable memory (an output)", "a read-only segment " + t.describe()
+                    + " (a file mapped read-only? copy it into HostTensor.allocate first)");
+        }
+        return t;
+    }
+
     /** A host tensor, for a backend that computes on the CPU ({@code backend} names it in the message). */
     public static HostTensor host(String arg, Tensor t, String backend) {
         if (t instanceof HostTensor h) {

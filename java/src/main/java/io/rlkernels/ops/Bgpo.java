@@ -112,6 +112,7 @@ public final class Bgpo {
         if (rows == null) {
             throw Check.fail("rows", "the sequence of each response row (a SequenceLayout)", "null");
         }
+        rows.requireAlive("rows");
         if (rows.tokens() != d.rows()) {
             throw Check.fail("rows", "a layout of the " + d.rows() + " response rows", rows.tokens() + " rows");
         }
@@ -125,30 +126,33 @@ public final class Bgpo {
             Check.dtype((String) arg[0], t, DType.F32);
             Check.shape((String) arg[0], t, s);
         }
-        Check.alive("gradLogits", gradLogits);
+        Check.output("gradLogits", gradLogits);
         Check.floatingPoint("gradLogits", gradLogits);
         Check.shape("gradLogits", gradLogits, d.rows(), d.vocab());
         if (gradLogits != logits) {
             Check.distinct("logits", logits, "gradLogits", gradLogits);
         }
         if (values != null) {
-            Check.alive("values", values);
+            Check.output("values", values);
             Check.dtype("values", values, DType.F32);
             Check.shape("values", values, s);
         }
-        Check.alive("state", state);
+        Check.output("state", state);
         Check.dtype("state", state, DType.F64);
         Check.shape("state", state, STATS_LENGTH);
     }
 
-    /** Checks maskRows: targets [R] i32/i64, mask [R] u8/f32, out like targets. */
-    public static void checkMaskRows(Tensor targets, Tensor mask, Tensor out) {
+    /** Checks maskRows: targets [R] i32/i64, mask [R] u8/f32, a vocabulary of at least 1, out like targets. */
+    public static void checkMaskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
+        if (vocab < 1) {
+            throw Check.fail("vocab", "a vocabulary of at least 1 token", vocab);
+        }
         Check.alive("targets", targets);
         Check.dtype("targets", targets, DType.I32, DType.I64);
         Check.alive("mask", mask);
         Check.dtype("mask", mask, DType.U8, DType.F32);
         Check.shape("mask", mask, targets.shape());
-        Check.alive("out", out);
+        Check.output("out", out);
         Check.dtype("out", out, targets.dtype());
         Check.shape("out", out, targets.shape());
     }
@@ -159,19 +163,25 @@ public final class Bgpo {
         if (c == null || rows == null) {
             throw Check.fail("config, rows", "a Bgpo.Config and a SequenceLayout", "null");
         }
+        rows.requireAlive("rows");
         long r = rows.tokens();
         long s = rows.sequences();
         for (Object[] arg : new Object[][] {{"logp", logp, r}, {"upstream", upstream, r}, {"weights", weights, s},
             {"oldValues", oldValues, s}, {"advantages", advantages, s}, {"values", values, s}}) {
             Tensor t = (Tensor) arg[1];
-            Check.alive((String) arg[0], t);
-            Check.dtype((String) arg[0], t, DType.F32);
-            Check.shape((String) arg[0], t, (long) arg[2]);
+            String name = (String) arg[0];
+            if (name.equals("upstream") || name.equals("values")) {
+                Check.output(name, t);
+            } else {
+                Check.alive(name, t);
+            }
+            Check.dtype(name, t, DType.F32);
+            Check.shape(name, t, (long) arg[2]);
         }
         Check.alive("mask", mask);
         Check.dtype("mask", mask, DType.U8, DType.F32);
         Check.shape("mask", mask, r);
-        Check.alive("state", state);
+        Check.output("state", state);
         Check.dtype("state", state, DType.F64);
         Check.shape("state", state, STATS_LENGTH);
     }

@@ -58,7 +58,7 @@ public final class Gae {
         Check.shape("mask", mask, shape);
         String[] names = values != null ? new String[] {"advantages", "returns"} : new String[] {"returns"};
         for (int i = 0; i < outputs.length; i++) {
-            Check.alive(names[i], outputs[i]);
+            Check.output(names[i], outputs[i]);
             Check.dtype(names[i], outputs[i], DType.F32);
             Check.shape(names[i], outputs[i], shape);
         }

@@ -90,8 +90,9 @@ public final class GroupAdvantages {
         if (groups == null) {
             throw Check.fail("groups", "a GroupLayout", "null");
         }
+        groups.requireAlive("groups");
         Check.shape("rewards", rewards, groups.sequences());
-        Check.alive("advantages", advantages);
+        Check.output("advantages", advantages);
         Check.dtype("advantages", advantages, DType.F32);
         Check.shape("advantages", advantages, groups.sequences());
     }
@@ -108,7 +109,7 @@ public final class GroupAdvantages {
         Check.dtype("mask", mask, DType.F32, DType.U8);
         Check.rank("mask", mask, 2);
         Check.shape("mask", mask, perSequence.dim(0), mask.dim(1));
-        Check.alive("perToken", perToken);
+        Check.output("perToken", perToken);
         Check.dtype("perToken", perToken, DType.F32);
         Check.shape("perToken", perToken, mask.shape());
     }

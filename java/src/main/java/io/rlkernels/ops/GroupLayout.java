@@ -2,8 +2,10 @@ package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.internal.DeviceCopies;
+import io.rlkernels.internal.Lifetime;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Lease;
 import io.rlkernels.tensor.Tensor;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -21,6 +23,7 @@ public final class GroupLayout implements AutoCloseable {
     private final HostTensor order;   // i32 [S]
     private final HostTensor offsets; // i32 [G + 1]
     private final DeviceCopies deviceCopies = new DeviceCopies();
+    private final Lifetime lifetime = new Lifetime(this::free);
 
     private GroupLayout(int sequences, int[] order, int[] offsets) {
         this.sequences = sequences;
@@ -138,8 +141,39 @@ public final class GroupLayout implements AutoCloseable {
         return offsets;
     }
 
+    /** Refuses a closed layout, naming {@code arg}. */
+    public void requireAlive(String arg) {
+        if (!isAlive()) {
+            throw Check.fail(arg, "a live GroupLayout", "a closed " + this);
+        }
+    }
+
     @Override
-    public synchronized void close() {
+    public String toString() {
+        return "GroupLayout of " + sequences + " sequences in " + groups() + " groups";
+    }
+
+    /** Not closed: ops may use it. */
+    public boolean isAlive() {
+        return lifetime.isOpen();
+    }
+
+    /** Holds the layout (and its device copies) until the lease is closed; see {@link Lease}. */
+    public Lease lease() {
+        Lease l = lifetime.tryLease();
+        if (l == null) {
+            throw new IllegalStateException(this + " is closed");
+        }
+        return l;
+    }
+
+    /** Frees the layout and its device copies (at once, or when the last op using it ends); idempotent. */
+    @Override
+    public void close() {
+        lifetime.close();
+    }
+
+    private void free() {
         order.close();
         offsets.close();
         deviceCopies.close();

@@ -71,11 +71,11 @@ public final class LogProbs {
             throw Check.fail("config", "a LogProbs.Config", "null");
         }
         Dims d = checkInputs(logits, targets);
-        checkRow("logp", logp, d);
-        checkRow("lse", lse, d);
+        checkOutputRow("logp", logp, d);
+        checkOutputRow("lse", lse, d);
         Check.distinct("logp", logp, "lse", lse);
         if (entropy != null) {
-            checkRow("entropy", entropy, d);
+            checkOutputRow("entropy", entropy, d);
             Check.distinct("logp", logp, "entropy", entropy);
             Check.distinct("lse", lse, "entropy", entropy);
         }
@@ -107,7 +107,7 @@ public final class LogProbs {
             }
             checkRow("entropy", entropy, d);
         }
-        Check.alive("gradLogits", gradLogits);
+        Check.output("gradLogits", gradLogits); // in place: the logits themselves, which must then be writable
         Check.floatingPoint("gradLogits", gradLogits);
         Check.shape("gradLogits", gradLogits, d.rows(), d.vocab());
         if (gradLogits != logits) {
@@ -123,6 +123,16 @@ public final class LogProbs {
             if (y != ignoreIndex && (y < 0 || y >= vocab)) {
                 throw Check.fail("targets[" + i + "]", "a token id in [0, " + vocab + ") or the ignore index "
                         + ignoreIndex, y);
+            }
+        }
+    }
+
+    /** Every id is a token id in [0, V): no ignore index (BGPO's response tokens, masked or not). */
+    public static void checkTokenIds(HostTensor targets, long vocab) {
+        for (long i = 0, n = targets.numel(); i < n; i++) {
+            long y = targets.getLong(i);
+            if (y < 0 || y >= vocab) {
+                throw Check.fail("targets[" + i + "]", "a token id in [0, " + vocab + ")", y);
             }
         }
     }
@@ -143,9 +153,15 @@ public final class LogProbs {
         return new Dims(n, v);
     }
 
-    /** An f32 vector of one value per row. */
+    /** An f32 vector of one value per row (an output when {@code arg} is logp, lse or a forward's entropy). */
     private static void checkRow(String arg, Tensor t, Dims d) {
         Check.alive(arg, t);
+        Check.dtype(arg, t, DType.F32);
+        Check.shape(arg, t, d.rows());
+    }
+
+    private static void checkOutputRow(String arg, Tensor t, Dims d) {
+        Check.output(arg, t);
         Check.dtype(arg, t, DType.F32);
         Check.shape(arg, t, d.rows());
     }

@@ -32,7 +32,7 @@ public final class MaskedWhiten {
         Check.alive("mask", mask);
         Check.dtype("mask", mask, DType.F32, DType.U8);
         Check.shape("mask", mask, x.shape());
-        Check.alive("out", out);
+        Check.output("out", out);
         Check.dtype("out", out, DType.F32);
         Check.shape("out", out, x.shape());
     }

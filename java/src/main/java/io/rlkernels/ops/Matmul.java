@@ -12,6 +12,7 @@ public final class Matmul {
     public record Dims(long m, long n, long k) {}
 
     public static Dims check(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Check.output("c", c);
         for (Object[] arg : new Object[][] {{"a", a}, {"b", b}, {"c", c}}) {
             Tensor t = (Tensor) arg[1];
             Check.alive((String) arg[0], t);

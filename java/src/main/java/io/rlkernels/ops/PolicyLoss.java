@@ -281,6 +281,9 @@ public final class PolicyLoss {
         } else if (config.entropyCoef() != 0) {
             throw Check.fail("entropy", "the entropy of each token for an entropy coefficient of " + config.entropyCoef(), "null");
         }
+        if (in.sequences() != null) {
+            in.sequences().requireAlive("sequences");
+        }
         if (in.sequences() != null && in.sequences().tokens() != n) {
             throw Check.fail("sequences", "a layout of " + n + " tokens", in.sequences().tokens() + " tokens");
         }
@@ -288,11 +291,13 @@ public final class PolicyLoss {
             throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + " and agg " + config.aggregation(),
                     "null");
         }
+        Check.output("gradLogp", gradLogp);
         row("gradLogp", gradLogp, n);
         if (gradEntropy != null) {
+            Check.output("gradEntropy", gradEntropy);
             row("gradEntropy", gradEntropy, n);
         }
-        Check.alive("stats", stats);
+        Check.output("stats", stats);
         Check.dtype("stats", stats, DType.F64);
         Check.shape("stats", stats, STATS_LENGTH);
     }

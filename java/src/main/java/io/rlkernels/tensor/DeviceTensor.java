@@ -1,11 +1,14 @@
 package io.rlkernels.tensor;
 
+import io.rlkernels.internal.Lifetime;
 import java.util.Arrays;
 
 /**
  * A tensor in device memory: a raw device address, a dtype and a shape. Allocated by a device
  * backend (which frees it on {@link #close()}), or wrapping an address handed over by another
- * framework in the current context ({@link #wrap}), which stays that framework's to free.
+ * framework in the current context ({@link #wrap}), which stays that framework's to free. A
+ * wrapped address is checked by the backend that first uses it (it must lie inside one device
+ * allocation), so a bad address is an exception, not a fault.
  */
 public final class DeviceTensor implements Tensor {
 
@@ -19,35 +22,47 @@ public final class DeviceTensor implements Tensor {
     private final DType dtype;
     private final long[] shape;
     private final Object owner; // the allocating launcher, or null when wrapped
-    private final Deallocator deallocator;
-    private volatile boolean closed;
+    private final Lifetime lifetime;
 
     private DeviceTensor(long address, DType dtype, long[] shape, Object owner, Deallocator deallocator) {
         this.address = address;
         this.dtype = dtype;
         this.shape = shape;
         this.owner = owner;
-        this.deallocator = deallocator;
+        this.lifetime = new Lifetime(deallocator == null ? () -> {} : () -> deallocator.free(address));
     }
 
     /** For device backends: memory they allocated and will free through {@code deallocator}. */
     public static DeviceTensor owned(long address, DType dtype, long[] shape, Object owner, Deallocator deallocator) {
-        return new DeviceTensor(address, dtype, Shapes.checked(shape), owner, deallocator);
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: expected an element type, found null");
+        }
+        return new DeviceTensor(address, dtype, Shapes.checked("shape", dtype, shape), owner, deallocator);
     }
 
     /** A non-owning view of device memory allocated elsewhere (PyTorch, another library). */
     public static DeviceTensor wrap(long address, DType dtype, long... shape) {
-        if (address == 0 && Shapes.numel(shape) > 0) {
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: expected an element type, found null");
+        }
+        long[] s = Shapes.checked("shape", dtype, shape);
+        if (address == 0 && Shapes.numel(s) > 0) {
             throw new IllegalArgumentException("address: expected a device pointer, found 0");
         }
-        return new DeviceTensor(address, dtype, Shapes.checked(shape), null, null);
+        return new DeviceTensor(address, dtype, s, null, null);
     }
 
+    /** The device address; throws once the tensor was closed and freed. */
     public long address() {
-        if (closed) {
+        if (lifetime.isFreed()) {
             throw new IllegalStateException("tensor " + describe() + " is closed");
         }
         return address;
+    }
+
+    /** Whether this backend-allocated memory (false: wrapped, checked by the backend before use). */
+    public boolean isOwned() {
+        return owner != null;
     }
 
     /** The launcher that allocated this tensor, or null for wrapped memory. */
@@ -77,7 +92,16 @@ public final class DeviceTensor implements Tensor {
 
     @Override
     public boolean isAlive() {
-        return !closed;
+        return lifetime.isOpen();
+    }
+
+    @Override
+    public Lease lease() {
+        Lease l = lifetime.tryLease();
+        if (l == null) {
+            throw new IllegalStateException("tensor " + describe() + " is closed");
+        }
+        return l;
     }
 
     @Override
@@ -85,15 +109,10 @@ public final class DeviceTensor implements Tensor {
         return true;
     }
 
+    /** Frees owned memory (at once, or when the last op using it ends); idempotent. */
     @Override
-    public synchronized void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        if (deallocator != null) {
-            deallocator.free(address);
-        }
+    public void close() {
+        lifetime.close();
     }
 
     @Override

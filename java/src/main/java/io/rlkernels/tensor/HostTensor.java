@@ -1,15 +1,19 @@
 package io.rlkernels.tensor;
 
+import io.rlkernels.internal.Lifetime;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A tensor in host memory, backed by a {@link MemorySegment} that native code reads without
  * copies. Created by {@link #allocate} (off-heap, 64-byte aligned, owned: {@link #close()} frees
  * it), or by wrapping memory someone else owns: a segment ({@link #wrap}) or a Java array
- * ({@link #of(float[], long...)} and friends, no copy).
+ * ({@link #of(float[], long...)} and friends, no copy). A read-only segment (a mapped file) may be
+ * an input of any op, never an output. Closing while an op uses the tensor (another thread) frees
+ * the memory when the op ends ({@link Lease}).
  */
 public final class HostTensor implements Tensor {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -20,37 +24,63 @@ public final class HostTensor implements Tensor {
     private final MemorySegment segment;
     private final DType dtype;
     private final long[] shape;
-    private final Arena arena; // null when the memory belongs to someone else
-    private volatile boolean closed;
+    private final Lifetime lifetime;
 
     private HostTensor(MemorySegment segment, DType dtype, long[] shape, Arena arena) {
         this.segment = segment;
         this.dtype = dtype;
         this.shape = shape;
-        this.arena = arena;
+        this.lifetime = new Lifetime(arena == null ? () -> {} : () -> closeWhenIdle(arena));
     }
 
     /** Fresh off-heap memory; the contents are unspecified until written. */
     public static HostTensor allocate(DType dtype, long... shape) {
-        long[] s = Shapes.checked(shape);
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: expected an element type, found null");
+        }
+        long[] s = Shapes.checked("shape", dtype, shape);
+        long bytes = Shapes.byteSize("shape", dtype, s);
         Arena arena = Arena.ofShared();
-        long bytes = Math.max(1, Shapes.numel(s) * dtype.byteSize());
-        return new HostTensor(arena.allocate(bytes, 64).asSlice(0, Shapes.numel(s) * dtype.byteSize()), dtype, s, arena);
+        try {
+            return new HostTensor(arena.allocate(Math.max(1, bytes), 64).asSlice(0, bytes), dtype, s, arena);
+        } catch (OutOfMemoryError e) {
+            arena.close();
+            throw new OutOfMemoryError("HostTensor.allocate: cannot allocate " + dtype.shortName() + Arrays.toString(s) + " ("
+                    + bytes + " bytes) of native memory: " + e.getMessage());
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
     }
 
-    /** A view of memory owned elsewhere (a mapped file, another library's buffer). */
+    /**
+     * A view of memory owned elsewhere (a mapped file, another library's buffer): exactly the
+     * bytes of the shape, aligned to the element size (native code reads whole elements).
+     */
     public static HostTensor wrap(MemorySegment segment, DType dtype, long... shape) {
-        long[] s = Shapes.checked(shape);
-        long bytes = Shapes.numel(s) * dtype.byteSize();
+        if (segment == null) {
+            throw new IllegalArgumentException("segment: expected a memory segment, found null");
+        }
+        if (dtype == null) {
+            throw new IllegalArgumentException("dtype: expected an element type, found null");
+        }
+        long[] s = Shapes.checked("shape", dtype, shape);
+        long bytes = Shapes.byteSize("shape", dtype, s);
         if (segment.byteSize() != bytes) {
             throw new IllegalArgumentException("segment: expected " + bytes + " bytes for " + dtype.shortName()
-                    + Arrays.toString(s) + ", found " + segment.byteSize());
+                    + Arrays.toString(s) + ", found " + segment.byteSize() + " bytes");
+        }
+        long alignment = alignment(segment);
+        if (bytes > 0 && alignment < dtype.byteSize()) {
+            throw new IllegalArgumentException("segment: expected memory aligned to " + dtype.byteSize() + " bytes for "
+                    + dtype + " elements, found memory aligned to " + alignment + (segment.isNative()
+                    ? " (address 0x" + Long.toHexString(segment.address()) + ")" : " (a Java array of smaller elements)"));
         }
         return new HostTensor(segment, dtype, s, null);
     }
 
     public static HostTensor of(float[] values, long... shape) {
-        return wrap(MemorySegment.ofArray(values), DType.F32, shapeOr(shape, values.length));
+        return wrap(MemorySegment.ofArray(array("values", values)), DType.F32, shapeOr(shape, values.length));
     }
 
     /** 16-bit floats held as raw words: {@code dtype} is {@link DType#BF16} or {@link DType#F16}. */
@@ -58,31 +88,92 @@ public final class HostTensor implements Tensor {
         if (dtype != DType.BF16 && dtype != DType.F16) {
             throw new IllegalArgumentException("dtype: expected bfloat16 or float16 for short[] data, found " + dtype);
         }
-        return wrap(MemorySegment.ofArray(bits), dtype, shapeOr(shape, bits.length));
+        return wrap(MemorySegment.ofArray(array("bits", bits)), dtype, shapeOr(shape, bits.length));
     }
 
     public static HostTensor of(int[] values, long... shape) {
-        return wrap(MemorySegment.ofArray(values), DType.I32, shapeOr(shape, values.length));
+        return wrap(MemorySegment.ofArray(array("values", values)), DType.I32, shapeOr(shape, values.length));
     }
 
     public static HostTensor of(long[] values, long... shape) {
-        return wrap(MemorySegment.ofArray(values), DType.I64, shapeOr(shape, values.length));
+        return wrap(MemorySegment.ofArray(array("values", values)), DType.I64, shapeOr(shape, values.length));
     }
 
     public static HostTensor of(byte[] values, long... shape) {
-        return wrap(MemorySegment.ofArray(values), DType.U8, shapeOr(shape, values.length));
+        return wrap(MemorySegment.ofArray(array("values", values)), DType.U8, shapeOr(shape, values.length));
     }
 
+    private static <A> A array(String arg, A values) {
+        if (values == null) {
+            throw new IllegalArgumentException(arg + ": expected an array, found null");
+        }
+        return values;
+    }
+
+    /** The shape given, or [length]; a given shape must hold exactly the array's elements. */
     private static long[] shapeOr(long[] shape, long length) {
-        return shape.length == 0 ? new long[] {length} : shape;
+        if (shape == null || shape.length == 0) {
+            return new long[] {length};
+        }
+        long[] s = Shapes.checked("shape", shape);
+        long n = Shapes.numel(s);
+        if (n != length) {
+            throw new IllegalArgumentException("shape: expected " + length + " elements (the array's length), found "
+                    + Arrays.toString(s) + " = " + n + " elements");
+        }
+        return s;
     }
 
-    /** The memory; throws if the tensor was closed. */
+    /** The largest power of two the segment's address is a multiple of (a Java array: its element size at most). */
+    private static long alignment(MemorySegment segment) {
+        long offset = segment.address(); // for a Java array, the offset into it
+        long byAddress = offset == 0 ? 1L << 62 : Long.lowestOneBit(offset);
+        if (segment.isNative()) {
+            return byAddress;
+        }
+        Object array = segment.heapBase().orElse(null);
+        long element = switch (array) {
+            case long[] a -> 8;
+            case double[] a -> 8;
+            case int[] a -> 4;
+            case float[] a -> 4;
+            case short[] a -> 2;
+            case char[] a -> 2;
+            case null, default -> 1;
+        };
+        return Math.min(element, byAddress);
+    }
+
+    /** Frees an arena; a native call still running on a view of this memory is waited for. */
+    private static void closeWhenIdle(Arena arena) {
+        for (int attempt = 0; ; attempt++) {
+            try {
+                arena.close();
+                return;
+            } catch (IllegalStateException inUse) {
+                if (!arena.scope().isAlive()) {
+                    return;
+                }
+                if (attempt < 1000) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.parkNanos(1_000_000);
+                }
+            }
+        }
+    }
+
+    /** The memory; throws once the tensor was closed and freed. */
     public MemorySegment segment() {
-        if (closed) {
+        if (lifetime.isFreed()) {
             throw new IllegalStateException("tensor " + describe() + " is closed");
         }
         return segment;
+    }
+
+    /** True when the memory may only be read (a file mapped read-only): never an op's output. */
+    public boolean isReadOnly() {
+        return segment.isReadOnly();
     }
 
     /** True when the memory is a Java array rather than native memory. */
@@ -112,7 +203,19 @@ public final class HostTensor implements Tensor {
 
     @Override
     public boolean isAlive() {
-        return !closed && segment.scope().isAlive();
+        return lifetime.isOpen() && segment.scope().isAlive();
+    }
+
+    @Override
+    public Lease lease() {
+        Lease l = lifetime.tryLease();
+        if (l == null || !segment.scope().isAlive()) {
+            if (l != null) {
+                l.close();
+            }
+            throw new IllegalStateException("tensor " + describe() + " is closed");
+        }
+        return l;
     }
 
     @Override
@@ -229,18 +332,16 @@ public final class HostTensor implements Tensor {
         if (dst.dtype != dtype || dst.numel() != numel()) {
             throw new IllegalArgumentException("dst: expected " + describe() + ", found " + dst.describe());
         }
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("dst: expected writable memory, found a read-only segment " + dst.describe());
+        }
         MemorySegment.copy(segment(), 0, dst.segment(), 0, byteSize());
     }
 
+    /** Frees owned memory (at once, or when the last op using it ends); idempotent. */
     @Override
     public void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        if (arena != null) {
-            arena.close();
-        }
+        lifetime.close();
     }
 
     @Override

@@ -1,11 +1,18 @@
 package io.rlkernels.tensor;
 
+import java.math.BigInteger;
 import java.util.Arrays;
 
-/** Shape arithmetic with overflow checks. */
+/**
+ * The one size rule of every tensor, view and file: dimensions are non-negative, and the element
+ * count and the byte count are computed with overflow checks. A shape whose byte count does not
+ * fit in a {@code long} is refused with an {@link IllegalArgumentException} naming the argument,
+ * the expected and the found value, never wrapped around.
+ */
 public final class Shapes {
     private Shapes() {}
 
+    /** The element count of a shape already checked (throws {@link ArithmeticException} on overflow). */
     public static long numel(long... shape) {
         long n = 1;
         for (long d : shape) {
@@ -14,13 +21,56 @@ public final class Shapes {
         return n;
     }
 
+    /** A copy of {@code shape}, checked for non-negative dimensions and an element count that fits. */
     public static long[] checked(long... shape) {
+        return checked("shape", shape);
+    }
+
+    /** The same, naming {@code arg} in the message. */
+    public static long[] checked(String arg, long... shape) {
+        if (shape == null) {
+            throw new IllegalArgumentException(arg + ": expected a shape, found null");
+        }
         for (long d : shape) {
             if (d < 0) {
-                throw new IllegalArgumentException("shape: expected non-negative dimensions, found " + Arrays.toString(shape));
+                throw new IllegalArgumentException(arg + ": expected non-negative dimensions, found " + Arrays.toString(shape));
             }
         }
-        numel(shape);
+        try {
+            numel(shape);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(arg + ": expected at most 2^63 - 1 elements, found " + Arrays.toString(shape)
+                    + " = " + exact(shape, 1) + " elements");
+        }
         return shape.clone();
+    }
+
+    /**
+     * A copy of {@code shape}, checked so that its bytes in {@code dtype} fit in a {@code long}:
+     * what every tensor and file is built from.
+     */
+    public static long[] checked(String arg, DType dtype, long... shape) {
+        long[] s = checked(arg, shape);
+        byteSize(arg, dtype, s);
+        return s;
+    }
+
+    /** The bytes of {@code shape} in {@code dtype}, overflow-checked. */
+    public static long byteSize(String arg, DType dtype, long... shape) {
+        long n = numel(checked(arg, shape));
+        try {
+            return Math.multiplyExact(n, (long) dtype.byteSize());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(arg + ": expected at most 2^63 - 1 bytes, found " + dtype.shortName()
+                    + Arrays.toString(shape) + " = " + exact(shape, dtype.byteSize()) + " bytes");
+        }
+    }
+
+    private static BigInteger exact(long[] shape, long factor) {
+        BigInteger n = BigInteger.valueOf(factor);
+        for (long d : shape) {
+            n = n.multiply(BigInteger.valueOf(d));
+        }
+        return n;
     }
 }

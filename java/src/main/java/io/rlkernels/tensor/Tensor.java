@@ -5,7 +5,9 @@ import java.util.Arrays;
 /**
  * A dense, contiguous, row-major array of one {@link DType}, in host memory ({@link HostTensor})
  * or on a device ({@link DeviceTensor}). A tensor that owns its memory frees it on
- * {@link #close()}; closing twice is harmless, and a closed tensor is refused by every op.
+ * {@link #close()}; closing twice is harmless, and a closed tensor is refused by every op. An op
+ * holds a {@link Lease} on each tensor it uses, so a close from another thread meanwhile takes
+ * effect when the op ends.
  */
 public sealed interface Tensor extends AutoCloseable permits HostTensor, DeviceTensor {
 
@@ -22,11 +24,16 @@ public sealed interface Tensor extends AutoCloseable permits HostTensor, DeviceT
         return Shapes.numel(shape());
     }
 
+    /** numel times the element size (the size rule of {@link Shapes} held when the tensor was made). */
     default long byteSize() {
-        return numel() * dtype().byteSize();
+        return Math.multiplyExact(numel(), (long) dtype().byteSize());
     }
 
+    /** Not closed: ops may use it. */
     boolean isAlive();
+
+    /** Holds the memory until the lease is closed; throws {@link IllegalStateException} if the tensor is closed. */
+    Lease lease();
 
     boolean isOnDevice();
 

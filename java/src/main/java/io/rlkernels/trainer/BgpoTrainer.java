@@ -147,7 +147,7 @@ public final class BgpoTrainer {
             try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = sampleMask(masks, j, r);
                  HostTensor masked = HostTensor.allocate(DType.I32, r); HostTensor out = HostTensor.of(logp);
                  HostTensor lse = HostTensor.allocate(DType.F32, r)) {
-                backend.maskRows(y, m, Bgpo.UNMASKED, masked);
+                backend.maskRows(y, m, TinyPolicy.DIGITS, masked);
                 backend.logProbs(lp, z, masked, out, lse, null);
             }
             for (int i = 0; i < s; i++) {

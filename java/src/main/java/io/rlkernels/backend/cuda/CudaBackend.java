@@ -1,6 +1,6 @@
 package io.rlkernels.backend.cuda;
 
-import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.BackendBase;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.cuda.internal.CudaProbe;
 import io.rlkernels.backend.cuda.internal.JCudaLauncher;
@@ -28,7 +28,7 @@ import io.rlkernels.tensor.Tensor;
  * {@link DeviceTensor#wrap}) are used in place and the launch is asynchronous on the launcher's
  * stream; host tensors are copied in, computed on, copied back, and the call waits.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend extends BackendBase {
     /**
      * Blocks per grid at most; kernels loop over further rows (grid-stride). Tests lower it with
      * {@code -Drlk.cuda.maxGrid=N} so that small inputs take the grid-stride path too.
@@ -79,21 +79,21 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public DeviceTensor allocate(DType dtype, long... shape) {
+    protected DeviceTensor newTensor(DType dtype, long... shape) {
         long bytes = io.rlkernels.tensor.Shapes.numel(shape) * dtype.byteSize();
         long address = launcher.allocate(bytes);
         return DeviceTensor.owned(address, dtype, shape, launcher, launcher::free);
     }
 
     @Override
-    public DeviceTensor upload(HostTensor src) {
-        DeviceTensor d = allocate(src.dtype(), src.shape());
+    protected DeviceTensor copyIn(HostTensor src) {
+        DeviceTensor d = newTensor(src.dtype(), src.shape());
         launcher.copyToDevice(d.address(), src.segment(), src.byteSize());
         return d;
     }
 
     @Override
-    public void download(Tensor src, HostTensor dst) {
+    protected void copyOut(Tensor src, HostTensor dst) {
         if (src instanceof HostTensor h) {
             h.copyTo(dst);
             return;
@@ -133,9 +133,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
         LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
-        checkTargets(targets, d, config);
+        checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
         }
@@ -154,10 +154,10 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
         LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
-        checkTargets(targets, d, config);
+        checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
         }
@@ -209,13 +209,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
         GroupAdvantages.check(config, rewards, groups, advantages);
         GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
         try (Staging s = new Staging(launcher, this)) {
             long r = s.in("rewards", rewards);
             requireFinite(s, "rewards", rewards, r);
-            DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(upload(layout.order()), upload(layout.offsets())));
+            DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(copyIn(layout.order()), copyIn(layout.offsets())));
             long out = s.out("advantages", advantages);
             if (layout.groups() > 0) {
                 String kernel = layout.maxGroupSize() <= 256 ? "rlk_group_advantages_warp" : "rlk_group_advantages_block";
@@ -241,7 +241,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+    protected void runSequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
         GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
         long n = perToken.numel();
         try (Staging s = new Staging(launcher, this)) {
@@ -257,13 +257,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+    protected void runGae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         Gae.check(rewards, values, mask, advantages, returns);
         scan(config.gamma(), config.lambda(), rewards, values, mask, advantages, returns);
     }
 
     @Override
-    public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+    protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
         scan(gamma, 1f, rewards, null, mask, null, returns);
@@ -293,7 +293,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+    protected void runMaskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
         MaskedWhiten.check(x, mask, out);
         long n = x.numel();
         try (Staging s = new Staging(launcher, this)) {
@@ -324,7 +324,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
+    protected void runPolicyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
         PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
         SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
         long n = in.tokens();
@@ -335,7 +335,7 @@ public final class CudaBackend implements Backend {
             long ref = in.refLogp() == null ? 0 : finiteInput(s, "refLogp", in.refLogp());
             long entropy = in.entropy() == null ? 0 : finiteInput(s, "entropy", in.entropy());
             long mask = s.in("mask", in.mask());
-            long offsets = seqs == null ? 0 : seqs.deviceCopy(launcher, () -> upload(seqs.offsets())).address();
+            long offsets = seqs == null ? 0 : seqs.deviceCopy(launcher, () -> copyIn(seqs.offsets())).address();
             long segments = seqs != null ? seqs.sequences() : (n + 4095) / 4096;
             long grad = s.out("gradLogp", gradLogp);
             long gradH = gradEntropy == null ? 0 : s.out("gradEntropy", gradEntropy);
@@ -363,8 +363,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, out);
+    protected void runMaskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, vocab, out);
+        checkTargets(targets, vocab, null);
         long n = targets.numel();
         try (Staging s = new Staging(launcher, this)) {
             long y = s.in("targets", targets);
@@ -372,7 +373,7 @@ public final class CudaBackend implements Backend {
             long o = s.out("out", out);
             if (n > 0) {
                 launcher.launch("rlk_mask_rows", elementwiseLaunch(n), new KernelArgs().ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
-                        .ptr(m).i32(mask.dtype() == DType.U8 ? 1 : 0).i64(n).i64(ignore).ptr(o));
+                        .ptr(m).i32(mask.dtype() == DType.U8 ? 1 : 0).i64(n).i64(Bgpo.UNMASKED).ptr(o));
             }
             s.finish();
         }
@@ -384,7 +385,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+    protected void runBgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
         Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         if (weights instanceof HostTensor hw) {
@@ -401,7 +402,7 @@ public final class CudaBackend implements Backend {
             long w = s.in("weights", weights);
             long old = finiteInput(s, "oldValues", oldValues);
             long adv = finiteInput(s, "advantages", advantages);
-            long offsets = rows.deviceCopy(launcher, () -> upload(rows.offsets())).address();
+            long offsets = rows.deviceCopy(launcher, () -> copyIn(rows.offsets())).address();
             long vals = s.out("values", values);
             long up = s.out("upstream", upstream);
             long st = s.inOut("state", state);
@@ -423,7 +424,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+    protected void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
         Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
         try (Staging s = new Staging(launcher, this)) {
             long pa = s.in("a", a);
@@ -474,34 +475,51 @@ public final class CudaBackend implements Backend {
         return address % VECTOR_BYTES == 0;
     }
 
-    /** Target ids are checked on the host before any kernel runs; device ids are copied back for it. */
-    private void checkTargets(Tensor targets, LogProbs.Dims d, LogProbs.Config config) {
-        if (targets instanceof HostTensor h) {
-            LogProbs.checkTargets(h, d.vocab(), config.ignoreIndex());
-            return;
-        }
-        DeviceTensor dt = device("targets", targets);
-        if (!checkDeviceInputs) {
-            return;
-        }
-        try (HostTensor h = HostTensor.allocate(dt.dtype(), dt.shape())) {
+    /**
+     * Target ids are checked on the host before any kernel runs (in [0, V), or the ignore index when
+     * one is given); device ids are copied back for it.
+     */
+    private void checkTargets(Tensor targets, long vocab, Long ignoreIndex) {
+        HostTensor h = targets instanceof HostTensor ht ? ht : null;
+        if (h == null) {
+            DeviceTensor dt = device("targets", targets);
+            if (!checkDeviceInputs) {
+                return;
+            }
+            h = HostTensor.allocate(dt.dtype(), dt.shape());
             download(dt, h);
-            LogProbs.checkTargets(h, d.vocab(), config.ignoreIndex());
+        }
+        try {
+            if (ignoreIndex == null) {
+                LogProbs.checkTokenIds(h, vocab);
+            } else {
+                LogProbs.checkTargets(h, vocab, ignoreIndex);
+            }
+        } finally {
+            if (h != targets) {
+                h.close();
+            }
         }
     }
 
-    /** A device tensor this backend may use: its own, or wrapped memory. */
+    /**
+     * A device tensor this backend may use: its own, or wrapped memory, which must lie inside one
+     * allocation of this device (checked before every use, so a bad address is an exception).
+     */
     DeviceTensor device(String arg, Tensor t) {
         DeviceTensor dt = (DeviceTensor) t;
         if (dt.owner() != null && dt.owner() != launcher) {
             throw Check.fail(arg, "a device tensor of this backend (" + launcher.describe() + ")",
                     "one allocated by another backend");
         }
+        if (!dt.isOwned() && dt.byteSize() > 0) {
+            launcher.checkForeign(arg, dt.address(), dt.byteSize());
+        }
         return dt;
     }
 
     @Override
-    public void close() {
+    protected void release() {
         launcher.close();
     }
 }

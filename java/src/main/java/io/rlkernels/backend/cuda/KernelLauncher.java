@@ -18,6 +18,14 @@ public interface KernelLauncher extends AutoCloseable {
 
     void free(long address);
 
+    /**
+     * Refuses, with an {@link IllegalArgumentException} naming {@code arg}, device memory this
+     * launcher did not allocate (handed over with {@code DeviceTensor.wrap}) unless
+     * [address, address + bytes) lies inside one live allocation of this device: a bad address is
+     * an exception, never a fault.
+     */
+    void checkForeign(String arg, long address, long bytes);
+
     void copyToDevice(long dst, MemorySegment src, long bytes);
 
     void copyToHost(MemorySegment dst, long src, long bytes);

@@ -51,7 +51,23 @@ public final class EmulatedLauncher implements KernelLauncher {
 
     @Override
     public void free(long address) {
-        lib.free(address);
+        if (!lib.free(address)) {
+            throw new CudaException("emu_free(0x" + Long.toHexString(address) + ")", 1, "not a live allocation");
+        }
+    }
+
+    @Override
+    public void checkForeign(String arg, long address, long bytes) {
+        long[] a = lib.allocationOf(address);
+        if (a == null) {
+            throw io.rlkernels.internal.Check.fail(arg, "device memory of " + bytes + " bytes inside one allocation of this device",
+                    "address 0x" + Long.toHexString(address) + ", which no live allocation holds");
+        }
+        if (bytes > a[0] + a[1] - address) {
+            throw io.rlkernels.internal.Check.fail(arg, "device memory of " + bytes + " bytes inside one allocation of this device",
+                    "address 0x" + Long.toHexString(address) + " with " + (a[0] + a[1] - address) + " bytes left in its allocation of "
+                            + a[1] + " bytes at 0x" + Long.toHexString(a[0]));
+        }
     }
 
     @Override

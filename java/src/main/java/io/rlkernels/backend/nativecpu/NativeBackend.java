@@ -1,6 +1,6 @@
 package io.rlkernels.backend.nativecpu;
 
-import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.BackendBase;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
@@ -22,7 +22,7 @@ import java.lang.foreign.MemorySegment;
  * The native/ C library through FFM: SIMD (x86-64, AVX2 or AVX-512, picked from the CPU) and
  * OpenMP over rows, f32 accumulation. Host tensors only; Java arrays are read in place.
  */
-public final class NativeBackend implements Backend {
+public final class NativeBackend extends BackendBase {
     private static final int RLK_OK = 0;
 
     /** The instruction-set variants, as numbered in rlkernels.h (enum rlk_isa). */
@@ -91,12 +91,12 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public Tensor allocate(DType dtype, long... shape) {
+    protected Tensor newTensor(DType dtype, long... shape) {
         return HostTensor.allocate(dtype, shape);
     }
 
     @Override
-    public void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
         LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
         HostTensor y = host("targets", targets);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
@@ -107,7 +107,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
         LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor y = host("targets", targets);
@@ -123,7 +123,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
         GroupAdvantages.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
         requireFinite("rewards", r);
@@ -140,14 +140,14 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+    protected void runSequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
         GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
         check(lib.sequenceToTokens(segment("perSequence", perSequence), segment("mask", mask), mask.dtype() == DType.U8,
                 mask.dim(0), mask.dim(1), segment("perToken", perToken)), "rlk_sequence_to_tokens");
     }
 
     @Override
-    public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+    protected void runGae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         Gae.check(rewards, values, mask, advantages, returns);
         requireFinite("rewards", host("rewards", rewards));
         requireFinite("values", host("values", values));
@@ -157,7 +157,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+    protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
         requireFinite("rewards", host("rewards", rewards));
@@ -166,7 +166,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+    protected void runMaskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
         MaskedWhiten.check(x, mask, out);
         requireFinite("x", host("x", x));
         check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
@@ -174,7 +174,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
+    protected void runPolicyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
         PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
         requireFinite("logp", host("logp", in.logp()));
         requireFinite("oldLogp", host("oldLogp", in.oldLogp()));
@@ -195,14 +195,15 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, out);
+    protected void runMaskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, vocab, out);
+        LogProbs.checkTokenIds(host("targets", targets), vocab);
         check(lib.maskRows(segment("targets", targets), targets.dtype().code(), segment("mask", mask), mask.dtype() == DType.U8,
-                targets.numel(), ignore, segment("out", out)), "rlk_mask_rows");
+                targets.numel(), Bgpo.UNMASKED, segment("out", out)), "rlk_mask_rows");
     }
 
     @Override
-    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+    protected void runBgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
         Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         HostTensor w = host("weights", weights);
@@ -216,7 +217,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+    protected void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
         Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
         HostTensor ha = host("a", a);
         HostTensor hb = host("b", b);
@@ -256,7 +257,7 @@ public final class NativeBackend implements Backend {
     }
 
     @Override
-    public void close() {
+    protected void release() {
         if (forcedIsa) {
             lib.isaSelect(ISA_AUTO);
         }

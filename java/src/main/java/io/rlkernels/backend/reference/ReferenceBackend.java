@@ -1,6 +1,6 @@
 package io.rlkernels.backend.reference;
 
-import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.BackendBase;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Bgpo;
@@ -21,7 +21,7 @@ import io.rlkernels.tensor.Tensor;
  * backend is tested against. Single-threaded; host tensors only. The per-row math is public
  * ({@link #logProbsRow}, {@link #logProbsGradRow}) so that tests can take finite differences of it.
  */
-public final class ReferenceBackend implements Backend {
+public final class ReferenceBackend extends BackendBase {
 
     /** One row's forward in f64. */
     public record Row(double logp, double lse, double entropy) {}
@@ -75,12 +75,12 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public Tensor allocate(DType dtype, long... shape) {
+    protected Tensor newTensor(DType dtype, long... shape) {
         return HostTensor.allocate(dtype, shape);
     }
 
     @Override
-    public void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
         LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
         HostTensor z = host("logits", logits);
         HostTensor y = host("targets", targets);
@@ -103,7 +103,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
         LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor z = host("logits", logits);
@@ -133,7 +133,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
         GroupAdvantages.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
         HostTensor out = host("advantages", advantages);
@@ -176,7 +176,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+    protected void runSequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
         GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
         HostTensor a = host("perSequence", perSequence);
         HostTensor m = host("mask", mask);
@@ -190,14 +190,14 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+    protected void runGae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         Gae.check(rewards, values, mask, advantages, returns);
         scan(config.gamma(), config.lambda(), host("rewards", rewards), host("values", values), host("mask", mask),
                 host("advantages", advantages), host("returns", returns));
     }
 
     @Override
-    public void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+    protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
         scan(gamma, 1, host("rewards", rewards), null, host("mask", mask), null, host("returns", returns));
@@ -243,7 +243,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+    protected void runMaskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
         MaskedWhiten.check(x, mask, out);
         HostTensor in = host("x", x);
         HostTensor m = host("mask", mask);
@@ -275,7 +275,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
+    protected void runPolicyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
         PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
         HostTensor logp = finite("logp", in.logp());
         HostTensor old = finite("oldLogp", in.oldLogp());
@@ -451,18 +451,19 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void maskRows(Tensor targets, Tensor mask, long ignore, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, out);
+    protected void runMaskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
+        Bgpo.checkMaskRows(targets, mask, vocab, out);
         HostTensor y = host("targets", targets);
         HostTensor m = host("mask", mask);
         HostTensor o = host("out", out);
+        LogProbs.checkTokenIds(y, vocab);
         for (long i = 0; i < y.numel(); i++) {
-            o.setLong(i, m.getFloat(i) != 0 ? y.getLong(i) : ignore);
+            o.setLong(i, m.getFloat(i) != 0 ? y.getLong(i) : Bgpo.UNMASKED);
         }
     }
 
     @Override
-    public void bgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+    protected void runBgpoCoefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
         Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         HostTensor lp = host("logp", logp);
@@ -543,7 +544,7 @@ public final class ReferenceBackend implements Backend {
 
     /** The whole sample in f64, directly from the definition (not through the primitives above). */
     @Override
-    public void bgpoStep(Bgpo.Config c, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+    protected void runBgpoStep(Bgpo.Config c, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
         Bgpo.checkStep(c, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
                 gradLogits, ws.values(), state);
         HostTensor z = host("logits", in.logits());
@@ -557,7 +558,7 @@ public final class ReferenceBackend implements Backend {
         HostTensor values = host("values", ws.values());
         SequenceLayout rows = in.rows();
         long v = z.dim(1);
-        LogProbs.checkTargets(y, v, Long.MIN_VALUE);
+        LogProbs.checkTokenIds(y, v);
         double t = c.temperature();
         double scale = 1.0 / (c.denominatorFor(rows.sequences()) * c.samples());
         double[] st = Bgpo.Stats.initial();
@@ -597,7 +598,7 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+    protected void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
         Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
         HostTensor ha = host("a", a);
         HostTensor hb = host("b", b);
@@ -637,5 +638,5 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public void close() {}
+    protected void release() {}
 }

@@ -17,7 +17,9 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUmemorytype;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUpointer_attribute;
 import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
@@ -117,6 +119,33 @@ public final class JCudaLauncher implements KernelLauncher {
         }
         makeCurrent();
         check(JCudaDriver.cuMemFree(at(address)), "cuMemFree");
+    }
+
+    /** The driver's own answer: the allocation holding the address (cuPointerGetAttribute), and that it is device memory. */
+    @Override
+    public synchronized void checkForeign(String arg, long address, long bytes) {
+        makeCurrent();
+        int[] type = {0};
+        long[] start = {0};
+        long[] size = {0};
+        String expected = "device memory of " + bytes + " bytes inside one allocation of this device";
+        if (JCudaDriver.cuPointerGetAttribute(Pointer.to(type), CUpointer_attribute.CU_POINTER_ATTRIBUTE_MEMORY_TYPE, at(address))
+                != CUresult.CUDA_SUCCESS
+                || JCudaDriver.cuPointerGetAttribute(Pointer.to(start), CUpointer_attribute.CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+                        at(address)) != CUresult.CUDA_SUCCESS
+                || JCudaDriver.cuPointerGetAttribute(Pointer.to(size), CUpointer_attribute.CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+                        at(address)) != CUresult.CUDA_SUCCESS) {
+            throw io.rlkernels.internal.Check.fail(arg, expected, "address 0x" + Long.toHexString(address)
+                    + ", which the driver knows no allocation of (cuPointerGetAttribute)");
+        }
+        if (type[0] != CUmemorytype.CU_MEMORYTYPE_DEVICE && type[0] != CUmemorytype.CU_MEMORYTYPE_UNIFIED) {
+            throw io.rlkernels.internal.Check.fail(arg, expected, "address 0x" + Long.toHexString(address) + " of memory type "
+                    + CUmemorytype.stringFor(type[0]));
+        }
+        if (bytes > start[0] + size[0] - address) {
+            throw io.rlkernels.internal.Check.fail(arg, expected, "address 0x" + Long.toHexString(address) + " with "
+                    + (start[0] + size[0] - address) + " bytes left in its allocation of " + size[0] + " bytes");
+        }
     }
 
     @Override

@@ -33,6 +33,7 @@ public final class EmulatorLibrary {
     private final MethodHandle launch;
     private final MethodHandle malloc;
     private final MethodHandle free;
+    private final MethodHandle allocationOf;
     private final MethodHandle kernelCount;
     private final MethodHandle kernelName;
     private final MethodHandle workers;
@@ -44,7 +45,9 @@ public final class EmulatorLibrary {
                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG));
         malloc = linker.downcallHandle(find(lib, "emu_malloc"), FunctionDescriptor.of(ADDRESS, JAVA_LONG));
-        free = linker.downcallHandle(find(lib, "emu_free"), FunctionDescriptor.ofVoid(ADDRESS));
+        free = linker.downcallHandle(find(lib, "emu_free"), FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        allocationOf = linker.downcallHandle(find(lib, "emu_allocation_of"), FunctionDescriptor.of(JAVA_INT,
+                JAVA_LONG, ADDRESS, ADDRESS));
         kernelCount = linker.downcallHandle(find(lib, "emu_kernel_count"), FunctionDescriptor.of(JAVA_INT));
         kernelName = linker.downcallHandle(find(lib, "emu_kernel_name"), FunctionDescriptor.of(ADDRESS, JAVA_INT));
         workers = linker.downcallHandle(find(lib, "emu_workers"), FunctionDescriptor.of(JAVA_INT));
@@ -115,9 +118,22 @@ public final class EmulatorLibrary {
         }
     }
 
-    public void free(long address) {
+    /** Frees an allocation; false (and nothing freed) when the address is not a live allocation. */
+    public boolean free(long address) {
         try {
-            free.invokeExact(MemorySegment.ofAddress(address));
+            return (int) free.invokeExact(MemorySegment.ofAddress(address)) == 0;
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    /** The live allocation holding {@code address}: {start, bytes}, or null. */
+    public long[] allocationOf(long address) {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment start = arena.allocate(JAVA_LONG);
+            MemorySegment bytes = arena.allocate(JAVA_LONG);
+            int found = (int) allocationOf.invokeExact(address, start, bytes);
+            return found == 0 ? null : new long[] {start.get(JAVA_LONG, 0), bytes.get(JAVA_LONG, 0)};
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -1,0 +1,288 @@
+package io.rlkernels.backend;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.internal.Lifetime;
+import io.rlkernels.ops.Bgpo;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Lease;
+import io.rlkernels.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What every backend shares, in one place: each public op leases the backend and every tensor
+ * and layout it is given for the duration of the call, then runs the backend's implementation.
+ * So a tensor or layout closed from another thread while an op uses it is freed when the op ends
+ * (or, if closed first, refused by name), a closed backend refuses further ops, and a backend
+ * closed while an op runs is released when the op ends. Nothing leaks either way.
+ */
+public abstract class BackendBase implements Backend {
+    private final Lifetime lifetime = new Lifetime(this::release);
+
+    /** Frees what the backend holds; runs once, after close and when no op is running. */
+    protected abstract void release();
+
+    @Override
+    public final void close() {
+        lifetime.close();
+    }
+
+    /** Whether the backend was closed. */
+    public final boolean isClosed() {
+        return !lifetime.isOpen();
+    }
+
+    // ---- the ops, leased: the implementations below may assume their arguments stay alive ----
+
+    @Override
+    public final Tensor allocate(DType dtype, long... shape) {
+        try (Leases l = enter()) {
+            if (dtype == null) {
+                throw Check.fail("dtype", "an element type", "null");
+            }
+            return newTensor(dtype, shape);
+        }
+    }
+
+    @Override
+    public final Tensor upload(HostTensor src) {
+        try (Leases l = enter().hold("src", src)) {
+            Check.alive("src", src);
+            return copyIn(src);
+        }
+    }
+
+    @Override
+    public final void download(Tensor src, HostTensor dst) {
+        try (Leases l = enter().hold("src", src).hold("dst", dst)) {
+            Check.alive("src", src);
+            Check.output("dst", dst);
+            copyOut(src, dst);
+        }
+    }
+
+    @Override
+    public final void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+        try (Leases l = enter().hold("logits", logits).hold("targets", targets).hold("logp", logp).hold("lse", lse)
+                .hold("entropy", entropy)) {
+            runLogProbs(config, logits, targets, logp, lse, entropy);
+        }
+    }
+
+    @Override
+    public final void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+                                       Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
+        try (Leases l = enter().hold("logits", logits).hold("targets", targets).hold("lse", lse).hold("entropy", entropy)
+                .hold("gradLogp", gradLogp).hold("gradEntropy", gradEntropy).hold("gradLogits", gradLogits)) {
+            runLogProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        }
+    }
+
+    @Override
+    public final void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        try (Leases l = enter().hold("rewards", rewards).hold("groups", groups).hold("advantages", advantages)) {
+            runGroupAdvantages(config, rewards, groups, advantages);
+        }
+    }
+
+    @Override
+    public final void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+        try (Leases l = enter().hold("perSequence", perSequence).hold("mask", mask).hold("perToken", perToken)) {
+            runSequenceToTokens(perSequence, mask, perToken);
+        }
+    }
+
+    @Override
+    public final void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+        try (Leases l = enter().hold("rewards", rewards).hold("values", values).hold("mask", mask)
+                .hold("advantages", advantages).hold("returns", returns)) {
+            runGae(config, rewards, values, mask, advantages, returns);
+        }
+    }
+
+    @Override
+    public final void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+        try (Leases l = enter().hold("rewards", rewards).hold("mask", mask).hold("returns", returns)) {
+            runDiscountedReturns(gamma, rewards, mask, returns);
+        }
+    }
+
+    @Override
+    public final void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+        try (Leases l = enter().hold("x", x).hold("mask", mask).hold("out", out)) {
+            runMaskedWhiten(config, x, mask, out);
+        }
+    }
+
+    @Override
+    public final void policyLoss(PolicyLoss.Config config, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy,
+                                 Tensor stats) {
+        try (Leases l = enter().hold("gradLogp", gradLogp).hold("gradEntropy", gradEntropy).hold("stats", stats)) {
+            if (in != null) {
+                l.hold("logp", in.logp()).hold("oldLogp", in.oldLogp()).hold("advantages", in.advantages())
+                        .hold("mask", in.mask()).hold("sequences", in.sequences()).hold("refLogp", in.refLogp())
+                        .hold("entropy", in.entropy());
+            }
+            runPolicyLoss(config, in, gradLogp, gradEntropy, stats);
+        }
+    }
+
+    @Override
+    public final void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
+        try (Leases l = enter().hold("targets", targets).hold("mask", mask).hold("out", out)) {
+            runMaskRows(targets, mask, vocab, out);
+        }
+    }
+
+    @Override
+    public final void bgpoCoefficients(Bgpo.Config config, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights,
+                                       Tensor oldValues, Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
+        try (Leases l = enter().hold("logp", logp).hold("rows", rows).hold("mask", mask).hold("weights", weights)
+                .hold("oldValues", oldValues).hold("advantages", advantages).hold("values", values)
+                .hold("upstream", upstream).hold("state", state)) {
+            runBgpoCoefficients(config, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        }
+    }
+
+    @Override
+    public final void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+        try (Leases l = enter().hold("gradLogits", gradLogits).hold("state", state)) {
+            if (in != null) {
+                l.hold("logits", in.logits()).hold("targets", in.targets()).hold("rows", in.rows()).hold("mask", in.mask())
+                        .hold("weights", in.weights()).hold("oldValues", in.oldValues()).hold("advantages", in.advantages());
+            }
+            if (ws != null) {
+                l.hold("workspace", ws.rowTargets()).hold("workspace", ws.logp()).hold("workspace", ws.lse())
+                        .hold("workspace", ws.upstream()).hold("workspace", ws.values());
+            }
+            runBgpoStep(config, in, ws, gradLogits, state);
+        }
+    }
+
+    @Override
+    public final void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        try (Leases l = enter().hold("a", a).hold("b", b).hold("c", c)) {
+            runMatmul(transA, transB, alpha, a, b, beta, c);
+        }
+    }
+
+    // ---- what a backend implements ----
+
+    /** A new tensor of this backend (dtype checked non-null; the shape is the tensor's to check). */
+    protected abstract Tensor newTensor(DType dtype, long... shape);
+
+    /** A copy of a live host tensor where this backend computes. */
+    protected Tensor copyIn(HostTensor src) {
+        Tensor t = newTensor(src.dtype(), src.shape());
+        src.copyTo((HostTensor) t);
+        return t;
+    }
+
+    /** Copies a tensor of this backend into a live, writable host tensor; waits for it. */
+    protected void copyOut(Tensor src, HostTensor dst) {
+        if (!(src instanceof HostTensor h)) {
+            throw Check.fail("src", "a host tensor", src.describe());
+        }
+        h.copyTo(dst);
+    }
+
+    protected abstract void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse,
+                                        Tensor entropy);
+
+    protected abstract void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse,
+                                                Tensor entropy, Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits);
+
+    protected abstract void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups,
+                                               Tensor advantages);
+
+    protected abstract void runSequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken);
+
+    protected abstract void runGae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages,
+                                   Tensor returns);
+
+    protected abstract void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns);
+
+    protected abstract void runMaskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out);
+
+    protected abstract void runPolicyLoss(PolicyLoss.Config config, PolicyLoss.Inputs in, Tensor gradLogp,
+                                          Tensor gradEntropy, Tensor stats);
+
+    protected abstract void runMaskRows(Tensor targets, Tensor mask, long vocab, Tensor out);
+
+    protected abstract void runBgpoCoefficients(Bgpo.Config config, Tensor logp, SequenceLayout rows, Tensor mask,
+                                                Tensor weights, Tensor oldValues, Tensor advantages, Tensor values,
+                                                Tensor upstream, Tensor state);
+
+    /**
+     * One BGPO sample from the primitives: the masked rows' targets (every target checked in
+     * [0, V)), their log-probs, the sequences' coefficients, and the log-probs backward.
+     */
+    protected void runBgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+        if (in == null || ws == null) {
+            throw Check.fail(in == null ? "sample" : "workspace", "a " + (in == null ? "Bgpo.Sample" : "Bgpo.Workspace"), "null");
+        }
+        Bgpo.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
+                gradLogits, ws.values(), state);
+        LogProbs.Config lp = Bgpo.logProbsConfig(config);
+        runMaskRows(in.targets(), in.mask(), in.logits().dim(1), ws.rowTargets());
+        runLogProbs(lp, in.logits(), ws.rowTargets(), ws.logp(), ws.lse(), null);
+        runBgpoCoefficients(config, ws.logp(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(), ws.values(),
+                ws.upstream(), state);
+        runLogProbsBackward(lp, in.logits(), ws.rowTargets(), ws.lse(), null, ws.upstream(), null, gradLogits);
+    }
+
+    protected abstract void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    // ---- leases ----
+
+    /** Leases the backend itself: a closed backend refuses the op. */
+    private Leases enter() {
+        Lease self = lifetime.tryLease();
+        if (self == null) {
+            throw new IllegalStateException("backend: expected an open backend, found " + description() + " (closed)");
+        }
+        Leases l = new Leases();
+        l.held.add(self);
+        return l;
+    }
+
+    /** The leases of one call; a closed argument is refused by name, releasing what was taken. */
+    private static final class Leases implements AutoCloseable {
+        private final List<Lease> held = new ArrayList<>(12);
+
+        Leases hold(String arg, Object resource) {
+            if (resource == null) {
+                return this; // the op's own checks name a missing argument
+            }
+            try {
+                held.add(switch (resource) {
+                    case Tensor t -> t.lease();
+                    case GroupLayout g -> g.lease();
+                    case SequenceLayout s -> s.lease();
+                    default -> throw new IllegalStateException("cannot lease " + resource.getClass().getName());
+                });
+            } catch (IllegalStateException closed) {
+                close();
+                throw Check.fail(arg, "a live " + (resource instanceof Tensor ? "tensor" : resource.getClass().getSimpleName()),
+                        "a closed " + (resource instanceof Tensor t ? "tensor " + t.describe() : resource));
+            }
+            return this;
+        }
+
+        @Override
+        public void close() {
+            for (int i = held.size() - 1; i >= 0; i--) {
+                held.get(i).close();
+            }
+            held.clear();
+        }
+    }
+}

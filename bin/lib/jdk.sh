@@ -35,3 +35,10 @@ fi
 export JAVA_HOME
 # Maven's bundled Guava calls sun.misc.Unsafe; JDK 24+ warns about it on every run.
 export MAVEN_OPTS="${MAVEN_OPTS:---sun-misc-unsafe-memory-access=allow}"
+
+# The JVM decodes file names and arguments with the locale's character set: under the C or POSIX
+# locale a path with a non-ASCII character cannot even be named. Run it in a UTF-8 locale then.
+case "$(LC_ALL="${LC_ALL:-}" locale charmap 2>/dev/null)" in
+  UTF-8 | utf8) ;;
+  *) if locale -a 2>/dev/null | grep -qix 'c\.utf-\?8'; then export LC_ALL=C.UTF-8; fi ;;
+esac

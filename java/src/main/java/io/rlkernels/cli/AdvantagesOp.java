@@ -6,8 +6,6 @@ import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.nio.file.Path;
 import java.util.Set;
 
 /**
@@ -27,19 +25,19 @@ final class AdvantagesOp implements CliOp {
     }
 
     @Override
-    public void run(Backend backend, Path in, Path out, Params params, Arena arena) throws IOException {
+    public void run(Backend backend, InputFiles in, OutputFiles out, Params params) throws IOException {
         String std = params.string("std", "unbiased");
         if (!std.equals("unbiased") && !std.equals("biased")) {
             throw Check.fail("--param std", "unbiased or biased", std);
         }
         GroupAdvantages.Config config = new GroupAdvantages.Config(GroupAdvantages.Mode.parse(params.string("mode", "grpo")),
                 std.equals("unbiased"), params.floatValue("eps", GroupAdvantages.Config.DEFAULT_EPS));
-        HostTensor rewards = Npy.read(in.resolve("rewards.npy"), arena);
-        HostTensor ids = Npy.read(in.resolve("group_ids.npy"), arena);
+        HostTensor rewards = in.npy("rewards.npy");
+        HostTensor ids = in.npy("group_ids.npy");
         Check.rank("rewards", rewards, 1);
         try (HostTensor advantages = HostTensor.allocate(DType.F32, rewards.dim(0))) {
             backend.groupAdvantages(config, rewards, ids, advantages);
-            Npy.write(out.resolve("advantages.npy"), advantages);
+            out.npy("advantages.npy", advantages);
         }
     }
 }

@@ -3,17 +3,15 @@ package io.rlkernels.cli;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.BgpoAccumulator;
 import io.rlkernels.internal.Check;
+import io.rlkernels.internal.Json;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Shapes;
 import io.rlkernels.tensor.Tensor;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -21,7 +19,9 @@ import java.util.Set;
  * [R] int32, seq_ids.npy [R] int32, masks.npy [n_t, R] uint8, weights.npy and old.npy [n_t, S]
  * float32, advantages.npy [S] float32; params clip_low (0.2), clip_high (0.2), dual_clip (0 = off),
  * denom (default S); out loss.npy [1], grad_logits.npy [n_t, R, V] float32, values.npy [n_t, S]
- * float32, metrics.json. The samples go through the constant-memory accumulator one at a time.
+ * float32, metrics.json (strict JSON: a non-finite value, such as min_d of a batch with no
+ * sequence, is null and counted in non_finite_count). The samples go through the constant-memory
+ * accumulator one at a time.
  */
 final class BgpoOp implements CliOp {
     @Override
@@ -35,20 +35,23 @@ final class BgpoOp implements CliOp {
     }
 
     @Override
-    public void run(Backend backend, Path in, Path out, Params p, Arena arena) throws IOException {
-        HostTensor logits = Npy.read(in.resolve("logits.npy"), arena);
+    public void run(Backend backend, InputFiles in, OutputFiles out, Params p) throws IOException {
+        HostTensor logits = in.npy("logits.npy");
         Check.rank("logits", logits, 3);
+        if (logits.dim(0) > Integer.MAX_VALUE) {
+            throw Check.fail("logits", "at most 2^31 - 1 samples (shape [n_t, R, V])", logits.dim(0));
+        }
         int samples = (int) logits.dim(0);
         long r = logits.dim(1);
         long v = logits.dim(2);
         Bgpo.Config c = new Bgpo.Config(p.floatValue("clip_low", 0.2f), p.floatValue("clip_high", 0.2f),
                 p.floatValue("dual_clip", 0f), samples, p.floatValue("denom", Float.NaN), 1f);
-        HostTensor targets = Npy.read(in.resolve("targets.npy"), arena);
-        HostTensor masks = Npy.read(in.resolve("masks.npy"), arena);
-        HostTensor weights = Npy.read(in.resolve("weights.npy"), arena);
-        HostTensor old = Npy.read(in.resolve("old.npy"), arena);
-        HostTensor advantages = Npy.read(in.resolve("advantages.npy"), arena);
-        try (SequenceLayout rows = SequenceLayout.ofSeqIds(Npy.read(in.resolve("seq_ids.npy"), arena))) {
+        HostTensor targets = in.npy("targets.npy");
+        HostTensor masks = in.npy("masks.npy");
+        HostTensor weights = in.npy("weights.npy");
+        HostTensor old = in.npy("old.npy");
+        HostTensor advantages = in.npy("advantages.npy");
+        try (SequenceLayout rows = SequenceLayout.ofSeqIds(in.npy("seq_ids.npy"))) {
             int s = rows.sequences();
             Check.shape("masks", masks, samples, r);
             Check.shape("weights", weights, samples, s);
@@ -67,25 +70,23 @@ final class BgpoOp implements CliOp {
                 }
                 Bgpo.Stats st = acc.stats();
                 try (HostTensor loss = HostTensor.allocate(DType.F32, 1)) {
-                    loss.setFloat(0, (float) st.loss());
-                    Npy.write(out.resolve("loss.npy"), loss);
+                    loss.setFloat(0, LossOutput.toFloat32("loss", st.loss()));
+                    out.npy("loss.npy", loss);
                 }
-                Npy.write(out.resolve("grad_logits.npy"), grad);
-                Npy.write(out.resolve("values.npy"), values);
-                Files.writeString(out.resolve("metrics.json"), String.format(Locale.ROOT,
-                        "{%n  \"loss\": %s,%n  \"clip_fraction\": %s,%n  \"clip_high\": %d,%n  \"clip_low\": %d,%n  \"clip_dual\": %d,%n"
-                                + "  \"mean_d\": %s,%n  \"min_d\": %s,%n  \"max_d\": %s,%n  \"sequence_samples\": %d,%n  \"empty\": %d,%n"
-                                + "  \"accumulator_bytes\": %d%n}%n", st.loss(), st.clipFraction(), (long) st.clipHigh(),
-                        (long) st.clipLow(), (long) st.clipDual(), st.meanD(), st.dMin(), st.dMax(), (long) st.seen(),
-                        (long) st.empty(), acc.allocatedBytes()));
+                out.npy("grad_logits.npy", grad);
+                out.npy("values.npy", values);
+                out.text("metrics.json", new Json().put("loss", st.loss()).put("clip_fraction", st.clipFraction())
+                        .put("clip_high", (long) st.clipHigh()).put("clip_low", (long) st.clipLow())
+                        .put("clip_dual", (long) st.clipDual()).put("mean_d", st.meanD()).put("min_d", st.dMin())
+                        .put("max_d", st.dMax()).put("sequence_samples", (long) st.seen()).put("empty", (long) st.empty())
+                        .put("accumulator_bytes", acc.allocatedBytes()).pretty());
             }
         }
     }
 
     /** Sample j of a [n_t, ...] tensor, without a copy. */
     private static HostTensor slice(HostTensor t, int j, long... shape) {
-        long elements = io.rlkernels.tensor.Shapes.numel(shape);
-        long bytes = elements * t.dtype().byteSize();
+        long bytes = Shapes.byteSize("shape", t.dtype(), shape);
         MemorySegment seg = t.segment().asSlice(j * bytes, bytes);
         return HostTensor.wrap(seg, t.dtype(), shape);
     }

@@ -7,8 +7,6 @@ import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.nio.file.Path;
 import java.util.Set;
 
 /**
@@ -28,24 +26,21 @@ final class GaeOp implements CliOp {
     }
 
     @Override
-    public void run(Backend backend, Path in, Path out, Params params, Arena arena) throws IOException {
+    public void run(Backend backend, InputFiles in, OutputFiles out, Params params) throws IOException {
         Gae.Config config = new Gae.Config(params.floatValue("gamma", 1f), params.floatValue("lam", 1f));
-        String whiten = params.string("whiten", "false");
-        if (!whiten.equals("true") && !whiten.equals("false")) {
-            throw Check.fail("--param whiten", "true or false", whiten);
-        }
-        HostTensor rewards = Npy.read(in.resolve("rewards.npy"), arena);
-        HostTensor values = Npy.read(in.resolve("values.npy"), arena);
-        HostTensor mask = Npy.read(in.resolve("mask.npy"), arena);
+        boolean whiten = params.flag("whiten", false);
+        HostTensor rewards = in.npy("rewards.npy");
+        HostTensor values = in.npy("values.npy");
+        HostTensor mask = in.npy("mask.npy");
         Check.rank("rewards", rewards, 2);
         try (HostTensor advantages = HostTensor.allocate(DType.F32, rewards.shape());
              HostTensor returns = HostTensor.allocate(DType.F32, rewards.shape())) {
             backend.gae(config, rewards, values, mask, advantages, returns);
-            if (whiten.equals("true")) {
+            if (whiten) {
                 backend.maskedWhiten(MaskedWhiten.Config.defaults(), advantages, mask, advantages);
             }
-            Npy.write(out.resolve("advantages.npy"), advantages);
-            Npy.write(out.resolve("returns.npy"), returns);
+            out.npy("advantages.npy", advantages);
+            out.npy("returns.npy", returns);
         }
     }
 }

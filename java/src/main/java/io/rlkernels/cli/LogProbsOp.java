@@ -5,9 +5,6 @@ import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Set;
 
 /**
@@ -28,32 +25,28 @@ final class LogProbsOp implements CliOp {
     }
 
     @Override
-    public void run(Backend backend, Path in, Path out, Params params, Arena arena) throws IOException {
+    public void run(Backend backend, InputFiles in, OutputFiles out, Params params) throws IOException {
         LogProbs.Config config = new LogProbs.Config(params.floatValue("temperature", 1.0f),
                 params.longValue("ignore_index", LogProbs.DEFAULT_IGNORE_INDEX));
-        HostTensor logits = Npy.read(in.resolve("logits.npy"), arena);
-        HostTensor targets = Npy.read(in.resolve("targets.npy"), arena);
-        HostTensor gradLogp = optional(in.resolve("grad_logp.npy"), arena);
-        HostTensor gradEntropy = optional(in.resolve("grad_entropy.npy"), arena);
+        HostTensor logits = in.npy("logits.npy");
+        HostTensor targets = in.npy("targets.npy");
+        HostTensor gradLogp = in.optionalNpy("grad_logp.npy");
+        HostTensor gradEntropy = in.optionalNpy("grad_entropy.npy");
 
         LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
         try (HostTensor logp = HostTensor.allocate(DType.F32, d.rows());
              HostTensor lse = HostTensor.allocate(DType.F32, d.rows());
              HostTensor entropy = HostTensor.allocate(DType.F32, d.rows())) {
             backend.logProbs(config, logits, targets, logp, lse, entropy);
-            Npy.write(out.resolve("logp.npy"), logp);
-            Npy.write(out.resolve("lse.npy"), lse);
-            Npy.write(out.resolve("entropy.npy"), entropy);
+            out.npy("logp.npy", logp);
+            out.npy("lse.npy", lse);
+            out.npy("entropy.npy", entropy);
             if (gradLogp != null || gradEntropy != null) {
                 try (HostTensor grad = HostTensor.allocate(DType.F32, d.rows(), d.vocab())) {
                     backend.logProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, grad);
-                    Npy.write(out.resolve("grad_logits.npy"), grad);
+                    out.npy("grad_logits.npy", grad);
                 }
             }
         }
-    }
-
-    private static HostTensor optional(Path file, Arena arena) throws IOException {
-        return Files.exists(file) ? Npy.read(file, arena) : null;
     }
 }

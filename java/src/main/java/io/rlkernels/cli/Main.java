@@ -1,6 +1,7 @@
 package io.rlkernels.cli;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -15,22 +16,34 @@ public final class Main implements Runnable {
         System.exit(run(args));
     }
 
-    /** Runs the command line and returns its exit code (0 ok, 1 usage, 2 bad input or failure). */
+    /** Runs the command line and returns its exit code (0 ok, 2 bad usage or input, 3 a bug: {@link #report}). */
     public static int run(String... args) {
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
             System.setProperty("java.util.logging.SimpleFormatter.format", "%5$s%6$s%n");
         }
         CommandLine cli = new CommandLine(new Main());
-        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException || e instanceof IOException) {
-                PrintWriter err = cmd.getErr();
-                err.println("error: " + e.getMessage());
-                err.flush();
-                return 2;
-            }
-            throw e;
-        });
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> report(e, cmd.getErr()));
         return cli.execute(args);
+    }
+
+    /**
+     * Bad input (a refused argument, an unreadable file, memory that cannot be had) is one line,
+     * "error: ..." naming what was wrong, and exit code 2: no stack trace. Anything else is a bug in
+     * this program: its trace, with a line asking to report it, and exit code 3.
+     */
+    static int report(Throwable e, PrintWriter err) {
+        if (e instanceof IllegalArgumentException || e instanceof IllegalStateException || e instanceof IOException
+                || e instanceof UncheckedIOException || e instanceof OutOfMemoryError) {
+            String m = e instanceof UncheckedIOException u && u.getCause() != null ? u.getCause().getMessage() : e.getMessage();
+            err.println("error: " + (e instanceof OutOfMemoryError ? "out of memory: " : "") + m);
+            err.flush();
+            return 2;
+        }
+        err.println("internal error: this is a bug in rlkernels, not in your input; please report it with the command line"
+                + " and the trace below");
+        e.printStackTrace(err);
+        err.flush();
+        return 3;
     }
 
     @Override

@@ -2,85 +2,158 @@ package io.rlkernels.cli;
 
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Shapes;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Arrays;
 
 /**
- * NumPy .npy files (format versions 1-3, little-endian, C order). Reading maps the file, so a
- * 10 GB logits file costs no copy; bf16 travels as uint16 ('<u2'), as PyTorch users dump it.
+ * NumPy .npy files (format versions 1-3, little-endian, C order). Reading maps the file read-only,
+ * so a 10 GB logits file costs no copy; bf16 travels as uint16 ('<u2'), as PyTorch users dump it.
+ * The reader trusts nothing in the file: only regular files are opened, the header is parsed as
+ * the dict literal numpy writes ({@link NpyHeader}: duplicate, unknown or missing keys refused),
+ * its length is bounded as numpy bounds it, the shape's byte count is overflow-checked and must
+ * equal the data the file holds. Every refusal is an {@link IOException} naming the file.
  */
 public final class Npy {
     private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
-    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");
-    private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
-    private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
+    /** numpy's own limit on the header of a file it loads (np.load's max_header_size). */
+    static final int MAX_HEADER_BYTES = 10_000;
 
     private Npy() {}
 
     /** A .npy file's header. */
     public record Header(DType dtype, long[] shape, long dataOffset) {}
 
-    /** Maps {@code file} read-only into {@code arena}; '<u2' (uint16) is read as bf16 bits. */
+    /**
+     * Maps {@code file} read-only into {@code arena}; '<u2' (uint16) is read as bf16 bits. Data
+     * that does not start at a multiple of its element size (numpy always aligns it) is copied
+     * into aligned memory of the arena instead.
+     */
     public static HostTensor read(Path file, Arena arena) throws IOException {
+        requireRegularFile(file);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            Header h = header(file, ch);
-            long bytes = io.rlkernels.tensor.Shapes.numel(h.shape()) * h.dtype().byteSize();
-            if (ch.size() < h.dataOffset() + bytes) {
-                throw new IOException(file + ": expected " + bytes + " bytes of data, found " + (ch.size() - h.dataOffset()));
+            long size = ch.size();
+            Header h = header(file, ch, size);
+            long bytes;
+            try {
+                bytes = Shapes.byteSize("shape", h.dtype(), h.shape());
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + ": " + e.getMessage());
             }
-            MemorySegment seg = bytes == 0 ? MemorySegment.ofArray(new byte[0])
-                    : ch.map(FileChannel.MapMode.READ_ONLY, h.dataOffset(), bytes, arena);
+            long data = size - h.dataOffset();
+            if (data != bytes) {
+                throw new IOException(file + ": expected " + bytes + " bytes of data for " + h.dtype().shortName()
+                        + Arrays.toString(h.shape()) + ", found " + data
+                        + (data < bytes ? " (the file is truncated)" : " (bytes after the array)"));
+            }
+            if (bytes == 0) {
+                return HostTensor.wrap(MemorySegment.NULL, h.dtype(), h.shape());
+            }
+            MemorySegment seg;
+            if (h.dataOffset() % h.dtype().byteSize() == 0) {
+                seg = ch.map(FileChannel.MapMode.READ_ONLY, h.dataOffset(), bytes, arena);
+            } else {
+                seg = arena.allocate(bytes, 64);
+                for (long off = 0; off < bytes; ) {
+                    int n = ch.read(seg.asSlice(off, Math.min(1L << 30, bytes - off)).asByteBuffer(), h.dataOffset() + off);
+                    if (n < 0) {
+                        throw new IOException(file + ": expected " + bytes + " bytes of data, found the end of the file at " + off);
+                    }
+                    off += n;
+                }
+                seg = seg.asReadOnly();
+            }
             return HostTensor.wrap(seg, h.dtype(), h.shape());
         }
     }
 
-    static Header header(Path file, FileChannel ch) throws IOException {
+    /** Refuses what is not a regular file (following links): a directory, a FIFO, a device, a socket. */
+    static void requireRegularFile(Path file) throws IOException {
+        BasicFileAttributes a;
+        try {
+            a = Files.readAttributes(file, BasicFileAttributes.class);
+        } catch (NoSuchFileException e) {
+            throw new IOException(file + ": expected a .npy file, found no such file");
+        }
+        if (!a.isRegularFile()) {
+            throw new IOException(file + ": expected a regular .npy file, found " + (a.isDirectory() ? "a directory"
+                    : a.isOther() ? "a FIFO, socket or device" : "something else"));
+        }
+    }
+
+    static Header header(Path file, FileChannel ch, long size) throws IOException {
         ByteBuffer pre = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
-        ch.read(pre, 0);
+        readFully(ch, pre, 0, (int) Math.min(12, size));
         pre.flip();
         for (byte b : MAGIC) {
-            if (pre.remaining() == 0 || pre.get() != b) {
+            if (!pre.hasRemaining() || pre.get() != b) {
                 throw new IOException(file + ": not a .npy file (bad magic)");
             }
         }
+        if (size < 10) {
+            throw new IOException(file + ": expected a .npy file (at least 10 bytes), found " + size + " bytes");
+        }
         int major = pre.get() & 0xFF;
-        pre.get();
+        int minor = pre.get() & 0xFF;
+        if (major < 1 || major > 3 || minor != 0) {
+            throw new IOException(file + ": expected .npy format version 1.0, 2.0 or 3.0, found " + major + "." + minor);
+        }
         long headerLen;
-        int lenBytes;
-        if (major == 1) {
-            headerLen = pre.getShort() & 0xFFFF;
-            lenBytes = 2;
-        } else if (major == 2 || major == 3) {
-            headerLen = pre.getInt() & 0xFFFFFFFFL;
-            lenBytes = 4;
-        } else {
-            throw new IOException(file + ": unsupported .npy version " + major);
+        int lenBytes = major == 1 ? 2 : 4;
+        if (pre.remaining() < lenBytes) {
+            throw new IOException(file + ": expected a header length, found the end of the file");
         }
+        headerLen = major == 1 ? pre.getShort() & 0xFFFF : pre.getInt() & 0xFFFFFFFFL;
         long offset = 8 + lenBytes;
-        ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
-        ch.read(hb, offset);
-        String text = new String(hb.array(), StandardCharsets.ISO_8859_1);
-        Matcher d = DESCR.matcher(text);
-        Matcher f = FORTRAN.matcher(text);
-        Matcher s = SHAPE.matcher(text);
-        if (!d.find() || !f.find() || !s.find()) {
-            throw new IOException(file + ": cannot parse the .npy header: " + text.trim());
+        if (headerLen > MAX_HEADER_BYTES) {
+            throw new IOException(file + ": expected a header of at most " + MAX_HEADER_BYTES + " bytes (numpy's limit), found "
+                    + headerLen);
         }
-        if (f.group(1).equals("True")) {
+        if (headerLen > size - offset) {
+            throw new IOException(file + ": expected a header of " + headerLen + " bytes as it says, found " + (size - offset)
+                    + " bytes in the rest of the file");
+        }
+        ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
+        readFully(ch, hb, offset, (int) headerLen);
+        String text;
+        try {
+            text = (major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1).newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT).decode(hb.flip()).toString();
+        } catch (CharacterCodingException e) {
+            throw new IOException(file + ": expected a UTF-8 header (format 3.0), found malformed bytes");
+        }
+        NpyHeader.Fields f;
+        try {
+            f = NpyHeader.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": " + e.getMessage());
+        }
+        if (f.fortranOrder() && f.shape().length > 1) {
             throw new IOException(file + ": expected C order, found fortran_order True (save np.ascontiguousarray(x))");
         }
-        return new Header(dtypeOf(file, d.group(1)), parseShape(s.group(1)), offset + headerLen);
+        return new Header(dtypeOf(file, f.descr()), f.shape(), offset + headerLen);
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer b, long position, int bytes) throws IOException {
+        b.limit(bytes);
+        while (b.hasRemaining()) {
+            if (ch.read(b, position + b.position()) < 0) {
+                throw new IOException("unexpected end of file");
+            }
+        }
     }
 
     private static DType dtypeOf(Path file, String descr) throws IOException {
@@ -95,17 +168,6 @@ public final class Npy {
             default -> throw new IOException(file + ": expected dtype float32, float64, float16, uint16 (bf16 bits), int32, int64,"
                     + " uint8 or bool (little-endian), found '" + descr + "'");
         };
-    }
-
-    private static long[] parseShape(String s) {
-        List<Long> dims = new ArrayList<>();
-        for (String part : s.split(",")) {
-            String p = part.trim().replace("L", "");
-            if (!p.isEmpty()) {
-                dims.add(Long.parseLong(p));
-            }
-        }
-        return dims.stream().mapToLong(Long::longValue).toArray();
     }
 
     /** Writes a tensor (bf16 as '<u2'). */

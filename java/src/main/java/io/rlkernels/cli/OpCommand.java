@@ -3,11 +3,8 @@ package io.rlkernels.cli;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.Backends;
 import io.rlkernels.internal.Check;
-import java.lang.foreign.Arena;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
@@ -18,6 +15,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "op", mixinStandardHelpOptions = true,
         description = {"Runs one op on .npy files in --in and writes .npy outputs to --out.",
                 "This is how to check parity with a PyTorch pipeline: dump its tensors, run here, compare.",
+                "Inputs are never written; outputs appear only when all are complete.",
                 "Ops: logprobs, advantages, gae, policy_loss, bgpo."})
 final class OpCommand implements Callable<Integer> {
     static final List<CliOp> OPS = List.of(new LogProbsOp(), new AdvantagesOp(), new GaeOp(), new PolicyLossOp(), new BgpoOp());
@@ -34,20 +32,18 @@ final class OpCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "folder for the outputs (created)")
     Path out;
 
-    @Option(names = "--param", paramLabel = "KEY=VALUE", description = "an op parameter, e.g. temperature=0.7")
-    Map<String, String> params;
+    @Option(names = "--param", paramLabel = "KEY=VALUE", description = "an op parameter, e.g. temperature=0.7 (each key once)")
+    List<String> params;
 
     @Override
     public Integer call() throws Exception {
         CliOp op = find(name);
         Params p = new Params(params, op.paramKeys());
-        if (!Files.isDirectory(in)) {
-            throw Check.fail("--in", "a folder with the op's .npy inputs", in);
-        }
-        Files.createDirectories(out);
-        try (Backend b = Backends.open(backend); Arena arena = Arena.ofShared()) {
+        try (InputFiles inputs = new InputFiles(in); OutputFiles outputs = new OutputFiles(out, inputs);
+             Backend b = Backends.open(backend)) {
             long start = System.nanoTime();
-            op.run(b, in, out, p, arena);
+            op.run(b, inputs, outputs, p);
+            outputs.commit();
             System.out.printf("%s on %s: %.1f ms, outputs in %s%n", op.name(), b.description(),
                     (System.nanoTime() - start) / 1e6, out);
         }

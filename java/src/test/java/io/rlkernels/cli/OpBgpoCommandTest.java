@@ -1,6 +1,7 @@
 package io.rlkernels.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.rlkernels.backend.BgpoAccumulator;
@@ -17,6 +18,8 @@ import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
+import io.rlkernels.testing.StrictJson;
+import java.util.Map;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -70,11 +73,38 @@ class OpBgpoCommandTest {
                     }
                     double loss = acc.stats().loss();
                     assertEquals(loss, Npy.read(out.resolve("loss.npy"), arena).getFloat(0), 1e-6 * Math.abs(loss) + 1e-7);
-                    String metrics = Files.readString(out.resolve("metrics.json"));
-                    assertTrue(metrics.contains("\"sequence_samples\": " + samples * s), metrics);
+                    Map<String, Object> metrics = StrictJson.object(Files.readString(out.resolve("metrics.json")));
+                    assertEquals((long) samples * s, metrics.get("sequence_samples"));
+                    assertFalse(metrics.containsKey("non_finite_count"), metrics.toString());
                 }
             }
         }
+    }
+
+    /**
+     * A batch of no sequence: every statistic that is a mean or a bound of nothing (min d = +inf)
+     * has no JSON number, so metrics.json holds null and says so, and a strict parser reads it.
+     */
+    @Test
+    void metricsAreStrictJsonWhenAStatisticIsNotFinite() throws Exception {
+        Assumptions.assumeTrue(BackendUnderTest.selected("reference"), "rlk.test.backends leaves the reference out");
+        Path in = Files.createDirectories(dir.resolve("in"));
+        int samples = 2;
+        int v = 7;
+        Npy.write(in.resolve("logits.npy"), HostTensor.allocate(DType.F32, samples, 0, v));
+        Npy.write(in.resolve("targets.npy"), HostTensor.allocate(DType.I32, 0));
+        Npy.write(in.resolve("seq_ids.npy"), HostTensor.allocate(DType.I32, 0));
+        Npy.write(in.resolve("masks.npy"), HostTensor.allocate(DType.U8, samples, 0));
+        Npy.write(in.resolve("weights.npy"), HostTensor.allocate(DType.F32, samples, 0));
+        Npy.write(in.resolve("old.npy"), HostTensor.allocate(DType.F32, samples, 0));
+        Npy.write(in.resolve("advantages.npy"), HostTensor.allocate(DType.F32, 0));
+        Path out = dir.resolve("out");
+        assertEquals(0, Main.run("op", "bgpo", "--backend", "reference", "--in", in.toString(), "--out", out.toString()));
+        String text = Files.readString(out.resolve("metrics.json"));
+        Map<String, Object> metrics = StrictJson.object(text);
+        assertTrue(metrics.containsKey("min_d") && metrics.get("min_d") == null, text);
+        assertEquals(2L, metrics.get("non_finite_count"), text);
+        assertEquals("[min_d,max_d]", metrics.get("non_finite_keys"), text);
     }
 
     private static HostTensor slice(HostTensor t, int j, long... shape) {

@@ -65,6 +65,8 @@ class OpPolicyLossCommandTest {
                         new Tolerance(1e-7, 1e-5));
                 assertEquals(s.loss(), Npy.read(out.resolve("loss.npy"), arena).getFloat(0), 1e-6 * Math.abs(s.loss()));
                 String metrics = Files.readString(out.resolve("metrics.json"));
+                java.util.Map<String, Object> parsed = io.rlkernels.testing.StrictJson.object(metrics);
+                assertEquals((long) s.tokens(), parsed.get("tokens"), metrics);
                 for (String key : new String[] {"\"loss\"", "\"clip_fraction_high\"", "\"clip_fraction_low\"", "\"clip_fraction_dual\"",
                     "\"approx_kl\"", "\"ratio_min\"", "\"ratio_mean\"", "\"ratio_max\"", "\"tokens\": " + (long) s.tokens(),
                     "\"sequences\": 10", "\"denominator\": 10"}) {

@@ -120,6 +120,9 @@ class TrainerTest {
         }
         List<String> lines = Files.readAllLines(dir.resolve("bgpo-metrics.jsonl"));
         assertEquals(3, lines.size());
-        assertTrue(lines.get(0).contains("\"reward\"") && lines.get(0).contains("\"clip_fraction\""), lines.get(0));
+        for (String line : lines) {
+            java.util.Map<String, Object> m = io.rlkernels.testing.StrictJson.object(line); // strict JSON, one object a line
+            assertTrue(m.containsKey("reward") && m.containsKey("clip_fraction") && "bgpo".equals(m.get("algorithm")), line);
+        }
     }
 }

@@ -28,7 +28,7 @@ __device__ __forceinline__ float advantage(int mode, double x, double mean, doub
   if (n == 1) return 0.0f;  // a group of one: nothing to compare with
   switch (mode) {
     case ADV_GRPO:
-    case ADV_BATCH: return (float)((x - mean) / (std + eps));
+    case ADV_BATCH: return x == mean ? 0.0f : (float)((x - mean) / (std + eps));  // a constant group: 0, even for eps = 0
     case ADV_DRGRPO: return (float)(x - mean);
     case ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
     default: return (float)x;
@@ -241,11 +241,13 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     out[i] = kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
 }
 
-// ---- the index of the first non-finite float, for argument checks of device tensors ----
+// ---- the index of the first float outside a bound, for the checks of device tensors: a non-finite
+// input (limit FLT_MAX), an input too large for its output, an output that overflowed ----
 
-// *first must hold n (or more) before the launch; it ends at the smallest non-finite index.
+// *first must hold n (or more) before the launch; it ends at the smallest such index.
 extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
-    rlk_first_nonfinite_f32(const float *x, long long n, unsigned long long *first) {
+    rlk_first_outside_f32(const float *x, long long n, float limit, unsigned long long *first) {
+  // NaN, or |x| > limit (FLT_MAX: every NaN and infinity)
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    if (!isfinite(x[i])) atomicMin(first, (unsigned long long)i);  // an integer minimum: order does not matter
+    if (!(fabsf(x[i]) <= limit)) atomicMin(first, (unsigned long long)i);  // an integer minimum: order does not matter
 }

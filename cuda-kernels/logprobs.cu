@@ -11,13 +11,22 @@
 // The CPU reference is ReferenceBackend.java; the native twin is native/src/logprobs.c.
 // Row offsets are 64-bit: N*V exceeds 2^31 at real sizes (16,384 x 151,936).
 // Launch configuration: CudaBackend.rowLaunch (one place). Results: bench/RESULTS.md.
+// Non-finite logits: a NaN or +inf logit, or a row of -inf only, gives NaN outputs for the row (and
+// a NaN gradient row, through its NaN lse); the forward reports the first row whose finite logits
+// overflow float32 into overflow_row (when not null: *overflow_row = n before the launch).
 #include "common.cuh"
 
 namespace {
 
+// max(a, -127) that lets NaN through (fmaxf would drop it): a NaN or +inf logit must reach s, so
+// that its row's outputs are NaN, as on every backend.
+__device__ __forceinline__ float clamp_exponent(float a) { return a < -127.0f ? -127.0f : a; }
+
 // Online softmax state of part of a row. m starts at -FLT_MAX (finite) so that (z - m) is never
 // inf - inf; the exponent deltas are clamped at -127 so a vanishing factor never multiplies an
-// infinity (2^-127 is nothing next to a sum >= 1).
+// infinity (2^-127 is nothing next to a sum >= 1). Non-finite logits: -inf adds 2^-127 (nothing);
+// NaN, and +inf (inf - inf once it is the max), make s NaN; a row of -inf only has s < 1, since
+// the maximum of a row with a finite logit contributes exactly 2^0 = 1.
 struct Online {
   float m, s, t;
   float k;  // log2(e) / T
@@ -30,15 +39,15 @@ struct Online {
   }
 
   __device__ void rescale_to(float new_m) {
-    const float delta = fmaxf((m - new_m) * k, -127.0f);
+    const float delta = clamp_exponent((m - new_m) * k);
     const float scale = exp2f(delta);
     t = scale * (t + delta * s);
     s = scale * s;
     m = new_m;
   }
 
-  __device__ void add(float z) {  // z <= m
-    const float a = fmaxf((z - m) * k, -127.0f);
+  __device__ void add(float z) {  // z <= m, or NaN
+    const float a = clamp_exponent((z - m) * k);
     const float e = exp2f(a);
     s += e;
     t = fmaf(e, a, t);
@@ -56,7 +65,7 @@ struct Online {
 
 __device__ Online combine(Online x, Online y) {
   const float m = fmaxf(x.m, y.m);
-  const float dx = fmaxf((x.m - m) * x.k, -127.0f), dy = fmaxf((y.m - m) * x.k, -127.0f);
+  const float dx = clamp_exponent((x.m - m) * x.k), dy = clamp_exponent((y.m - m) * x.k);
   const float ex = exp2f(dx), ey = exp2f(dy);
   return Online{m, ex * x.s + ey * y.s, ex * (x.t + dx * x.s) + ey * (y.t + dy * y.s), x.k};
 }
@@ -85,7 +94,8 @@ struct RowSplit {
 template <typename T>
 __device__ void logprobs_fwd(const T *__restrict__ logits, const void *__restrict__ targets, int targets_i64,
                              long long n, long long v, float inv_t, long long ignore_index, float *__restrict__ logp,
-                             float *__restrict__ lse, float *__restrict__ entropy, int vectorize) {
+                             float *__restrict__ lse, float *__restrict__ entropy, int vectorize,
+                             unsigned long long *overflow_row) {
   __shared__ Online scratch[RLK_MAX_THREADS / RLK_WARP];
   constexpr int W = Vec<T>::N;
   const float k = inv_t * RLK_LOG2E;
@@ -125,20 +135,31 @@ __device__ void logprobs_fwd(const T *__restrict__ logits, const void *__restric
 
     st = block_reduce(st, combine, scratch);
     if (threadIdx.x == 0) {
-      const float ln_s = logf(st.s);
-      lse[row] = st.m * inv_t + ln_s;
-      logp[row] = (to_float(z[y]) - st.m) * inv_t - ln_s;
-      if (entropy) entropy[row] = ln_s - RLK_LN2 * st.t / st.s;
+      if (st.s >= 1.0f) {
+        const float ln_s = logf(st.s), zy = to_float(z[y]);
+        const float row_lse = st.m * inv_t + ln_s, row_logp = (zy - st.m) * inv_t - ln_s;
+        lse[row] = row_lse;
+        logp[row] = row_logp;
+        if (entropy) entropy[row] = ln_s - RLK_LN2 * st.t / st.s;
+        // finite logits whose lse or logp float32 cannot hold; a -inf target's logp is -inf by right
+        if (overflow_row && (isinf(row_lse) || (isinf(row_logp) && isfinite(zy))))
+          atomicMin(overflow_row, (unsigned long long)row);  // an integer minimum: order does not matter
+      } else {  // a NaN or +inf logit (s is NaN), or no finite logit at all: no distribution
+        const float nan = __int_as_float(0x7fc00000);
+        lse[row] = logp[row] = nan;
+        if (entropy) entropy[row] = nan;
+      }
     }
   }
 }
 
-// dz for one logit: -p (g + h (a ln2 + H)) / T, plus g/T at the target, rounded once to G.
+// dz for one logit: -p (g + h (a ln2 + H)) / T, plus g/T at the target, rounded once to G. A NaN
+// logit gives NaN (the clamp lets it through).
 struct GradRow {
   float lse, temperature, inv_t, k, g, h, entropy;
   long long y;
   __device__ float operator()(float z, long long j) const {
-    const float a = fmaxf(fmaf(-lse, temperature, z) * k, -127.0f);  // (z/T - lse) log2(e), z - lse*T fused
+    const float a = clamp_exponent(fmaf(-lse, temperature, z) * k);  // (z/T - lse) log2(e), z - lse*T fused
     const float p = exp2f(a);
     float dz = -inv_t * p * fmaf(h, fmaf(a, RLK_LN2, entropy), g);
     if (j == y) dz += g * inv_t;
@@ -161,7 +182,9 @@ __device__ void logprobs_bwd(const T *logits, const void *__restrict__ targets, 
     const T *z = logits + row * v;
     G *out = grad_logits + row * v;
     const long long y = target_at(targets, targets_i64, row);
-    const bool ignored = y == ignore_index, bad = !ignored && (y < 0 || y >= v);
+    // a bad id (refused by the host) or a row without a distribution (its lse is NaN: the forward's
+    // answer to a NaN or +inf logit, or to a row of -inf) gives a NaN row, never a fault
+    const bool ignored = y == ignore_index, bad = !ignored && (y < 0 || y >= v || !isfinite(lse[row]));
     GradRow f;
     f.lse = lse[row];
     f.temperature = temperature;
@@ -207,8 +230,10 @@ __device__ void logprobs_bwd(const T *logits, const void *__restrict__ targets, 
 #define RLK_FWD(NAME, T)                                                                                         \
   extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)                                                  \
       NAME(const T *logits, const void *targets, int targets_i64, long long n, long long v, float inv_t,         \
-           long long ignore_index, float *logp, float *lse, float *entropy, int vectorize) {                     \
-    logprobs_fwd<T>(logits, targets, targets_i64, n, v, inv_t, ignore_index, logp, lse, entropy, vectorize);     \
+           long long ignore_index, float *logp, float *lse, float *entropy, int vectorize,                       \
+           unsigned long long *overflow_row) {                                                                   \
+    logprobs_fwd<T>(logits, targets, targets_i64, n, v, inv_t, ignore_index, logp, lse, entropy, vectorize,      \
+                    overflow_row);                                                                               \
   }
 RLK_FWD(rlk_logprobs_fwd_f32, float)
 RLK_FWD(rlk_logprobs_fwd_bf16, bf16_t)

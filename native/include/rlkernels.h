@@ -48,11 +48,13 @@ void rlk_set_num_threads(int n);
  *   logp[i]    = z[i,y]/T - lse[i]
  *   lse[i]     = log sum_v exp(z[i,v]/T)
  *   entropy[i] = lse[i] - sum_v p[i,v] z[i,v]/T        (skipped when entropy == NULL)
- * Rows whose target equals ignore_index are not read and get logp = lse = entropy = 0.
+ * Rows whose target equals ignore_index are not read and get logp = lse = entropy = 0. A row with a
+ * NaN or +inf logit, or with no finite logit, gets NaN. first_overflow (may be NULL) receives the
+ * smallest row whose finite logits give an lse or logp beyond float32's range, or -1.
  */
 int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int itype,
                      int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                     float *logp, float *lse, float *entropy);
+                     float *logp, float *lse, float *entropy, int64_t *first_overflow);
 
 /*
  * Token log-probs backward:
@@ -122,8 +124,9 @@ int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t seq
 int rlk_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
                float beta, float *c);
 
-/* The index of the first NaN or infinity in x, or -1. */
-int64_t rlk_first_nonfinite_f32(const float *x, int64_t n);
+/* The index of the first x[i] that is NaN or whose magnitude exceeds limit (FLT_MAX: the first
+   NaN or infinity), or -1. */
+int64_t rlk_first_outside_f32(const float *x, int64_t n, float limit);
 
 /* Sum of a float buffer with every core and the widest vectors: the read-bandwidth probe. */
 double rlk_sum_f32(const float *x, int64_t n);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rlkernels.h"
 
@@ -39,7 +40,7 @@ int rlk_group_advantages(const float *rewards, const int32_t *order, const int32
       double a;
       switch (mode) {
         case RLK_ADV_GRPO:
-        case RLK_ADV_BATCH: a = (x - mean) / (std + eps); break;
+        case RLK_ADV_BATCH: a = x == mean ? 0.0 : (x - mean) / (std + eps); break; /* a constant group: 0, even for eps = 0 */
         case RLK_ADV_DRGRPO: a = x - mean; break;
         case RLK_ADV_RLOO: a = (x - mean) * (double)n / (double)(n - 1); break;
         default: a = x; break;
@@ -133,7 +134,12 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
 }
 
 /* The index of the first NaN or infinity in x, or -1: the argument check of every f32 input. */
-int64_t rlk_first_nonfinite_f32(const float *x, int64_t n) {
+int64_t rlk_first_outside_f32(const float *x, int64_t n, float limit) {
+  /* |x| > limit, or NaN: on the bits of |x|, whose integer order is the order of the magnitudes,
+     with NaN and infinity above every finite number */
+  uint32_t lim;
+  memcpy(&lim, &limit, 4);
+  lim &= 0x7FFFFFFFu;
   const int64_t chunks = (n + CHUNK - 1) / CHUNK;
   int64_t first = INT64_MAX; /* a minimum: the same whatever order the threads finish in */
 #pragma omp parallel for schedule(static) if (chunks > 1) reduction(min : first)
@@ -141,10 +147,10 @@ int64_t rlk_first_nonfinite_f32(const float *x, int64_t n) {
     const int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
     uint32_t bad = 0;
     const uint32_t *bits = (const uint32_t *)x;
-    for (int64_t i = c * CHUNK; i < end; i++) bad |= (bits[i] & 0x7F800000u) == 0x7F800000u; /* vectorises */
+    for (int64_t i = c * CHUNK; i < end; i++) bad |= (bits[i] & 0x7FFFFFFFu) > lim; /* vectorises */
     if (bad) {
       for (int64_t i = c * CHUNK; i < end; i++)
-        if ((bits[i] & 0x7F800000u) == 0x7F800000u) {
+        if ((bits[i] & 0x7FFFFFFFu) > lim) {
           first = i < first ? i : first;
           break;
         }

@@ -8,11 +8,11 @@
 
 #include "rlkernels.h"
 
-#define RLK_ABI_VERSION 1
+#define RLK_ABI_VERSION 2
 
 #define DECLARE_VARIANT(sfx)                                                                       \
   int rlk_logprobs_fwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
-                             int64_t, float *, float *, float *);                                  \
+                             int64_t, float *, float *, float *, int64_t *);                       \
   int rlk_logprobs_bwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
                              int64_t, const float *, const float *, const float *, const float *,  \
                              void *, int);                                                         \
@@ -26,7 +26,7 @@ DECLARE_VARIANT(avx512)
 typedef struct {
   const char *name;
   int (*fwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, float *,
-             float *, float *);
+             float *, float *, int64_t *);
   int (*bwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, const float *,
              const float *, const float *, const float *, void *, int);
   double (*sum)(const float *, int64_t);
@@ -89,9 +89,9 @@ void rlk_set_num_threads(int n) {
 
 int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int itype, int64_t n,
                      int64_t v, float temperature, int64_t ignore_index, float *logp, float *lse,
-                     float *entropy) {
+                     float *entropy, int64_t *first_overflow) {
   return VARIANTS[rlk_isa_selected()].fwd(logits, dtype, targets, itype, n, v, temperature,
-                                          ignore_index, logp, lse, entropy);
+                                          ignore_index, logp, lse, entropy, first_overflow);
 }
 
 int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype, int64_t n,

@@ -97,13 +97,15 @@ static row_stats row_stats_of(const void *row, int dtype, int64_t v, float k, in
 
 int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets, int itype,
                              int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                             float *logp, float *lse, float *entropy) {
+                             float *logp, float *lse, float *entropy, int64_t *first_overflow) {
   if (dtype < RLK_F32 || dtype > RLK_F16) return RLK_BAD_DTYPE;
   const float invT = 1.0f / temperature, k = invT * LOG2E;
   const size_t esize = dtype == RLK_F32 ? 4 : 2;
   int status = RLK_OK;
+  int64_t overflow = INT64_MAX; /* a minimum: the same whatever order the threads finish in */
 
-#pragma omp parallel for schedule(static) reduction(| : status) if (n * v >= PARALLEL_MIN_ELEMENTS)
+#pragma omp parallel for schedule(static) reduction(| : status) reduction(min : overflow) \
+    if (n * v >= PARALLEL_MIN_ELEMENTS)
   for (int64_t i = 0; i < n; i++) {
     const int64_t y = target_of(targets, itype, i);
     if (y == ignore_index) {
@@ -120,11 +122,22 @@ int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets,
     }
     const void *row = (const char *)logits + (size_t)i * (size_t)v * esize; /* 64-bit offset */
     const row_stats st = row_stats_of(row, dtype, v, k, entropy != NULL);
-    const float ln_s = logf(st.s);
+    if (!(st.s >= 1.0f)) {
+      /* No distribution: a NaN or +inf logit made s NaN, or no logit is finite (s = 0; a row with
+         a finite logit has s >= 1, its maximum's 2^0). The row's outputs are NaN, on every backend. */
+      logp[i] = lse[i] = NAN;
+      if (entropy) entropy[i] = NAN;
+      continue;
+    }
+    const float ln_s = logf(st.s), zy = scalar_load(row, dtype, y);
     lse[i] = st.m * invT + ln_s;
-    logp[i] = (scalar_load(row, dtype, y) - st.m) * invT - ln_s;
+    logp[i] = (zy - st.m) * invT - ln_s;
     if (entropy) entropy[i] = ln_s - LN2 * st.t / st.s;
+    /* finite logits whose lse or logp float32 cannot hold (|z/T| near 3.4e38); a -inf target's
+       logp is -inf by right */
+    if (isinf(lse[i]) || (isinf(logp[i]) && isfinite(zy))) overflow = i < overflow ? i : overflow;
   }
+  if (first_overflow) *first_overflow = overflow == INT64_MAX ? -1 : overflow;
   return status;
 }
 
@@ -145,7 +158,8 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
     const int64_t y = target_of(targets, itype, i);
     const int ignored = y == ignore_index;
     if (!ignored && (y < 0 || y >= v)) status |= RLK_BAD_TARGET;
-    if (ignored || y < 0 || y >= v) {
+    /* a row without a distribution (its lse is NaN, as the forward writes it) gets a NaN gradient */
+    if (ignored || y < 0 || y >= v || !isfinite(lse[i])) {
       const vf fill = vf_splat(ignored ? 0.0f : NAN);
       int64_t j = 0;
       for (; j + RLK_W <= v; j += RLK_W) vf_store(out, grad_dtype, j, fill);

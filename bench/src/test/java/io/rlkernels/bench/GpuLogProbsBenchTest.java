@@ -174,8 +174,10 @@ class GpuLogProbsBenchTest {
             }
         }
         assertTrue(lines.getLast().contains("\"identical\": true"), lines.getLast());
-        // each measurement: 1 warm-up + 3 x 2 calls; the first two (api, kernel) run the forward kernel
-        assertEquals(6 * 7, launcher.launches.size());
+        // each measurement: 1 warm-up + 3 x 2 calls; the first two (api, kernel) run the forward kernel; each call of the
+        // backward through the api also checks its upstream gradient on the device (rlk_first_outside_f32)
+        assertEquals(6 * 7 + 7, launcher.launches.size());
+        assertEquals(7, launcher.launches.stream().filter("rlk_first_outside_f32"::equals).count());
         assertEquals("rlk_logprobs_fwd_bf16", launcher.launches.getFirst());
         assertEquals("rlk_logprobs_bwd_bf16_f32", launcher.launches.getLast());
         try (Arena arena = Arena.ofConfined()) {

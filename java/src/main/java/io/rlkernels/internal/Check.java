@@ -77,12 +77,53 @@ public final class Check {
 
     /** Every element is finite (a NaN would spread): the first that is not is named with its index. */
     public static void finite(String arg, HostTensor t) {
+        within(arg, t, Float.MAX_VALUE, null);
+    }
+
+    /**
+     * Every element is finite and at most {@code limit} in magnitude ({@code why} says what the
+     * bound keeps within float32; null when the bound is only finiteness).
+     */
+    public static void within(String arg, HostTensor t, float limit, String why) {
         for (long i = 0, n = t.numel(); i < n; i++) {
             float x = t.getFloat(i);
-            if (!Float.isFinite(x)) {
-                throw fail(arg + "[" + i + "]", "a finite number", x);
+            if (!(Math.abs(x) <= limit)) {
+                throw outside(arg, i, x, limit, why);
             }
         }
+    }
+
+    /** The refusal of element {@code index} of an input found outside ±limit (see {@link #within}). */
+    public static IllegalArgumentException outside(String arg, long index, float value, float limit, String why) {
+        if (!Float.isFinite(value) || why == null) {
+            return fail(arg + "[" + index + "]", "a finite number", value);
+        }
+        return fail(arg + "[" + index + "]", "a magnitude of at most " + limit + " (" + why + ")", value);
+    }
+
+    /**
+     * The refusal of finite inputs whose exact result float32 cannot hold: names the inputs, the
+     * output element that overflowed, and why.
+     */
+    public static IllegalArgumentException overflowed(String inputs, String output, long index, float value, String why) {
+        return fail(inputs, "values whose " + output + " fits in float32 (" + why + ")",
+                output + "[" + index + "] = " + value + ", beyond float32's range");
+    }
+
+    /** Makes the refusal of element {@code index} of an output found to hold {@code value}. */
+    @FunctionalInterface
+    public interface Refusal {
+        IllegalArgumentException at(long index, float value);
+    }
+
+    /** The first element of an f32 host tensor that is NaN or beyond ±limit, or -1. */
+    public static long firstOutside(HostTensor t, float limit) {
+        for (long i = 0, n = t.numel(); i < n; i++) {
+            if (!(Math.abs(t.getFloat(i)) <= limit)) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /** PPO-style clipping: eps_low in (0, 1), eps_high >= 0, and a dual clip of 0 (off) or above 1. */

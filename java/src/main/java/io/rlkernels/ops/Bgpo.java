@@ -186,6 +186,24 @@ public final class Bgpo {
         Check.shape("state", state, STATS_LENGTH);
     }
 
+    /**
+     * The refusal of finite inputs whose sequence values or logits gradient float32 cannot hold:
+     * {@code values} (w * sum logp) or {@code upstream} (A psi' w / (D n_t), bounded as
+     * {@link LogProbs#upstreamLimits} bounds an upstream gradient).
+     */
+    public static IllegalArgumentException overflow(Config config, String output, long index, float value) {
+        return output.equals("values")
+                ? Check.overflowed("weights, logp", "values", index, value, "a sequence's value is its weight times its summed logp")
+                : Check.fail("advantages, weights, denominator", "values whose logits gradient fits in float32 (row p's is"
+                        + " A psi' w / (D n_t) times (p_v - 1[v = y]), kept below " + upstreamLimit(config) + " "
+                        + LogProbs.upstreamReason(config.temperature()) + ")", "row " + index + "'s A psi' w / (D n_t) = " + value);
+    }
+
+    /** The largest per-row upstream gradient whose logits gradient float32 holds. */
+    public static float upstreamLimit(Config config) {
+        return LogProbs.upstreamLimits(config.temperature(), 1)[0];
+    }
+
     /** Every weight is finite and positive (a weight is 1/x or L/x). */
     public static void checkWeights(HostTensor weights) {
         for (long i = 0, n = weights.numel(); i < n; i++) {

@@ -42,6 +42,11 @@ public final class Gae {
         }
     }
 
+    /** The refusal of finite rewards and values whose advantages or returns float32 cannot hold. */
+    public static IllegalArgumentException overflow(String output, long index, float value) {
+        return Check.overflowed("rewards, values", output, index, value, "advantages and returns sum discounted rewards and values");
+    }
+
     /** Checks [B, T] token tensors: f32 rewards and values, an f32 or u8 mask, f32 outputs. */
     public static void check(Tensor rewards, Tensor values, Tensor mask, Tensor... outputs) {
         Check.alive("rewards", rewards);

@@ -17,7 +17,9 @@ import java.util.Locale;
  *   none     r
  * </pre>
  *
- * std is unbiased (n - 1) by default. A group of one gets advantage 0 in every mode. Means and
+ * std is unbiased (n - 1) by default. A group of one gets advantage 0 in every mode, and a
+ * constant group (std = 0) gets exactly 0 in grpo and batch whatever eps is, eps = 0 included
+ * (a sequence equal to its group's mean gets 0). Means and
  * variances are two-pass in f64 on every backend (a sum-of-squares variance loses every digit on
  * groups such as {1000.0001, 1000.0002, 1000.0003, 1000.0004}), and every sum is taken in a fixed
  * order, so the output is bitwise the same run after run. Sequences are grouped by a
@@ -112,6 +114,12 @@ public final class GroupAdvantages {
         Check.output("perToken", perToken);
         Check.dtype("perToken", perToken, DType.F32);
         Check.shape("perToken", perToken, mask.shape());
+    }
+
+    /** The refusal of finite rewards whose advantages float32 cannot hold (drgrpo and rloo take differences of them). */
+    public static IllegalArgumentException overflow(Config config, long index, float value) {
+        return Check.overflowed("rewards", "advantages", index, value, "a " + config.mode()
+                + " advantage is a difference of rewards: keep them within +-1.7e38");
     }
 
     /** The grouping the kernels use: the given layout, or one group of everything in batch mode. */

@@ -18,10 +18,16 @@ import io.rlkernels.tensor.Tensor;
  *
  * Rows whose target equals {@code ignoreIndex} are not read: logp = lse = H = 0 and their gradient
  * is zero. Logits may be f32, bf16 or f16; accumulation is f32 (f64 in the reference backend);
- * outputs are f32. Non-finite logits: -inf entries are allowed (a banned token has p = 0); NaN or
- * +inf in a row gives NaN in that row's outputs only, and a row whose logits are all -inf has no
- * distribution and gives NaN. The backward recomputes p from the stored f32 lse, so its relative
- * error grows like |lse| * 2^-24 (6e-4 at |z/T| = 1e4, 1e-6 at typical magnitudes).
+ * outputs are f32.
+ *
+ * <p>Non-finite values, the same on every backend: a -inf logit is a banned token (p = 0; logp
+ * = -inf when it is the target); a NaN or +inf logit in a row gives NaN in that row's logp, lse
+ * and entropy only, and so does a row whose logits are all -inf (it has no distribution). The
+ * backward gives a NaN gradient row where lse is not finite (such a row), and NaN at a NaN logit;
+ * the upstream gradients g and h must be finite (refused otherwise, naming the element). Target
+ * ids are checked on every row: in [0, V) or the ignore index. The backward recomputes p from the
+ * stored f32 lse, so its relative error grows like |lse| * 2^-24 (6e-4 at |z/T| = 1e4, 1e-6 at
+ * typical magnitudes).
  */
 public final class LogProbs {
     private LogProbs() {}
@@ -48,6 +54,30 @@ public final class LogProbs {
         public Config withIgnoreIndex(long index) {
             return new Config(temperature, index);
         }
+    }
+
+    /**
+     * The largest |g| and |h| (upstream gradients of logp and of the entropy) for which every
+     * element of the logits gradient, and every intermediate the kernels form, stays within
+     * float32: |dz| <= (|g| + |h| (ln V + 1/e)) / T, and the kernels form g + h (a ln 2 + H) with
+     * a ln 2 >= -88 before the factor p / T. Larger upstream gradients are refused, not turned
+     * into infinities. {g limit, h limit}.
+     */
+    public static float[] upstreamLimits(float temperature, long vocab) {
+        double room = Float.MAX_VALUE * Math.min(1.0, temperature) / 2;
+        return new float[] {(float) room, (float) (room / (Math.log(Math.max(vocab, 1)) + 90))};
+    }
+
+    /** Why {@link #upstreamLimits} bounds an upstream gradient: for messages. */
+    public static String upstreamReason(float temperature) {
+        return "so that the logits gradient stays within float32 at temperature " + temperature;
+    }
+
+    /** The refusal of finite logits whose lse or logp float32 cannot hold (found by the forward). */
+    public static IllegalArgumentException overflow(long row, Config config) {
+        return Check.fail("logits", "logits whose lse and logp fit in float32 at temperature " + config.temperature(),
+                "row " + row + ", whose lse or logp is beyond float32's range (|z/T| near 3.4e38: scale the logits"
+                        + " or raise the temperature)");
     }
 
     /** Rows N and vocabulary V of a checked call. */

@@ -302,6 +302,12 @@ public final class PolicyLoss {
         Check.shape("stats", stats, STATS_LENGTH);
     }
 
+    /** The refusal of finite inputs whose per-token gradient float32 cannot hold. */
+    public static IllegalArgumentException overflow(String output, long index, float value) {
+        return Check.overflowed("advantages, denominator, klCoef, entropyCoef", output, index, value,
+                "a token's gradient is its coefficient over the denominator");
+    }
+
     private static void row(String arg, Tensor t, long n) {
         Check.alive(arg, t);
         Check.dtype(arg, t, DType.F32);

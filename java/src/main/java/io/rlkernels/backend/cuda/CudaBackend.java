@@ -145,10 +145,16 @@ public final class CudaBackend extends BackendBase {
             long outLogp = s.out("logp", logp);
             long outLse = s.out("lse", lse);
             long outEntropy = entropy == null ? 0 : s.out("entropy", entropy);
+            // the first row whose lse or logp overflows float32: checked when the call waits anyway
+            boolean checked = logp instanceof HostTensor || lse instanceof HostTensor || checkDeviceInputs;
+            long overflow = checked ? deviceCell(s, d.rows()) : 0;
             KernelArgs args = new KernelArgs().ptr(z).ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
                     .i64(d.rows()).i64(d.vocab()).f32(1.0f / config.temperature()).i64(config.ignoreIndex())
-                    .ptr(outLogp).ptr(outLse).ptr(outEntropy).i32(vectorizable(z) ? 1 : 0);
+                    .ptr(outLogp).ptr(outLse).ptr(outEntropy).i32(vectorizable(z) ? 1 : 0).ptr(overflow);
             launcher.launch("rlk_logprobs_fwd_" + logits.dtype().shortName(), rowLaunch(d.rows(), d.vocab(), logits.dtype()), args);
+            if (checked && readCell(overflow) < d.rows()) {
+                throw LogProbs.overflow(readCell(overflow), config);
+            }
             s.finish();
         }
     }
@@ -167,8 +173,10 @@ public final class CudaBackend extends BackendBase {
             long y = s.in("targets", targets);
             long lseIn = s.in("lse", lse);
             long entropyIn = gradEntropy == null ? 0 : s.in("entropy", entropy);
-            long g = gradLogp == null ? 0 : s.in("gradLogp", gradLogp);
-            long h = gradEntropy == null ? 0 : s.in("gradEntropy", gradEntropy);
+            float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
+            String why = LogProbs.upstreamReason(config.temperature());
+            long g = gradLogp == null ? 0 : boundedInput(s, "gradLogp", gradLogp, limits[0], why);
+            long h = gradEntropy == null ? 0 : boundedInput(s, "gradEntropy", gradEntropy, limits[1], why);
             long out = inPlace ? z : s.out("gradLogits", gradLogits);
             KernelArgs args = new KernelArgs().ptr(z).ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
                     .i64(d.rows()).i64(d.vocab()).f32(config.temperature()).f32(1.0f / config.temperature())
@@ -223,6 +231,7 @@ public final class CudaBackend extends BackendBase {
                         .ptr(dl.order().address()).ptr(dl.offsets().address()).i64(layout.groups()).i32(config.mode().code())
                         .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).ptr(out));
             }
+            requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantages.overflow(config, i, v));
             s.finish();
         } finally {
             if (layout != groups) {
@@ -288,6 +297,10 @@ public final class CudaBackend extends BackendBase {
                 launcher.launch("rlk_gae", gaeLaunch(b, t), new KernelArgs().ptr(r).ptr(v).ptr(m)
                         .i32(mask.dtype() == DType.U8 ? 1 : 0).i64(b).i64(t).f32(gamma).f32(lambda).ptr(adv).ptr(ret));
             }
+            if (advantages != null) {
+                requireRepresentable(s, advantages, adv, Float.MAX_VALUE, (i, x) -> Gae.overflow("advantages", i, x));
+            }
+            requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> Gae.overflow("returns", i, x));
             s.finish();
         }
     }
@@ -358,6 +371,10 @@ public final class CudaBackend extends BackendBase {
                     .ptr(gradH).ptr(partial));
             launcher.launch("rlk_policy_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(blocks)
                     .f64(c.denominator()).ptr(denominator).ptr(out));
+            requireRepresentable(s, gradLogp, grad, Float.MAX_VALUE, (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
+            if (gradEntropy != null) {
+                requireRepresentable(s, gradEntropy, gradH, Float.MAX_VALUE, (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
+            }
             s.finish();
         }
     }
@@ -413,6 +430,8 @@ public final class CudaBackend extends BackendBase {
                     .f32(c.dualClip()).f64(1.0 / (c.denominatorFor(rows.sequences()) * c.samples())).ptr(vals).ptr(up)
                     .ptr(partial));
             launcher.launch("rlk_bgpo_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(shape.gridX()).ptr(st));
+            requireRepresentable(s, values, vals, Float.MAX_VALUE, (i, v) -> Bgpo.overflow(c, "values", i, v));
+            requireRepresentable(s, upstream, up, Bgpo.upstreamLimit(c), (i, v) -> Bgpo.overflow(c, "upstream", i, v));
             s.finish();
         }
     }
@@ -440,34 +459,85 @@ public final class CudaBackend extends BackendBase {
 
     /** An f32 input on the device, checked finite. */
     private long finiteInput(Staging s, String arg, Tensor t) {
+        return boundedInput(s, arg, t, Float.MAX_VALUE, null);
+    }
+
+    /** An f32 input on the device, checked finite and within +-limit ({@code why}: what the bound protects). */
+    private long boundedInput(Staging s, String arg, Tensor t, float limit, String why) {
         long address = s.in(arg, t);
-        requireFinite(s, arg, t, address);
+        requireWithin(s, arg, t, address, limit, why);
         return address;
     }
 
-    /** Refuses a non-finite element of an f32 input: on the host directly, on the device with a kernel and 8 bytes back. */
     private void requireFinite(Staging s, String arg, Tensor t, long address) {
+        requireWithin(s, arg, t, address, Float.MAX_VALUE, null);
+    }
+
+    /**
+     * Refuses an element of an f32 input that is NaN or beyond +-limit: on the host directly, on
+     * the device (unless its checks are off) with a kernel and 8 bytes back.
+     */
+    private void requireWithin(Staging s, String arg, Tensor t, long address, float limit, String why) {
         if (t instanceof HostTensor h) {
-            Check.finite(arg, h);
+            Check.within(arg, h, limit, why);
             return;
         }
-        long n = t.numel();
-        if (n == 0 || !checkDeviceInputs) {
+        if (!checkDeviceInputs) {
             return;
         }
-        long first = s.scratch(8);
-        try (HostTensor cell = HostTensor.allocate(DType.I64, 1)) {
-            cell.setLong(0, n);
-            launcher.copyToDevice(first, cell.segment(), 8);
-            launcher.launch("rlk_first_nonfinite_f32", elementwiseLaunch(n), new KernelArgs().ptr(address).i64(n).ptr(first));
-            launcher.copyToHost(cell.segment(), first, 8);
-            long bad = cell.getLong(0);
-            if (bad < n) {
-                try (HostTensor value = HostTensor.allocate(DType.F32, 1)) {
-                    launcher.copyToHost(value.segment(), address + 4 * bad, 4);
-                    throw Check.fail(arg + "[" + bad + "]", "a finite number", value.getFloat(0));
-                }
-            }
+        long bad = firstOutside(s, address, t.numel(), limit);
+        if (bad >= 0) {
+            throw Check.outside(arg, bad, floatAt(address, bad), limit, why);
+        }
+    }
+
+    /**
+     * After the kernels: refuses an f32 output that overflowed (its inputs were finite), before it
+     * is copied back. On a device tensor only while device checks are on: it waits for the kernels.
+     */
+    private void requireRepresentable(Staging s, Tensor output, long address, float limit, Check.Refusal refusal) {
+        if (!(output instanceof HostTensor) && !checkDeviceInputs) {
+            return;
+        }
+        long bad = firstOutside(s, address, output.numel(), limit);
+        if (bad >= 0) {
+            throw refusal.at(bad, floatAt(address, bad));
+        }
+    }
+
+    /** The first of n device floats that is NaN or beyond +-limit, or -1 (a kernel and 8 bytes back). */
+    private long firstOutside(Staging s, long address, long n, float limit) {
+        if (n == 0) {
+            return -1;
+        }
+        long first = deviceCell(s, n);
+        launcher.launch("rlk_first_outside_f32", elementwiseLaunch(n), new KernelArgs().ptr(address).i64(n).f32(limit).ptr(first));
+        long bad = readCell(first);
+        return bad < n ? bad : -1;
+    }
+
+    /** An 8-byte device cell holding {@code value} (a minimum the kernels lower with atomicMin). */
+    private long deviceCell(Staging s, long value) {
+        long cell = s.scratch(8);
+        try (HostTensor h = HostTensor.allocate(DType.I64, 1)) {
+            h.setLong(0, value);
+            launcher.copyToDevice(cell, h.segment(), 8);
+        }
+        return cell;
+    }
+
+    /** The value of a device cell, after the kernels launched so far. */
+    private long readCell(long cell) {
+        try (HostTensor h = HostTensor.allocate(DType.I64, 1)) {
+            launcher.copyToHost(h.segment(), cell, 8);
+            return h.getLong(0);
+        }
+    }
+
+    private float floatAt(long address, long index) {
+        try (HostTensor value = HostTensor.allocate(DType.F32, 1)) {
+            launcher.copyToHost(value.segment(), address + 4 * index, 4);
+            return value.getFloat(0);
         }
     }
 

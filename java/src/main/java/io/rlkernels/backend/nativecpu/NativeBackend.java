@@ -16,7 +16,9 @@ import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * The native/ C library through FFM: SIMD (x86-64, AVX2 or AVX-512, picked from the CPU) and
@@ -100,10 +102,18 @@ public final class NativeBackend extends BackendBase {
         LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
         HostTensor y = host("targets", targets);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
-        int rc = lib.logprobsFwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
-                d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
-                segment("logp", logp), segment("lse", lse), entropy == null ? MemorySegment.NULL : segment("entropy", entropy));
-        check(rc, "rlk_logprobs_fwd");
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment overflow = call.allocate(ValueLayout.JAVA_LONG);
+            int rc = lib.logprobsFwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
+                    d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
+                    segment("logp", logp), segment("lse", lse), entropy == null ? MemorySegment.NULL : segment("entropy", entropy),
+                    overflow);
+            check(rc, "rlk_logprobs_fwd");
+            long row = overflow.get(ValueLayout.JAVA_LONG, 0);
+            if (row >= 0) {
+                throw LogProbs.overflow(row, config);
+            }
+        }
     }
 
     @Override
@@ -112,6 +122,13 @@ public final class NativeBackend extends BackendBase {
         LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor y = host("targets", targets);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
+        if (gradLogp != null) {
+            requireWithin("gradLogp", host("gradLogp", gradLogp), limits[0], LogProbs.upstreamReason(config.temperature()));
+        }
+        if (gradEntropy != null) {
+            requireWithin("gradEntropy", host("gradEntropy", gradEntropy), limits[1], LogProbs.upstreamReason(config.temperature()));
+        }
         int rc = lib.logprobsBwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
                 d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
                 segment("lse", lse),
@@ -137,6 +154,10 @@ public final class NativeBackend extends BackendBase {
                 layout.close();
             }
         }
+        long bad = firstOutside(host("advantages", advantages), Float.MAX_VALUE);
+        if (bad >= 0) {
+            throw GroupAdvantages.overflow(config, bad, host("advantages", advantages).getFloat(bad));
+        }
     }
 
     @Override
@@ -154,6 +175,8 @@ public final class NativeBackend extends BackendBase {
         check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
                 segment("returns", returns)), "rlk_gae");
+        requireRepresentable("advantages", host("advantages", advantages));
+        requireRepresentable("returns", host("returns", returns));
     }
 
     @Override
@@ -163,6 +186,7 @@ public final class NativeBackend extends BackendBase {
         requireFinite("rewards", host("rewards", rewards));
         check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
+        requireRepresentable("returns", host("returns", returns));
     }
 
     @Override
@@ -192,6 +216,13 @@ public final class NativeBackend extends BackendBase {
                 seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
                 c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
                 optional("gradEntropy", gradEntropy), segment("stats", stats)), "rlk_policy_loss");
+        for (String out : gradEntropy == null ? new String[] {"gradLogp"} : new String[] {"gradLogp", "gradEntropy"}) {
+            HostTensor o = host(out, out.equals("gradLogp") ? gradLogp : gradEntropy);
+            long bad = firstOutside(o, Float.MAX_VALUE);
+            if (bad >= 0) {
+                throw PolicyLoss.overflow(out, bad, o.getFloat(bad));
+            }
+        }
     }
 
     @Override
@@ -214,6 +245,13 @@ public final class NativeBackend extends BackendBase {
                 mask.dtype() == DType.U8, w.segment(), segment("oldValues", oldValues), segment("advantages", advantages),
                 c.clipLow(), c.clipHigh(), c.dualClip(), 1.0 / (c.denominatorFor(rows.sequences()) * c.samples()),
                 segment("values", values), segment("upstream", upstream), segment("state", state)), "rlk_bgpo_coefficients");
+        for (String out : new String[] {"values", "upstream"}) {
+            HostTensor o = host(out, out.equals("values") ? values : upstream);
+            long bad = firstOutside(o, out.equals("values") ? Float.MAX_VALUE : Bgpo.upstreamLimit(c));
+            if (bad >= 0) {
+                throw Bgpo.overflow(c, out, bad, o.getFloat(bad));
+            }
+        }
     }
 
     @Override
@@ -235,9 +273,27 @@ public final class NativeBackend extends BackendBase {
 
     /** Refuses a NaN or infinity in an f32 input, found by the native library (vectorised, every core). */
     private void requireFinite(String arg, HostTensor t) {
-        long bad = lib.firstNonFinite(t.segment(), t.numel());
+        requireWithin(arg, t, Float.MAX_VALUE, null);
+    }
+
+    /** Refuses an f32 input with an element beyond +-limit, or NaN ({@code why}: what the bound protects). */
+    private void requireWithin(String arg, HostTensor t, float limit, String why) {
+        long bad = firstOutside(t, limit);
         if (bad >= 0) {
-            throw Check.fail(arg + "[" + bad + "]", "a finite number", t.getFloat(bad));
+            throw Check.outside(arg, bad, t.getFloat(bad), limit, why);
+        }
+    }
+
+    /** The first element of an f32 host tensor that is NaN or beyond +-limit, or -1. */
+    private long firstOutside(HostTensor t, float limit) {
+        return lib.firstOutside(t.segment(), t.numel(), limit);
+    }
+
+    /** Refuses a GAE output that overflowed float32 (its inputs were finite). */
+    private void requireRepresentable(String output, HostTensor t) {
+        long bad = firstOutside(t, Float.MAX_VALUE);
+        if (bad >= 0) {
+            throw Gae.overflow(output, bad, t.getFloat(bad));
         }
     }
 

@@ -29,11 +29,16 @@ public final class ReferenceBackend extends BackendBase {
     /**
      * logp, lse and entropy of logits z at temperature t for target y. With x_j = (z_j - max)/t:
      * lse = max/t + log s, logp = x_y - log s, H = log s - sum_j e^x_j x_j / s, s = sum_j e^x_j.
+     * A row with a NaN or +inf logit, or with no finite logit, has no distribution: all three NaN.
+     * A -inf logit is a banned token (p = 0; logp = -inf if it is the target).
      */
     public static Row logProbsRow(double[] z, int y, double t) {
         double max = Double.NEGATIVE_INFINITY;
         for (double zj : z) {
-            max = Math.max(max, zj);
+            max = Math.max(max, zj); // NaN if any is NaN
+        }
+        if (!(max < Double.POSITIVE_INFINITY) || max == Double.NEGATIVE_INFINITY) {
+            return new Row(Double.NaN, Double.NaN, Double.NaN);
         }
         double sum = 0;
         double weighted = 0;
@@ -52,10 +57,15 @@ public final class ReferenceBackend extends BackendBase {
 
     /**
      * dz_j = (g (1[j=y] - p_j) - h p_j (log p_j + H)) / t with p_j = exp(z_j/t - lse), written
-     * into {@code dz}; log p_j + H = z_j/t - sum_u p_u z_u/t.
+     * into {@code dz}; log p_j + H = z_j/t - sum_u p_u z_u/t. A row whose lse is not finite (the
+     * forward's NaN for a row without a distribution) gets NaN everywhere.
      */
     public static void logProbsGradRow(double[] z, int y, double t, double lse, double entropy, double g, double h,
                                        double[] dz) {
+        if (!Double.isFinite(lse)) {
+            java.util.Arrays.fill(dz, Double.NaN);
+            return;
+        }
         for (int j = 0; j < z.length; j++) {
             double logP = z[j] / t - lse;
             double p = Math.exp(logP);
@@ -94,6 +104,9 @@ public final class ReferenceBackend extends BackendBase {
             long target = y.getLong(i);
             Row r = target == config.ignoreIndex() ? new Row(0, 0, 0)
                     : logProbsRow(readRow(z, i, row), (int) target, config.temperature());
+            if (Float.isInfinite((float) r.lse()) || (Float.isInfinite((float) r.logp()) && Double.isFinite(row[(int) target]))) {
+                throw LogProbs.overflow(i, config);
+            }
             outLogp.setFloat(i, (float) r.logp());
             outLse.setFloat(i, (float) r.lse());
             if (outEntropy != null) {
@@ -114,6 +127,13 @@ public final class ReferenceBackend extends BackendBase {
         HostTensor h = gradEntropy == null ? null : host("gradEntropy", gradEntropy);
         HostTensor out = host("gradLogits", gradLogits);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
+        if (g != null) {
+            Check.within("gradLogp", g, limits[0], LogProbs.upstreamReason(config.temperature()));
+        }
+        if (h != null) {
+            Check.within("gradEntropy", h, limits[1], LogProbs.upstreamReason(config.temperature()));
+        }
         double[] row = new double[Math.toIntExact(d.vocab())];
         double[] dz = new double[row.length];
 
@@ -160,7 +180,7 @@ public final class ReferenceBackend extends BackendBase {
                     long i = order.getLong(k);
                     double x = r.getFloat(i);
                     double a = n == 1 ? 0 : switch (config.mode()) {
-                        case GRPO, BATCH -> (x - mean) / (std + config.eps());
+                        case GRPO, BATCH -> x == mean ? 0 : (x - mean) / (std + config.eps()); // constant: 0 for any eps
                         case DRGRPO -> x - mean;
                         case RLOO -> (x - mean) * n / (n - 1);
                         case NONE -> x;
@@ -172,6 +192,10 @@ public final class ReferenceBackend extends BackendBase {
             if (layout != groups) {
                 layout.close();
             }
+        }
+        long bad = Check.firstOutside(out, Float.MAX_VALUE);
+        if (bad >= 0) {
+            throw GroupAdvantages.overflow(config, bad, out.getFloat(bad));
         }
     }
 
@@ -238,6 +262,12 @@ public final class ReferenceBackend extends BackendBase {
                     adv.setFloat(i, (float) next);
                     ret.setFloat(i, (float) (next + value));
                 }
+            }
+        }
+        for (HostTensor out : adv == null ? new HostTensor[] {ret} : new HostTensor[] {adv, ret}) {
+            long bad = Check.firstOutside(out, Float.MAX_VALUE);
+            if (bad >= 0) {
+                throw Gae.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
             }
         }
     }
@@ -444,6 +474,12 @@ public final class ReferenceBackend extends BackendBase {
             st[8] = 0;
             st[9] = 0;
         }
+        for (HostTensor o : gradH == null ? new HostTensor[] {grad} : new HostTensor[] {grad, gradH}) {
+            long bad = Check.firstOutside(o, Float.MAX_VALUE);
+            if (bad >= 0) {
+                throw PolicyLoss.overflow(o == grad ? "gradLogp" : "gradEntropy", bad, o.getFloat(bad));
+            }
+        }
         HostTensor out = host("stats", stats);
         for (int j = 0; j < PolicyLoss.STATS_LENGTH; j++) {
             out.setDouble(j, st[j]);
@@ -496,6 +532,7 @@ public final class ReferenceBackend extends BackendBase {
                 g.setFloat(p, m.getFloat(p) != 0 ? up : 0f);
             }
         }
+        requireRepresentable(c, out, g);
         addState(host("state", state), st);
     }
 
@@ -582,8 +619,14 @@ public final class ReferenceBackend extends BackendBase {
             st[0] += k.f() * scale;
             st[5] += any ? 0 : 1;
             values.setFloat(s, (float) (w.getFloat(s) * sum));
+            if (Float.isInfinite(values.getFloat(s))) {
+                throw Bgpo.overflow(c, "values", s, values.getFloat(s));
+            }
             double g = -adv.getFloat(s) * k.dfdd() * w.getFloat(s) * scale; // dL/dlogp of a masked row
             for (long p = b; p < e; p++) {
+                if (m.getFloat(p) != 0 && !(Math.abs((float) g) <= Bgpo.upstreamLimit(c))) {
+                    throw Bgpo.overflow(c, "upstream", p, (float) g);
+                }
                 if (m.getFloat(p) != 0) {
                     logProbsGradRow(readRow(z, p, row), (int) y.getLong(p), t, lse[(int) (p - b)], 0, g, 0, dz);
                 } else {
@@ -616,6 +659,18 @@ public final class ReferenceBackend extends BackendBase {
                 double prev = beta == 0 ? 0 : beta * (double) hc.getFloat(i * d.n() + j);
                 hc.setFloat(i * d.n() + j, (float) (alpha * sum + prev));
             }
+        }
+    }
+
+    /** BGPO's values and per-row upstream gradients within float32 and the gradient's bound. */
+    private static void requireRepresentable(Bgpo.Config c, HostTensor values, HostTensor upstream) {
+        long bad = Check.firstOutside(values, Float.MAX_VALUE);
+        if (bad >= 0) {
+            throw Bgpo.overflow(c, "values", bad, values.getFloat(bad));
+        }
+        bad = Check.firstOutside(upstream, Bgpo.upstreamLimit(c));
+        if (bad >= 0) {
+            throw Bgpo.overflow(c, "upstream", bad, upstream.getFloat(bad));
         }
     }
 

@@ -24,11 +24,11 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeLibrary {
     public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
-    private static final int ABI_VERSION = 1;
+    private static final int ABI_VERSION = 2;
 
     private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
-            ADDRESS, ADDRESS, ADDRESS);
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS);
     private static final FunctionDescriptor BWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT);
@@ -45,7 +45,7 @@ public final class NativeLibrary {
     private final MethodHandle sequenceToTokens;
     private final MethodHandle gae;
     private final MethodHandle maskedWhiten;
-    private final MethodHandle firstNonFinite;
+    private final MethodHandle firstOutside;
     private final MethodHandle policyLoss;
     private final MethodHandle maskRows;
     private final MethodHandle bgpoCoefficients;
@@ -73,8 +73,8 @@ public final class NativeLibrary {
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS), critical);
         maskedWhiten = linker.downcallHandle(find(lib, "rlk_masked_whiten"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
-        firstNonFinite = linker.downcallHandle(find(lib, "rlk_first_nonfinite_f32"),
-                FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
+        firstOutside = linker.downcallHandle(find(lib, "rlk_first_outside_f32"),
+                FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT), critical);
         policyLoss = linker.downcallHandle(find(lib, "rlk_policy_loss"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_DOUBLE, JAVA_LONG,
@@ -183,13 +183,18 @@ public final class NativeLibrary {
         }
     }
 
-    /** rlk_logprobs_fwd; {@code entropy} may be {@link MemorySegment#NULL}. Returns the status. */
+    /**
+     * rlk_logprobs_fwd; {@code entropy} may be {@link MemorySegment#NULL}; {@code firstOverflow}
+     * (8 bytes, or NULL) receives the first row whose lse or logp overflows float32, or -1.
+     * Returns the status.
+     */
     public int logprobsFwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
                            float temperature, long ignoreIndex, MemorySegment logp, MemorySegment lse,
-                           MemorySegment entropy) {
+                           MemorySegment entropy, MemorySegment firstOverflow) {
         MethodHandle h = anyHeap(logits, targets, logp, lse, entropy) ? logprobsFwdCritical : logprobsFwd;
         try {
-            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, logp, lse, entropy);
+            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, logp, lse, entropy,
+                    firstOverflow);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }
@@ -294,10 +299,10 @@ public final class NativeLibrary {
         }
     }
 
-    /** The index of the first NaN or infinity among n floats, or -1. */
-    public long firstNonFinite(MemorySegment x, long n) {
+    /** The index of the first of n floats that is NaN or beyond +-limit (Float.MAX_VALUE: non-finite), or -1. */
+    public long firstOutside(MemorySegment x, long n, float limit) {
         try {
-            return (long) firstNonFinite.invokeExact(x, n);
+            return (long) firstOutside.invokeExact(x, n, limit);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

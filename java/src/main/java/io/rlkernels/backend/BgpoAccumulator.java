@@ -30,6 +30,13 @@ public final class BgpoAccumulator implements AutoCloseable {
     private int consumed;
 
     public BgpoAccumulator(Backend backend, Bgpo.Config config, SequenceLayout rows, Tensor targets, Tensor advantages) {
+        if (backend == null || config == null || rows == null) {
+            throw Check.fail(backend == null ? "backend" : config == null ? "config" : "rows",
+                    backend == null ? "a Backend" : config == null ? "a Bgpo.Config" : "the sequence of each response row (a SequenceLayout)",
+                    "null");
+        }
+        rows.requireAlive("rows");
+        Check.alive("advantages", advantages);
         this.backend = backend;
         this.config = config;
         this.rows = rows;

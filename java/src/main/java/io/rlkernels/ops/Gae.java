@@ -53,6 +53,9 @@ public final class Gae {
         Check.dtype("rewards", rewards, DType.F32);
         Check.rank("rewards", rewards, 2);
         long[] shape = rewards.shape();
+        if (values == null && outputs.length == 2) {
+            throw Check.fail("values", "a tensor (GAE needs the value estimates)", "null");
+        }
         if (values != null) {
             Check.alive("values", values);
             Check.dtype("values", values, DType.F32);

@@ -273,10 +273,14 @@ public final class HostTensor implements Tensor {
         };
     }
 
+    /** Element i of an integer tensor; a value its type cannot hold is refused, never truncated. */
     public void setLong(long i, long x) {
         MemorySegment s = segment();
+        if ((dtype == DType.I32 && x != (int) x) || (dtype == DType.U8 && (x < 0 || x > 255))) {
+            throw new IllegalArgumentException("value: expected a value " + dtype + " holds, found " + x);
+        }
         switch (dtype) {
-            case I32 -> s.setAtIndex(I32, i, Math.toIntExact(x));
+            case I32 -> s.setAtIndex(I32, i, (int) x);
             case I64 -> s.setAtIndex(I64, i, x);
             case U8 -> s.set(ValueLayout.JAVA_BYTE, i, (byte) x);
             default -> throw new IllegalStateException("setLong on a " + dtype + " tensor");

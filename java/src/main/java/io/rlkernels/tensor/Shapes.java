@@ -12,8 +12,16 @@ import java.util.Arrays;
 public final class Shapes {
     private Shapes() {}
 
-    /** The element count of a shape already checked (throws {@link ArithmeticException} on overflow). */
+    /**
+     * The element count of a shape already checked (throws {@link ArithmeticException} on
+     * overflow); a shape with a zero dimension has no elements, whatever the others are.
+     */
     public static long numel(long... shape) {
+        for (long d : shape) {
+            if (d == 0) {
+                return 0;
+            }
+        }
         long n = 1;
         for (long d : shape) {
             n = Math.multiplyExact(n, d);

@@ -98,7 +98,7 @@ public final class ReferenceBackend extends BackendBase {
         HostTensor outLse = host("lse", lse);
         HostTensor outEntropy = entropy == null ? null : host("entropy", entropy);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
-        double[] row = new double[Math.toIntExact(d.vocab())];
+        double[] row = new double[rowLength(d.vocab())];
 
         for (long i = 0; i < d.rows(); i++) {
             long target = y.getLong(i);
@@ -134,7 +134,7 @@ public final class ReferenceBackend extends BackendBase {
         if (h != null) {
             Check.within("gradEntropy", h, limits[1], LogProbs.upstreamReason(config.temperature()));
         }
-        double[] row = new double[Math.toIntExact(d.vocab())];
+        double[] row = new double[rowLength(d.vocab())];
         double[] dz = new double[row.length];
 
         for (long i = 0; i < d.rows(); i++) {
@@ -599,8 +599,8 @@ public final class ReferenceBackend extends BackendBase {
         double t = c.temperature();
         double scale = 1.0 / (c.denominatorFor(rows.sequences()) * c.samples());
         double[] st = Bgpo.Stats.initial();
-        double[] row = new double[(int) v];
-        double[] dz = new double[(int) v];
+        double[] row = new double[rowLength(v)];
+        double[] dz = new double[row.length];
         for (int s = 0; s < rows.sequences(); s++) {
             long b = rows.offsets().getLong(s);
             long e = rows.offsets().getLong(s + 1);
@@ -678,6 +678,14 @@ public final class ReferenceBackend extends BackendBase {
         HostTensor h = host(arg, t);
         Check.finite(arg, h);
         return h;
+    }
+
+    /** A row of logits as a Java array: the reference's one limit on the vocabulary. */
+    private static int rowLength(long vocab) {
+        if (vocab > Integer.MAX_VALUE - 8) {
+            throw Check.fail("logits", "a vocabulary below 2^31 on the reference backend (its rows are Java arrays)", vocab);
+        }
+        return (int) vocab;
     }
 
     private static double[] readRow(HostTensor z, long i, double[] row) {

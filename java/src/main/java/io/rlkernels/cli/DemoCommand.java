@@ -7,7 +7,6 @@ import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -77,10 +76,13 @@ final class DemoCommand implements Callable<Integer> {
             boolean ok = agree("logp", ref.logp(), fast.logp()) & agree("entropy", ref.entropy(), fast.entropy())
                     & agree("grad_logits", ref.grad(), fast.grad());
 
-            Path in = Files.createDirectories(dir.resolve("in"));
-            Npy.write(in.resolve("logits.npy"), logits);
-            Npy.write(in.resolve("targets.npy"), targets);
-            Npy.write(in.resolve("grad_logp.npy"), gradLogp);
+            Path in = dir.resolve("in");
+            try (OutputFiles files = new OutputFiles(in, null)) { // all three appear, or none
+                files.npy("logits.npy", logits);
+                files.npy("targets.npy", targets);
+                files.npy("grad_logp.npy", gradLogp);
+                files.commit();
+            }
             System.out.printf("inputs saved; the same on files: bin/rlkernels op logprobs --in %s --out %s --param temperature=%s%n",
                     in, dir.resolve("out"), temperature);
             for (Run r : new Run[] {fast, ref}) {

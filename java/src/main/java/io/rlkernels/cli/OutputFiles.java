@@ -29,7 +29,7 @@ final class OutputFiles implements AutoCloseable {
     }
 
     private final Path dir;
-    private final InputFiles inputs;
+    private final InputFiles inputs; // null when the command reads no file
     private final Map<Path, Path> pending = new LinkedHashMap<>(); // target -> temporary
 
     OutputFiles(Path dir, InputFiles inputs) throws IOException {
@@ -95,7 +95,7 @@ final class OutputFiles implements AutoCloseable {
             throw new IOException(target + ": expected a regular file or nothing to replace, found "
                     + (Files.isDirectory(target) ? "a directory" : "a FIFO, socket or device"));
         }
-        for (Path input : inputs.files()) {
+        for (Path input : inputs == null ? java.util.List.<Path>of() : inputs.files()) {
             if (Files.isSameFile(target, input)) {
                 throw new IOException(target + ": expected an output path, found the input " + input
                         + (Files.isSymbolicLink(target) ? " (through a symbolic link)" : " (the same file)")

@@ -22,7 +22,9 @@ enum rlk_dtype { RLK_F32 = 0, RLK_BF16 = 1, RLK_F16 = 2 };
 /* Integer types of target ids. */
 enum rlk_itype { RLK_I32 = 0, RLK_I64 = 1 };
 
-enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2, RLK_BAD_ARGUMENT = 3, RLK_OUT_OF_MEMORY = 4 };
+/* RLK_OVERFLOW: finite inputs gave an output float32 cannot hold (written as an infinity); the
+   caller finds the element and refuses the inputs. */
+enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2, RLK_BAD_ARGUMENT = 3, RLK_OUT_OF_MEMORY = 4, RLK_OVERFLOW = 5 };
 
 /* Group advantage modes; the codes match io.rlkernels.ops.GroupAdvantages.Mode. */
 enum rlk_adv_mode { RLK_ADV_GRPO = 0, RLK_ADV_DRGRPO = 1, RLK_ADV_RLOO = 2, RLK_ADV_BATCH = 3, RLK_ADV_NONE = 4 };
@@ -71,7 +73,9 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
 /*
  * Group-normalised advantages (DESIGN §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
  * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double;
- * a group of one gets 0. Batch mode is one group holding every sequence.
+ * a group of one gets 0. Batch mode is one group holding every sequence. Returns RLK_OVERFLOW when
+ * an advantage float32 cannot hold (as do rlk_gae for its outputs and rlk_policy_loss for its
+ * gradients).
  */
 int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
                          int unbiased, float eps, float *advantages);

@@ -117,8 +117,8 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     if (denominator == 0) denominator = 1; /* nothing kept: the loss is 0 either way */
   }
 
-  int failed = 0;
-#pragma omp parallel for schedule(dynamic, 16) if (n > 16384) reduction(| : failed)
+  int failed = 0, overflow = 0;
+#pragma omp parallel for schedule(dynamic, 16) if (n > 16384) reduction(| : failed) reduction(| : overflow)
   for (int64_t k = 0; k < segments; k++) {
     const int64_t b = SEG_BEGIN(k), e = SEG_END(k);
     double *st = partial + S_LEN * k;
@@ -173,7 +173,11 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
           seq_coef += w * t.d_ratio;
       }
       grad[i] = (float)g;
-      if (grad_entropy) grad_entropy[i] = (float)(-w * ent_coef);
+      overflow |= isinf(grad[i]) != 0; /* finite inputs: only float32's range can do this */
+      if (grad_entropy) {
+        grad_entropy[i] = (float)(-w * ent_coef);
+        overflow |= isinf(grad_entropy[i]) != 0;
+      }
     }
     st[S_LOSS] = loss;
     st[S_TOKENS] = tokens;
@@ -189,7 +193,10 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     if (direct) {
       const double share = n_kept > 0 ? seq_coef * seq_ratio / n_kept : 0;
       for (int64_t i = b; i < e; i++)
-        if (kept(mask, mask_u8, i)) grad[i] = (float)(direct[i - b] + share);
+        if (kept(mask, mask_u8, i)) {
+          grad[i] = (float)(direct[i - b] + share);
+          overflow |= isinf(grad[i]) != 0;
+        }
       free(direct);
     }
   }
@@ -211,7 +218,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
   if (out[S_TOKENS] == 0) out[S_RMIN] = out[S_RMAX] = 0;
   out[S_DENOM] = denominator;
   for (int j = 0; j < S_LEN; j++) stats[j] = out[j];
-  return RLK_OK;
+  return overflow ? RLK_OVERFLOW : RLK_OK;
 #undef SEG_BEGIN
 #undef SEG_END
 }

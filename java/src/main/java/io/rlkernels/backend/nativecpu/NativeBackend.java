@@ -26,6 +26,8 @@ import java.lang.foreign.ValueLayout;
  */
 public final class NativeBackend extends BackendBase {
     private static final int RLK_OK = 0;
+    /** enum rlk_status: finite inputs gave an output float32 cannot hold. */
+    private static final int RLK_OVERFLOW = 5;
 
     /** The instruction-set variants, as numbered in rlkernels.h (enum rlk_isa). */
     public static final int ISA_AUTO = -1;
@@ -146,17 +148,14 @@ public final class NativeBackend extends BackendBase {
         requireFinite("rewards", r);
         GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
         try {
-            check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
-                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
-                    "rlk_group_advantages");
+            int rc = lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
+                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages));
+            refuseOverflow(rc, host("advantages", advantages), (i, v) -> GroupAdvantages.overflow(config, i, v));
+            check(rc, "rlk_group_advantages");
         } finally {
             if (layout != groups) {
                 layout.close();
             }
-        }
-        long bad = firstOutside(host("advantages", advantages), Float.MAX_VALUE);
-        if (bad >= 0) {
-            throw GroupAdvantages.overflow(config, bad, host("advantages", advantages).getFloat(bad));
         }
     }
 
@@ -172,11 +171,12 @@ public final class NativeBackend extends BackendBase {
         Gae.check(rewards, values, mask, advantages, returns);
         requireFinite("rewards", host("rewards", rewards));
         requireFinite("values", host("values", values));
-        check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
+        int rc = lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
-                segment("returns", returns)), "rlk_gae");
-        requireRepresentable("advantages", host("advantages", advantages));
-        requireRepresentable("returns", host("returns", returns));
+                segment("returns", returns));
+        refuseOverflow(rc, host("advantages", advantages), (i, v) -> Gae.overflow("advantages", i, v));
+        refuseOverflow(rc, host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        check(rc, "rlk_gae");
     }
 
     @Override
@@ -184,9 +184,10 @@ public final class NativeBackend extends BackendBase {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
         requireFinite("rewards", host("rewards", rewards));
-        check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
-                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
-        requireRepresentable("returns", host("returns", returns));
+        int rc = lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns));
+        refuseOverflow(rc, host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        check(rc, "rlk_gae");
     }
 
     @Override
@@ -210,19 +211,17 @@ public final class NativeBackend extends BackendBase {
             requireFinite("entropy", host("entropy", in.entropy()));
         }
         SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
-        check(lib.policyLoss(segment("logp", in.logp()), segment("oldLogp", in.oldLogp()), segment("advantages", in.advantages()),
+        int rc = lib.policyLoss(segment("logp", in.logp()), segment("oldLogp", in.oldLogp()), segment("advantages", in.advantages()),
                 segment("mask", in.mask()), in.mask().dtype() == DType.U8, optional("refLogp", in.refLogp()),
                 optional("entropy", in.entropy()), seqs == null ? MemorySegment.NULL : seqs.offsets().segment(),
                 seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
                 c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
-                optional("gradEntropy", gradEntropy), segment("stats", stats)), "rlk_policy_loss");
-        for (String out : gradEntropy == null ? new String[] {"gradLogp"} : new String[] {"gradLogp", "gradEntropy"}) {
-            HostTensor o = host(out, out.equals("gradLogp") ? gradLogp : gradEntropy);
-            long bad = firstOutside(o, Float.MAX_VALUE);
-            if (bad >= 0) {
-                throw PolicyLoss.overflow(out, bad, o.getFloat(bad));
-            }
+                optional("gradEntropy", gradEntropy), segment("stats", stats));
+        refuseOverflow(rc, host("gradLogp", gradLogp), (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
+        if (gradEntropy != null) {
+            refuseOverflow(rc, host("gradEntropy", gradEntropy), (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
         }
+        check(rc, "rlk_policy_loss");
     }
 
     @Override
@@ -289,11 +288,18 @@ public final class NativeBackend extends BackendBase {
         return lib.firstOutside(t.segment(), t.numel(), limit);
     }
 
-    /** Refuses a GAE output that overflowed float32 (its inputs were finite). */
-    private void requireRepresentable(String output, HostTensor t) {
-        long bad = firstOutside(t, Float.MAX_VALUE);
+    /**
+     * When a kernel reported RLK_OVERFLOW (finite inputs, an output float32 cannot hold), finds the
+     * first such element of {@code output}, if it holds one, and refuses the inputs: the scan runs
+     * only on that failure, never on the normal path.
+     */
+    private void refuseOverflow(int rc, HostTensor output, Check.Refusal refusal) {
+        if (rc != RLK_OVERFLOW) {
+            return;
+        }
+        long bad = firstOutside(output, Float.MAX_VALUE);
         if (bad >= 0) {
-            throw Gae.overflow(output, bad, t.getFloat(bad));
+            throw refusal.at(bad, output.getFloat(bad));
         }
     }
 

@@ -73,9 +73,7 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
 /*
  * Group-normalised advantages (DESIGN §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
  * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double;
- * a group of one gets 0. Batch mode is one group holding every sequence. Returns RLK_OVERFLOW when
- * an advantage float32 cannot hold (as do rlk_gae for its outputs and rlk_policy_loss for its
- * gradients).
+ * a group of one gets 0. Batch mode is one group holding every sequence.
  */
 int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
                          int unbiased, float eps, float *advantages);
@@ -103,7 +101,7 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
  * seq-mean-token-sum-norm 3; kl none 0, k1 1, k2 2, k3 3, abs 4. denominator NaN: implied by the
  * batch (longest is its longest sequence). ref, entropy and grad_entropy may be NULL. stats gets 11
  * doubles: loss, tokens, sequences, clip high, clip low, clip dual, sum(old - logp), ratio sum,
- * ratio min, ratio max, denominator.
+ * ratio min, ratio max, denominator. Returns RLK_OVERFLOW when a gradient float32 cannot hold.
  */
 int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
                     const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,

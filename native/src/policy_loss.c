@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "overflow.h"
 #include "rlkernels.h"
 
 #define CHUNK 4096 /* tokens per segment when the op needs no sequences */
@@ -173,11 +174,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
           seq_coef += w * t.d_ratio;
       }
       grad[i] = (float)g;
-      overflow |= isinf(grad[i]) != 0; /* finite inputs: only float32's range can do this */
-      if (grad_entropy) {
-        grad_entropy[i] = (float)(-w * ent_coef);
-        overflow |= isinf(grad_entropy[i]) != 0;
-      }
+      if (grad_entropy) grad_entropy[i] = (float)(-w * ent_coef);
     }
     st[S_LOSS] = loss;
     st[S_TOKENS] = tokens;
@@ -193,12 +190,11 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     if (direct) {
       const double share = n_kept > 0 ? seq_coef * seq_ratio / n_kept : 0;
       for (int64_t i = b; i < e; i++)
-        if (kept(mask, mask_u8, i)) {
-          grad[i] = (float)(direct[i - b] + share);
-          overflow |= isinf(grad[i]) != 0;
-        }
+        if (kept(mask, mask_u8, i)) grad[i] = (float)(direct[i - b] + share);
       free(direct);
     }
+    /* the segment's gradients, still in cache: an overflow is reported, not written silently */
+    overflow |= rlk_any_inf_f32(grad + b, e - b) | (grad_entropy ? rlk_any_inf_f32(grad_entropy + b, e - b) : 0);
   }
   if (failed) {
     free(partial);

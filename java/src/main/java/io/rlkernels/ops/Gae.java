@@ -42,6 +42,17 @@ public final class Gae {
         }
     }
 
+    /**
+     * Rewards and values within +-inputBound(T) cannot give an advantage or a return beyond
+     * float32: |A_t| <= sum_k (gamma lambda)^k |r + gamma V' - V| <= T (|r| + 2 |V|) and
+     * |R_t| <= |A_t| + |V|. Backends check this bound in the same pass as the inputs' finiteness,
+     * and look for an overflow in the outputs only when an input exceeds it (|x| near 1e34 at
+     * T = 4096): the kernel itself tests nothing.
+     */
+    public static float inputBound(long t) {
+        return (float) (Float.MAX_VALUE / (4.0 * (t + 1)));
+    }
+
     /** The refusal of finite rewards and values whose advantages or returns float32 cannot hold. */
     public static IllegalArgumentException overflow(String output, long index, float value) {
         return Check.overflowed("rewards, values", output, index, value, "advantages and returns sum discounted rewards and values");

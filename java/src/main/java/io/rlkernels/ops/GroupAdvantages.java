@@ -116,6 +116,14 @@ public final class GroupAdvantages {
         Check.shape("perToken", perToken, mask.shape());
     }
 
+    /**
+     * Rewards within +-INPUT_BOUND cannot give an advantage beyond float32 in any mode: drgrpo's
+     * r - mean is at most 2 max|r|, rloo scales it by n/(n-1) <= 2, grpo and batch are a
+     * deviation over the std (at most sqrt(n) in magnitude), and none is r. As for GAE, backends
+     * check the bound with the rewards' finiteness and scan the outputs only beyond it.
+     */
+    public static final float INPUT_BOUND = Float.MAX_VALUE / 4;
+
     /** The refusal of finite rewards whose advantages float32 cannot hold (drgrpo and rloo take differences of them). */
     public static IllegalArgumentException overflow(Config config, long index, float value) {
         return Check.overflowed("rewards", "advantages", index, value, "a " + config.mode()

@@ -332,6 +332,78 @@ class HostileInputCommandTest {
         assertTrue(Files.exists(accented.resolve("sortie").resolve("logp.npy")), output);
     }
 
+    /** Valid inputs of every op, small: name -> (file -> tensor), and the params that use every input. */
+    private static java.util.Map<String, java.util.Map<String, HostTensor>> validInputs() {
+        java.util.Map<String, java.util.Map<String, HostTensor>> ops = new java.util.LinkedHashMap<>();
+        SplittableRandom rng = new SplittableRandom(7);
+        ops.put("logprobs", new java.util.LinkedHashMap<>(java.util.Map.of("logits.npy", TestData.logits(rng, DType.F32, 3, 20, 1.0),
+                "targets.npy", HostTensor.of(new int[] {1, 2, 3}), "grad_logp.npy", TestData.normal(rng, 3, 1.0),
+                "grad_entropy.npy", TestData.normal(rng, 3, 1.0))));
+        ops.put("advantages", new java.util.LinkedHashMap<>(java.util.Map.of("rewards.npy", TestData.normal(rng, 6, 1.0),
+                "group_ids.npy", HostTensor.of(new int[] {0, 0, 1, 1, 2, 2}))));
+        ops.put("gae", new java.util.LinkedHashMap<>(java.util.Map.of("rewards.npy", HostTensor.of(new float[10], 2, 5),
+                "values.npy", HostTensor.of(new float[10], 2, 5), "mask.npy", HostTensor.of(new byte[] {1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, 2, 5))));
+        ops.put("policy_loss", new java.util.LinkedHashMap<>(java.util.Map.of("logp.npy", TestData.normal(rng, 6, 0.1),
+                "old_logp.npy", TestData.normal(rng, 6, 0.1), "advantages.npy", TestData.normal(rng, 6, 1.0),
+                "mask.npy", HostTensor.of(new byte[] {1, 1, 0, 1, 1, 1}), "seq_ids.npy", HostTensor.of(new int[] {0, 0, 0, 1, 1, 1}),
+                "ref_logp.npy", TestData.normal(rng, 6, 0.1), "entropy.npy", TestData.normal(rng, 6, 1.0))));
+        ops.put("bgpo", new java.util.LinkedHashMap<>(java.util.Map.of("logits.npy", TestData.logits(rng, DType.F32, 8, 7, 1.0),
+                "targets.npy", HostTensor.of(new int[] {1, 2, 3, 4}), "seq_ids.npy", HostTensor.of(new int[] {0, 0, 1, 1}),
+                "masks.npy", HostTensor.of(new byte[] {1, 0, 1, 1, 0, 1, 1, 0}, 2, 4),
+                "weights.npy", HostTensor.of(new float[] {0.5f, 0.5f, 1f, 1f}, 2, 2), "old.npy", TestData.normal(rng, 4, 1.0),
+                "advantages.npy", HostTensor.of(new float[] {1f, -1f}))));
+        return ops;
+    }
+
+    private static final java.util.Map<String, String[]> PARAMS = java.util.Map.of("policy_loss", new String[] {"--param",
+        "ratio=sequence", "--param", "agg=seq-mean-token-mean", "--param", "kl=k1", "--param", "kl_coef=0.1", "--param",
+        "entropy_coef=0.01"});
+
+    /** A spoiled copy of a valid input: a scalar, another dtype, another length, NaN values, or nothing at all. */
+    private static HostTensor spoiled(HostTensor t, int how) {
+        long[] s = t.shape();
+        return switch (how) {
+            case 0 -> HostTensor.allocate(DType.F32); // shape ()
+            case 1 -> HostTensor.allocate(t.dtype() == DType.F32 ? DType.F64 : DType.F32, s);
+            case 2 -> HostTensor.allocate(t.dtype(), Math.max(0, t.numel() - 1));
+            case 3 -> t.dtype().isFloatingPoint() ? HostTensor.allocate(t.dtype(), s).fill(Float.NaN)
+                    : HostTensor.allocate(DType.I64, s); // ids of another width (zeros)
+            default -> HostTensor.allocate(t.dtype(), 0);
+        };
+    }
+
+    /**
+     * Every input of every op, spoiled in five ways: the command exits 0 (the op accepts it: NaN
+     * logits, say) or 2 with one error line; never a trace, a crash or exit 3, and --in unchanged.
+     */
+    @Test
+    void everyInputOfEveryOpSpoiledExitsCleanly() throws Exception {
+        for (var op : validInputs().entrySet()) {
+            for (String victim : op.getValue().keySet()) {
+                for (int how = 0; how < 5; how++) {
+                    Path opIn = Files.createDirectories(dir.resolve(op.getKey() + "-" + victim + "-" + how));
+                    for (var f : op.getValue().entrySet()) {
+                        HostTensor t = f.getKey().equals(victim) ? spoiled(f.getValue(), how) : f.getValue();
+                        Npy.write(opIn.resolve(f.getKey()), t);
+                    }
+                    List<String> args = new ArrayList<>(List.of("op", op.getKey(), "--backend", "reference", "--in", opIn.toString(),
+                            "--out", opIn.resolve("out").toString()));
+                    args.addAll(List.of(PARAMS.getOrDefault(op.getKey(), new String[0])));
+                    TreeMap<String, String> before = snapshot(opIn);
+                    Run r = run(args.toArray(String[]::new));
+                    String what = op.getKey() + " with " + victim + " spoiled (" + how + "): ";
+                    assertTrue(r.code() == 0 || r.code() == 2, what + "exit " + r.code() + "\n" + r.err());
+                    if (r.code() == 2) {
+                        assertTrue(r.err().startsWith("error: ") && !r.err().contains("\tat "), what + r.err());
+                    }
+                    TreeMap<String, String> after = snapshot(opIn);
+                    after.keySet().removeIf(k -> k.startsWith("out"));
+                    assertEquals(before, after, what + "--in unchanged");
+                }
+            }
+        }
+    }
+
     private static String javaBinary() {
         return Path.of(System.getProperty("java.home"), "bin", "java").toString();
     }

@@ -80,7 +80,7 @@ public final class CudaBackend extends BackendBase {
 
     @Override
     protected DeviceTensor newTensor(DType dtype, long... shape) {
-        long bytes = io.rlkernels.tensor.Shapes.numel(shape) * dtype.byteSize();
+        long bytes = io.rlkernels.tensor.Shapes.byteSize("shape", dtype, shape); // refused before anything is allocated
         long address = launcher.allocate(bytes);
         return DeviceTensor.owned(address, dtype, shape, launcher, launcher::free);
     }
@@ -152,8 +152,9 @@ public final class CudaBackend extends BackendBase {
                     .i64(d.rows()).i64(d.vocab()).f32(1.0f / config.temperature()).i64(config.ignoreIndex())
                     .ptr(outLogp).ptr(outLse).ptr(outEntropy).i32(vectorizable(z) ? 1 : 0).ptr(overflow);
             launcher.launch("rlk_logprobs_fwd_" + logits.dtype().shortName(), rowLaunch(d.rows(), d.vocab(), logits.dtype()), args);
-            if (checked && readCell(overflow) < d.rows()) {
-                throw LogProbs.overflow(readCell(overflow), config);
+            long firstOverflow = checked ? readCell(overflow) : d.rows();
+            if (firstOverflow < d.rows()) {
+                throw LogProbs.overflow(firstOverflow, config);
             }
             s.finish();
         }
@@ -222,7 +223,7 @@ public final class CudaBackend extends BackendBase {
         GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
         try (Staging s = new Staging(launcher, this)) {
             long r = s.in("rewards", rewards);
-            requireFinite(s, "rewards", rewards, r);
+            boolean bounded = requireFinite(s, "rewards", rewards, r, GroupAdvantages.INPUT_BOUND);
             DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(copyIn(layout.order()), copyIn(layout.offsets())));
             long out = s.out("advantages", advantages);
             if (layout.groups() > 0) {
@@ -231,7 +232,9 @@ public final class CudaBackend extends BackendBase {
                         .ptr(dl.order().address()).ptr(dl.offsets().address()).i64(layout.groups()).i32(config.mode().code())
                         .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).ptr(out));
             }
-            requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantages.overflow(config, i, v));
+            if (!bounded) {
+                requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantages.overflow(config, i, v));
+            }
             s.finish();
         } finally {
             if (layout != groups) {
@@ -284,11 +287,12 @@ public final class CudaBackend extends BackendBase {
         long t = rewards.dim(1);
         try (Staging s = new Staging(launcher, this)) {
             long r = s.in("rewards", rewards);
-            requireFinite(s, "rewards", rewards, r);
+            float bound = Gae.inputBound(t);
+            boolean bounded = requireFinite(s, "rewards", rewards, r, bound);
             long v = 0;
             if (values != null) {
                 v = s.in("values", values);
-                requireFinite(s, "values", values, v);
+                bounded &= requireFinite(s, "values", values, v, bound);
             }
             long m = s.in("mask", mask);
             long adv = advantages == null ? 0 : s.out("advantages", advantages);
@@ -297,10 +301,12 @@ public final class CudaBackend extends BackendBase {
                 launcher.launch("rlk_gae", gaeLaunch(b, t), new KernelArgs().ptr(r).ptr(v).ptr(m)
                         .i32(mask.dtype() == DType.U8 ? 1 : 0).i64(b).i64(t).f32(gamma).f32(lambda).ptr(adv).ptr(ret));
             }
-            if (advantages != null) {
+            if (!bounded && advantages != null) {
                 requireRepresentable(s, advantages, adv, Float.MAX_VALUE, (i, x) -> Gae.overflow("advantages", i, x));
             }
-            requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> Gae.overflow("returns", i, x));
+            if (!bounded) {
+                requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> Gae.overflow("returns", i, x));
+            }
             s.finish();
         }
     }
@@ -471,6 +477,23 @@ public final class CudaBackend extends BackendBase {
 
     private void requireFinite(Staging s, String arg, Tensor t, long address) {
         requireWithin(s, arg, t, address, Float.MAX_VALUE, null);
+    }
+
+    /**
+     * The same, telling in the same pass whether every element is within +-bound (the op's bound
+     * under which its outputs cannot overflow, so they need no scan). A device tensor while device
+     * checks are off counts as bounded: nothing about it is checked then.
+     */
+    private boolean requireFinite(Staging s, String arg, Tensor t, long address, float bound) {
+        if (t instanceof HostTensor h) {
+            if (Check.firstOutside(h, bound) < 0) {
+                return true;
+            }
+        } else if (!checkDeviceInputs || firstOutside(s, address, t.numel(), bound) < 0) {
+            return true;
+        }
+        requireFinite(s, arg, t, address);
+        return false;
     }
 
     /**

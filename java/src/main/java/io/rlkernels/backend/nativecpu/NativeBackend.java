@@ -145,17 +145,19 @@ public final class NativeBackend extends BackendBase {
     protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
         GroupAdvantages.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
-        requireFinite("rewards", r);
+        boolean bounded = requireFinite("rewards", r, GroupAdvantages.INPUT_BOUND);
         GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
         try {
-            int rc = lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
-                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages));
-            refuseOverflow(rc, host("advantages", advantages), (i, v) -> GroupAdvantages.overflow(config, i, v));
-            check(rc, "rlk_group_advantages");
+            check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
+                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
+                    "rlk_group_advantages");
         } finally {
             if (layout != groups) {
                 layout.close();
             }
+        }
+        if (!bounded) {
+            refuseOverflow(host("advantages", advantages), (i, v) -> GroupAdvantages.overflow(config, i, v));
         }
     }
 
@@ -169,25 +171,28 @@ public final class NativeBackend extends BackendBase {
     @Override
     protected void runGae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         Gae.check(rewards, values, mask, advantages, returns);
-        requireFinite("rewards", host("rewards", rewards));
-        requireFinite("values", host("values", values));
-        int rc = lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
+        float bound = Gae.inputBound(rewards.dim(1));
+        boolean bounded = requireFinite("rewards", host("rewards", rewards), bound)
+                & requireFinite("values", host("values", values), bound);
+        check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
-                segment("returns", returns));
-        refuseOverflow(rc, host("advantages", advantages), (i, v) -> Gae.overflow("advantages", i, v));
-        refuseOverflow(rc, host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
-        check(rc, "rlk_gae");
+                segment("returns", returns)), "rlk_gae");
+        if (!bounded) {
+            refuseOverflow(host("advantages", advantages), (i, v) -> Gae.overflow("advantages", i, v));
+            refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        }
     }
 
     @Override
     protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
         Gae.check(rewards, null, mask, returns);
-        requireFinite("rewards", host("rewards", rewards));
-        int rc = lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
-                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns));
-        refuseOverflow(rc, host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
-        check(rc, "rlk_gae");
+        boolean bounded = requireFinite("rewards", host("rewards", rewards), Gae.inputBound(rewards.dim(1)));
+        check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
+        if (!bounded) {
+            refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        }
     }
 
     @Override
@@ -217,9 +222,11 @@ public final class NativeBackend extends BackendBase {
                 seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
                 c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
                 optional("gradEntropy", gradEntropy), segment("stats", stats));
-        refuseOverflow(rc, host("gradLogp", gradLogp), (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
-        if (gradEntropy != null) {
-            refuseOverflow(rc, host("gradEntropy", gradEntropy), (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
+        if (rc == RLK_OVERFLOW) { // the kernel saw a gradient float32 cannot hold: find and name it
+            refuseOverflow(host("gradLogp", gradLogp), (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
+            if (gradEntropy != null) {
+                refuseOverflow(host("gradEntropy", gradEntropy), (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
+            }
         }
         check(rc, "rlk_policy_loss");
     }
@@ -275,6 +282,18 @@ public final class NativeBackend extends BackendBase {
         requireWithin(arg, t, Float.MAX_VALUE, null);
     }
 
+    /**
+     * The same, in the same one pass telling whether every element is within +-bound (an op's
+     * bound under which its outputs cannot overflow): true when they all are.
+     */
+    private boolean requireFinite(String arg, HostTensor t, float bound) {
+        if (firstOutside(t, bound) < 0) {
+            return true;
+        }
+        requireFinite(arg, t);
+        return false;
+    }
+
     /** Refuses an f32 input with an element beyond +-limit, or NaN ({@code why}: what the bound protects). */
     private void requireWithin(String arg, HostTensor t, float limit, String why) {
         long bad = firstOutside(t, limit);
@@ -289,14 +308,11 @@ public final class NativeBackend extends BackendBase {
     }
 
     /**
-     * When a kernel reported RLK_OVERFLOW (finite inputs, an output float32 cannot hold), finds the
-     * first such element of {@code output}, if it holds one, and refuses the inputs: the scan runs
-     * only on that failure, never on the normal path.
+     * Refuses the inputs when {@code output} holds a value float32 could not hold (an infinity from
+     * finite inputs). Scanned only when a kernel reported RLK_OVERFLOW or an input exceeded its
+     * op's bound: never on the normal path.
      */
-    private void refuseOverflow(int rc, HostTensor output, Check.Refusal refusal) {
-        if (rc != RLK_OVERFLOW) {
-            return;
-        }
+    private void refuseOverflow(HostTensor output, Check.Refusal refusal) {
         long bad = firstOutside(output, Float.MAX_VALUE);
         if (bad >= 0) {
             throw refusal.at(bad, output.getFloat(bad));

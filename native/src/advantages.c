@@ -138,9 +138,10 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
 int64_t rlk_first_outside_f32(const float *x, int64_t n, float limit) {
   /* |x| > limit, or NaN: on the bits of |x|, whose integer order is the order of the magnitudes,
      with NaN and infinity above every finite number */
-  uint32_t lim;
-  memcpy(&lim, &limit, 4);
-  lim &= 0x7FFFFFFFu;
+  uint32_t lim_bits;
+  memcpy(&lim_bits, &limit, 4);
+  /* both sides below 2^31 after the mask: a signed compare is exact, and SSE has one (pcmpgtd) */
+  const int32_t lim = (int32_t)(lim_bits & 0x7FFFFFFFu);
   const int64_t chunks = (n + CHUNK - 1) / CHUNK;
   int64_t first = INT64_MAX; /* a minimum: the same whatever order the threads finish in */
 #pragma omp parallel for schedule(static) if (chunks > 1) reduction(min : first)
@@ -148,10 +149,10 @@ int64_t rlk_first_outside_f32(const float *x, int64_t n, float limit) {
     const int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
     uint32_t bad = 0;
     const uint32_t *bits = (const uint32_t *)x;
-    for (int64_t i = c * CHUNK; i < end; i++) bad |= (bits[i] & 0x7FFFFFFFu) > lim; /* vectorises */
+    for (int64_t i = c * CHUNK; i < end; i++) bad |= (int32_t)(bits[i] & 0x7FFFFFFFu) > lim; /* vectorises */
     if (bad) {
       for (int64_t i = c * CHUNK; i < end; i++)
-        if ((bits[i] & 0x7FFFFFFFu) > lim) {
+        if ((int32_t)(bits[i] & 0x7FFFFFFFu) > lim) {
           first = i < first ? i : first;
           break;
         }

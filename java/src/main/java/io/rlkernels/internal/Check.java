@@ -85,11 +85,9 @@ public final class Check {
      * bound keeps within float32; null when the bound is only finiteness).
      */
     public static void within(String arg, HostTensor t, float limit, String why) {
-        for (long i = 0, n = t.numel(); i < n; i++) {
-            float x = t.getFloat(i);
-            if (!(Math.abs(x) <= limit)) {
-                throw outside(arg, i, x, limit, why);
-            }
+        long bad = firstOutside(t, limit);
+        if (bad >= 0) {
+            throw outside(arg, bad, t.getFloat(bad), limit, why);
         }
     }
 
@@ -106,7 +104,7 @@ public final class Check {
      * output element that overflowed, and why.
      */
     public static IllegalArgumentException overflowed(String inputs, String output, long index, float value, String why) {
-        return fail(inputs, "values whose " + output + " fits in float32 (" + why + ")",
+        return fail(inputs, "values that keep " + output + " within float32 (" + why + ")",
                 output + "[" + index + "] = " + value + ", beyond float32's range");
     }
 

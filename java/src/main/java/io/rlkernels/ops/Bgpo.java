@@ -194,7 +194,7 @@ public final class Bgpo {
     public static IllegalArgumentException overflow(Config config, String output, long index, float value) {
         return output.equals("values")
                 ? Check.overflowed("weights, logp", "values", index, value, "a sequence's value is its weight times its summed logp")
-                : Check.fail("advantages, weights, denominator", "values whose logits gradient fits in float32 (row p's is"
+                : Check.fail("advantages, weights, denominator", "values that keep the logits gradient within float32 (row p's is"
                         + " A psi' w / (D n_t) times (p_v - 1[v = y]), kept below " + upstreamLimit(config) + " "
                         + LogProbs.upstreamReason(config.temperature()) + ")", "row " + index + "'s A psi' w / (D n_t) = " + value);
     }

@@ -5,6 +5,7 @@ import io.rlkernels.backend.cuda.CudaBackend;
 import io.rlkernels.backend.cuda.KernelArgs;
 import io.rlkernels.backend.cuda.KernelLauncher;
 import io.rlkernels.backend.cuda.LaunchShape;
+import io.rlkernels.internal.Json;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.DeviceTensor;
@@ -504,7 +505,7 @@ public final class GpuLogProbsBench {
             if (sb.length() > 1) {
                 sb.append(", ");
             }
-            sb.append(quote(e.getKey())).append(": ");
+            sb.append(Json.quote(e.getKey())).append(": ");
             Object v = e.getValue();
             if (v instanceof Double d) {
                 sb.append(Double.isFinite(d) ? String.format(Locale.ROOT, "%.6g", d) : "null");
@@ -513,30 +514,10 @@ public final class GpuLogProbsBench {
             } else if (v instanceof Number || v instanceof Boolean) {
                 sb.append(v);
             } else {
-                sb.append(quote(String.valueOf(v)));
+                sb.append(Json.quote(String.valueOf(v)));
             }
         }
         return sb.append('}').toString();
     }
 
-    private static String quote(String s) {
-        StringBuilder sb = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        sb.append(c);
-                    }
-                }
-            }
-        }
-        return sb.append('"').toString();
-    }
 }

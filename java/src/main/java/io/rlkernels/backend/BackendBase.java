@@ -6,6 +6,7 @@ import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.Layout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
@@ -265,8 +266,7 @@ public abstract class BackendBase implements Backend {
             try {
                 held.add(switch (resource) {
                     case Tensor t -> t.lease();
-                    case GroupLayout g -> g.lease();
-                    case SequenceLayout s -> s.lease();
+                    case Layout layout -> layout.lease();
                     default -> throw new IllegalStateException("cannot lease " + resource.getClass().getName());
                 });
             } catch (IllegalStateException closed) {

@@ -61,7 +61,8 @@ public final class Json {
         return b.append(edge).append("}").toString();
     }
 
-    private static String quote(String s) {
+    /** A JSON string literal of {@code s}: quotes, backslashes and control characters escaped. */
+    public static String quote(String s) {
         StringBuilder b = new StringBuilder("\"");
         for (char c : s.toCharArray()) {
             switch (c) {

@@ -1,11 +1,8 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
-import io.rlkernels.internal.DeviceCopies;
-import io.rlkernels.internal.Lifetime;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
-import io.rlkernels.tensor.Lease;
 import io.rlkernels.tensor.Tensor;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -17,13 +14,11 @@ import java.util.Map;
  * O(S) on the host from group ids of any values (not contiguous, unequal sizes); reusable for
  * every step with the same grouping, and the kernels walk it in a fixed order (determinism).
  */
-public final class GroupLayout implements AutoCloseable {
+public final class GroupLayout extends Layout {
     private final int sequences;
     private final int maxGroupSize;
     private final HostTensor order;   // i32 [S]
     private final HostTensor offsets; // i32 [G + 1]
-    private final DeviceCopies deviceCopies = new DeviceCopies();
-    private final Lifetime lifetime = new Lifetime(this::free);
 
     private GroupLayout(int sequences, int[] order, int[] offsets) {
         this.sequences = sequences;
@@ -123,14 +118,6 @@ public final class GroupLayout implements AutoCloseable {
         return maxGroupSize;
     }
 
-    /**
-     * A device backend's copy of this layout, made once per {@code owner} (a launcher) and closed
-     * with the layout: a layout reused across steps is uploaded once.
-     */
-    public <T extends AutoCloseable> T deviceCopy(Object owner, java.util.function.Supplier<T> upload) {
-        return deviceCopies.get(owner, upload);
-    }
-
     /** Sequence indices ordered by group: i32 [S]. */
     public HostTensor order() {
         return order;
@@ -141,41 +128,13 @@ public final class GroupLayout implements AutoCloseable {
         return offsets;
     }
 
-    /** Refuses a closed layout, naming {@code arg}. */
-    public void requireAlive(String arg) {
-        if (!isAlive()) {
-            throw Check.fail(arg, "a live GroupLayout", "a closed " + this);
-        }
-    }
-
     @Override
     public String toString() {
         return "GroupLayout of " + sequences + " sequences in " + groups() + " groups";
     }
 
-    /** Not closed: ops may use it. */
-    public boolean isAlive() {
-        return lifetime.isOpen();
-    }
-
-    /** Holds the layout (and its device copies) until the lease is closed; see {@link Lease}. */
-    public Lease lease() {
-        Lease l = lifetime.tryLease();
-        if (l == null) {
-            throw new IllegalStateException(this + " is closed");
-        }
-        return l;
-    }
-
-    /** Frees the layout and its device copies (at once, or when the last op using it ends); idempotent. */
     @Override
-    public void close() {
-        lifetime.close();
-    }
-
-    private void free() {
-        order.close();
-        offsets.close();
-        deviceCopies.close();
+    HostTensor[] tensors() {
+        return new HostTensor[] {order, offsets};
     }
 }

@@ -1,11 +1,8 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
-import io.rlkernels.internal.DeviceCopies;
-import io.rlkernels.internal.Lifetime;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
-import io.rlkernels.tensor.Lease;
 import io.rlkernels.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -18,12 +15,10 @@ import java.util.Map;
  * Built on the host from per-token sequence ids — which must be exactly 0 .. S-1, one run each —
  * or from run lengths; reusable across calls, copied once to a device that uses it.
  */
-public final class SequenceLayout implements AutoCloseable {
+public final class SequenceLayout extends Layout {
     private final long tokens;
     private final int longest;
     private final HostTensor offsets; // i32 [S + 1]: run k is tokens offsets[k] .. offsets[k + 1]
-    private final DeviceCopies deviceCopies = new DeviceCopies();
-    private final Lifetime lifetime = new Lifetime(this::free);
 
     private SequenceLayout(long tokens, int[] offsets) {
         this.tokens = tokens;
@@ -103,45 +98,14 @@ public final class SequenceLayout implements AutoCloseable {
         return offsets;
     }
 
-    /** A device backend's copy, made once per owner and closed with the layout. */
-    public <T extends AutoCloseable> T deviceCopy(Object owner, java.util.function.Supplier<T> upload) {
-        return deviceCopies.get(owner, upload);
-    }
-
-    /** Refuses a closed layout, naming {@code arg}. */
-    public void requireAlive(String arg) {
-        if (!isAlive()) {
-            throw Check.fail(arg, "a live SequenceLayout", "a closed " + this);
-        }
-    }
 
     @Override
     public String toString() {
         return "SequenceLayout of " + tokens + " tokens in " + sequences() + " sequences";
     }
 
-    /** Not closed: ops may use it. */
-    public boolean isAlive() {
-        return lifetime.isOpen();
-    }
-
-    /** Holds the layout (and its device copies) until the lease is closed; see {@link Lease}. */
-    public Lease lease() {
-        Lease l = lifetime.tryLease();
-        if (l == null) {
-            throw new IllegalStateException(this + " is closed");
-        }
-        return l;
-    }
-
-    /** Frees the layout and its device copies (at once, or when the last op using it ends); idempotent. */
     @Override
-    public void close() {
-        lifetime.close();
-    }
-
-    private void free() {
-        offsets.close();
-        deviceCopies.close();
+    HostTensor[] tensors() {
+        return new HostTensor[] {offsets};
     }
 }

@@ -140,31 +140,8 @@ class LifetimeTest {
             int completed = 0;
             for (int k = 0; k < races; k++) {
                 GroupLayout layout = GroupLayout.of(groupIds);
-                CountDownLatch go = new CountDownLatch(1);
-                long delay = rng.nextLong(50_000);
-                Future<Boolean> op = pool.submit(() -> {
-                    go.await();
-                    try {
-                        b.groupAdvantages(GroupAdvantages.Config.defaults(), rewards, layout, advantages);
-                        return true;
-                    } catch (IllegalArgumentException e) {
-                        assertTrue(e.getMessage().startsWith("groups: expected a live GroupLayout, found a closed GroupLayout"),
-                                e.getMessage());
-                        return false;
-                    }
-                });
-                Future<?> closer = pool.submit(() -> {
-                    go.await();
-                    long until = System.nanoTime() + delay;
-                    while (System.nanoTime() < until) {
-                        Thread.onSpinWait();
-                    }
-                    layout.close();
-                    return null;
-                });
-                go.countDown();
-                closer.get(30, TimeUnit.SECONDS);
-                completed += op.get(30, TimeUnit.SECONDS) ? 1 : 0;
+                completed += raceOnce(pool, () -> b.groupAdvantages(GroupAdvantages.Config.defaults(), rewards, layout, advantages),
+                        "groups: expected a live GroupLayout, found a closed GroupLayout", layout, rng.nextLong(50_000)) ? 1 : 0;
                 assertFalse(layout.isAlive());
                 assertThrows(IllegalStateException.class, () -> layout.order().segment(), "the layout's memory was freed");
                 assertThrows(IllegalStateException.class, () -> layout.offsets().segment(), "the layout's memory was freed");
@@ -190,30 +167,8 @@ class LifetimeTest {
         int refused = 0;
         for (int k = 0; k < races; k++) {
             Tensor z = b.upload(hz);
-            CountDownLatch go = new CountDownLatch(1);
-            long delay = rng.nextLong(20_000);
-            Future<Boolean> op = pool.submit(() -> {
-                go.await();
-                try {
-                    b.logProbs(c, z, y, logp, lse, null);
-                    return true;
-                } catch (IllegalArgumentException e) {
-                    assertTrue(e.getMessage().startsWith("logits: expected a live tensor, found a closed tensor"), e.getMessage());
-                    return false;
-                }
-            });
-            Future<?> closer = pool.submit(() -> {
-                go.await();
-                long until = System.nanoTime() + delay;
-                while (System.nanoTime() < until) {
-                    Thread.onSpinWait();
-                }
-                z.close();
-                return null;
-            });
-            go.countDown();
-            closer.get(30, TimeUnit.SECONDS);
-            if (op.get(30, TimeUnit.SECONDS)) {
+            if (raceOnce(pool, () -> b.logProbs(c, z, y, logp, lse, null), "logits: expected a live tensor, found a closed tensor", z,
+                    rng.nextLong(20_000))) {
                 completed++;
             } else {
                 refused++;
@@ -221,6 +176,37 @@ class LifetimeTest {
             assertFalse(z.isAlive());
         }
         return new int[] {completed, refused};
+    }
+
+    /**
+     * One race: {@code op} on one thread, {@code victim.close()} on another after {@code delayNanos}.
+     * True when the op completed, false when it was refused with a message starting {@code refusal}.
+     */
+    private static boolean raceOnce(ExecutorService pool, Runnable op, String refusal, AutoCloseable victim, long delayNanos)
+            throws Exception {
+        CountDownLatch go = new CountDownLatch(1);
+        Future<Boolean> ran = pool.submit(() -> {
+            go.await();
+            try {
+                op.run();
+                return true;
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage().startsWith(refusal), e.getMessage());
+                return false;
+            }
+        });
+        Future<?> closer = pool.submit(() -> {
+            go.await();
+            long until = System.nanoTime() + delayNanos;
+            while (System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
+            victim.close();
+            return null;
+        });
+        go.countDown();
+        closer.get(30, TimeUnit.SECONDS);
+        return ran.get(30, TimeUnit.SECONDS);
     }
 
     private static long residentBytes() throws IOException {

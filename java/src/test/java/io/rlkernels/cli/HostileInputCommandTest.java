@@ -48,9 +48,14 @@ class HostileInputCommandTest {
         assumeTrue(BackendUnderTest.selected("reference"), "rlk.test.backends leaves the reference out");
         in = Files.createDirectories(dir.resolve("in"));
         out = dir.resolve("out");
+        writeLogProbsInputs(3, 20);
+    }
+
+    /** logits [n, v], targets and grad_logp [n] in --in, fresh random values. */
+    private void writeLogProbsInputs(long n, long v) throws IOException {
         SplittableRandom rng = new SplittableRandom(TestData.newSeed());
-        try (HostTensor z = TestData.logits(rng, DType.F32, 3, 20, 1.0); HostTensor y = TestData.targets(rng, DType.I32, 3, 20, 0, -100);
-             HostTensor g = TestData.normal(rng, 3, 1.0)) {
+        try (HostTensor z = TestData.logits(rng, DType.F32, n, v, 1.0); HostTensor y = TestData.targets(rng, DType.I32, n, v, 0, -100);
+             HostTensor g = TestData.normal(rng, n, 1.0)) {
             Npy.write(in.resolve("logits.npy"), z);
             Npy.write(in.resolve("targets.npy"), y);
             Npy.write(in.resolve("grad_logp.npy"), g);
@@ -284,13 +289,7 @@ class HostileInputCommandTest {
     /** A real short write: the file-size limit (as a full disk does) in a child JVM, which gets EFBIG. */
     @Test
     void aFileSizeLimitIsAFailedWriteNotAPartialOutput() throws Exception {
-        SplittableRandom rng = new SplittableRandom(TestData.newSeed());
-        try (HostTensor z = TestData.logits(rng, DType.F32, 64, 2000, 1.0); HostTensor y = TestData.targets(rng, DType.I32, 64, 2000, 0, -100);
-             HostTensor g = TestData.normal(rng, 64, 1.0)) {
-            Npy.write(in.resolve("logits.npy"), z);
-            Npy.write(in.resolve("targets.npy"), y);
-            Npy.write(in.resolve("grad_logp.npy"), g);
-        }
+        writeLogProbsInputs(64, 2000);
         TreeMap<String, String> before = snapshot(in);
         // 64 KiB a file: logp, lse and entropy fit, grad_logits (500 KiB) does not
         Process p = new ProcessBuilder("bash", "-c", "ulimit -f 64; exec \"$0\" \"$@\"", javaBinary(),

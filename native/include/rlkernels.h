@@ -48,25 +48,29 @@ void rlk_set_num_threads(int n);
 /*
  * Token log-probs forward (DESIGN §5.1), one pass over each row.
  *   logp[i]    = z[i,y]/T - lse[i]
- *   lse[i]     = log sum_v exp(z[i,v]/T)
+ *   lse[i]     = log sum_v exp(z[i,v]/T)                (skipped when lse == NULL)
  *   entropy[i] = lse[i] - sum_v p[i,v] z[i,v]/T        (skipped when entropy == NULL)
- * Rows whose target equals ignore_index are not read and get logp = lse = entropy = 0. A row with a
- * NaN or +inf logit, or with no finite logit, gets NaN. first_overflow (may be NULL) receives the
- * smallest row whose finite logits give an lse or logp beyond float32's range, or -1.
+ *   lse_parts[2i], lse_parts[2i+1] = m, ln s: the row's max logit and ln sum_v exp((z[i,v] - m)/T),
+ *                so that lse = m/T + ln s; what the backward takes (skipped when NULL)
+ * Rows whose target equals ignore_index are not read and get zeros. A row with a NaN or +inf
+ * logit, or with no finite logit, gets NaN. first_overflow (may be NULL) receives the smallest row
+ * whose finite logits give an lse or logp beyond float32's range, or -1.
  */
 int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int itype,
                      int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                     float *logp, float *lse, float *entropy, int64_t *first_overflow);
+                     float *logp, float *lse, float *entropy, float *lse_parts, int64_t *first_overflow);
 
 /*
  * Token log-probs backward:
- *   dz[i,v] = (g[i]*(1[v=y] - p) - h[i]*p*(z[i,v]/T - lse[i] + H[i])) / T,  p = exp(z[i,v]/T - lse[i])
- * grad_logp (g) or grad_entropy (h) may be NULL (zero); entropy (H) is read only when h is given.
- * grad_logits may alias logits (in-place) when grad_dtype == dtype. Ignored rows get zeros.
+ *   dz[i,v] = (g[i]*(1[v=y] - p) - h[i]*p*(log p + H[i])) / T,  log p = (z[i,v] - m)/T - ln s
+ * from the forward's lse_parts (m, ln s) [n, 2], never from lse (whose rounding would reach every
+ * p); 1 - p_y is formed as -expm1(log p_y). grad_logp (g) or grad_entropy (h) may be NULL (zero);
+ * entropy (H) is read only when h is given. grad_logits may alias logits (in-place) when
+ * grad_dtype == dtype. Ignored rows get zeros.
  */
 int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype,
                      int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                     const float *lse, const float *entropy,
+                     const float *lse_parts, const float *entropy,
                      const float *grad_logp, const float *grad_entropy,
                      void *grad_logits, int grad_dtype);
 

@@ -8,11 +8,11 @@
 
 #include "rlkernels.h"
 
-#define RLK_ABI_VERSION 2
+#define RLK_ABI_VERSION 3
 
 #define DECLARE_VARIANT(sfx)                                                                       \
   int rlk_logprobs_fwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
-                             int64_t, float *, float *, float *, int64_t *);                       \
+                             int64_t, float *, float *, float *, float *, int64_t *);              \
   int rlk_logprobs_bwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
                              int64_t, const float *, const float *, const float *, const float *,  \
                              void *, int);                                                         \
@@ -26,7 +26,7 @@ DECLARE_VARIANT(avx512)
 typedef struct {
   const char *name;
   int (*fwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, float *,
-             float *, float *, int64_t *);
+             float *, float *, float *, int64_t *);
   int (*bwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, const float *,
              const float *, const float *, const float *, void *, int);
   double (*sum)(const float *, int64_t);
@@ -89,17 +89,17 @@ void rlk_set_num_threads(int n) {
 
 int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int itype, int64_t n,
                      int64_t v, float temperature, int64_t ignore_index, float *logp, float *lse,
-                     float *entropy, int64_t *first_overflow) {
+                     float *entropy, float *lse_parts, int64_t *first_overflow) {
   return VARIANTS[rlk_isa_selected()].fwd(logits, dtype, targets, itype, n, v, temperature,
-                                          ignore_index, logp, lse, entropy, first_overflow);
+                                          ignore_index, logp, lse, entropy, lse_parts, first_overflow);
 }
 
 int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype, int64_t n,
-                     int64_t v, float temperature, int64_t ignore_index, const float *lse,
+                     int64_t v, float temperature, int64_t ignore_index, const float *lse_parts,
                      const float *entropy, const float *grad_logp, const float *grad_entropy,
                      void *grad_logits, int grad_dtype) {
   return VARIANTS[rlk_isa_selected()].bwd(logits, dtype, targets, itype, n, v, temperature,
-                                          ignore_index, lse, entropy, grad_logp, grad_entropy,
+                                          ignore_index, lse_parts, entropy, grad_logp, grad_entropy,
                                           grad_logits, grad_dtype);
 }
 

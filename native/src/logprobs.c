@@ -7,12 +7,21 @@
  * swept again from cache for the exponentials. All exponents are taken relative to the raw max
  * m, in base 2:  a_v = (z_v - m) * log2(e) / T <= 0, so nothing overflows and, for logits of
  * magnitude 1e4, no digits are lost to a large common offset:
- *   s = sum 2^a_v,   t = sum 2^a_v * a_v,
- *   lse = m/T + ln s,   logp = (z_y - m)/T - ln s,   H = ln s - ln2 * t / s  (both terms >= 0).
+ *   s = ties + eps,  ties = #{v : z_v = m} (each 2^0 = 1),  eps = sum over z_v < m of 2^a_v,
+ *   t = sum 2^a_v * a_v,
+ *   lse = m/T + ln s,  ln s = ln(ties) + log1p(eps / ties),  logp = (z_y - m)/T - ln s,
+ *   H = ln s - ln2 * t / s  (both terms >= 0).
+ * Precision (to float32's, for near-certain tokens too: p_y = 1 - 1e-7 has ln s = 1e-7): the
+ * maximum's exact 1s are counted apart from eps, so eps keeps its digits instead of being added to
+ * a lane that holds 1 (which drops everything below 2^-24); only chunks that hold the running max
+ * test for ties. The f32 lane sums of a chunk are added into double row sums when the chunk ends,
+ * and the row's outputs are formed in double. The forward writes (m, ln s) per row, lse_parts,
+ * for the backward.
  * (In the code a is kept in the units of vf_exp2u, a * RLK_EXP2_UNITS.)
- * Backward recomputes p_v = 2^((z_v - lse*T) * log2(e)/T), with lse*T held as an exact sum
- * hi + lo of two floats (fmaf, once per row), so z_v - lse*T is exact up to one rounding of a
- * small number on every variant, FMA or not (a vector z - lse*T would be hoisted and rounded).
+ * Backward: p_v = 2^(a_v - ln s * log2(e)) from m and ln s, so nothing depends on |lse|; at the
+ * target, 1 - p_y = -expm1(logp_y), in double, instead of a difference that cancels.
+ * A row's outputs do not depend on the batch: rows are independent and swept from their start in
+ * the same order whatever N, the row's position and the thread count (batch invariance).
  *
  * Measured: see bench/RESULTS.md (LogProbsBenchmark).
  */
@@ -28,6 +37,9 @@
 /* Elements per chunk: 8 KiB of f32, so the second sweep over a chunk hits L1. */
 #define CHUNK 2048
 _Static_assert(CHUNK % 16 == 0, "a chunk holds whole vectors of every width");
+/* Vectors a lane sums in f32 before its sum goes into the row's double sums: 64 terms keep a lane
+   sum's rounding near 1e-7 (a whole chunk, 512 terms on 4 lanes, lost 1e-6 of the entropy). */
+#define FLUSH 64
 
 /* Rows smaller than this in total are not worth waking the thread pool for. */
 #define PARALLEL_MIN_ELEMENTS 32768
@@ -37,16 +49,24 @@ static inline int64_t target_of(const void *targets, int itype, int64_t i) {
 }
 
 typedef struct {
-  float m; /* raw max of the row (before the temperature) */
-  float s; /* sum 2^a */
-  float t; /* sum 2^a * a, a in log2 units */
+  float m;     /* raw max of the row (before the temperature) */
+  double ties; /* logits equal to m: each contributes 2^0 = 1 */
+  double eps;  /* sum 2^a over the logits below m */
+  double t;    /* sum 2^a * a, a in log2 units */
 } row_stats;
+
+/* Sum of a vector's lanes in double (the flush of a chunk's f32 lane sums). */
+static inline double vf_hsum_d(vf a) {
+  double s = 0;
+  for (int i = 0; i < RLK_W; i++) s += (double)a[i];
+  return s;
+}
 
 /* k = log2(e) / T */
 static row_stats row_stats_of(const void *row, int dtype, int64_t v, float k, int with_t) {
   float buf[CHUNK] __attribute__((aligned(64)));
-  float m = -FLT_MAX; /* finite, so that (z - m) is never inf - inf */
-  vf s = vf_splat(0.0f), t = vf_splat(0.0f);
+  row_stats st = {-FLT_MAX, 0.0, 0.0, 0.0}; /* m finite, so that (z - m) is never inf - inf */
+  const vf one = vf_splat(1.0f), zero = vf_splat(0.0f);
 
   for (int64_t c0 = 0; c0 < v; c0 += CHUNK) {
     const int len = (int)(v - c0 < CHUNK ? v - c0 : CHUNK);
@@ -66,38 +86,57 @@ static row_stats row_stats_of(const void *row, int dtype, int64_t v, float k, in
       vmax = vf_max(tail, vmax);
     }
     const float cm = vf_hmax(vmax);
-    if (cm > m) {
-      /* rescale: the clamp keeps a vanishing factor from making 0 * inf */
-      float delta = (m - cm) * k;
-      delta = delta < -127.0f ? -127.0f : delta;
-      const float scale = exp2f(delta);
-      t = scale * (t + (delta * RLK_EXP2_UNITS) * s);
-      s = scale * s;
-      m = cm;
+    if (cm > st.m) {
+      /* rescale to the new max: the old ties become terms below it; the clamp keeps a
+         vanishing factor from making 0 * inf */
+      double delta = ((double)st.m - cm) * k;
+      delta = delta < -127.0 ? -127.0 : delta;
+      const double scale = delta == -127.0 ? 0.0 : exp2(delta), below = st.eps + st.ties; /* 2^-127 is 0, as in vf_exp2u */
+      st.t = scale * (st.t + delta * below); /* t in log2 units: each a_v grows by delta */
+      st.eps = scale * below;
+      st.ties = 0;
+      st.m = cm;
     }
 
-    /* sweep 2: exponentials, from cache */
-    const vf vm = vf_splat(m), vk = vf_splat(k * RLK_EXP2_UNITS);
-    for (int i = 0; i < full; i += RLK_W) {
-      const vf z = *(const vf_mem *)(x + i);
-      const vf a = vf_clamp_below((z - vm) * vk, RLK_EXP2_MIN);
-      const vf e = vf_exp2u(a);
-      s += e;
-      if (with_t) t += e * a;
-    }
-    if (full < len) {
-      const vf a = vf_clamp_below((tail - vm) * vk, RLK_EXP2_MIN);
-      const vf e = vf_exp2u(a);
-      s += e;
-      if (with_t) t += e * a;
+    /* sweep 2: exponentials, from cache; the ties with m are counted apart only in a chunk that
+       holds them (its max is the row's running max); lane sums go into the row's double sums
+       every FLUSH vectors */
+    const vf vm = vf_splat(st.m), vk = vf_splat(k * RLK_EXP2_UNITS);
+    const int ties_apart = cm == st.m;
+    for (int i0 = 0; i0 < len; i0 += FLUSH * RLK_W) {
+      const int end = len - i0 < FLUSH * RLK_W ? len : i0 + FLUSH * RLK_W;
+      vf eps = zero, t = zero, ties = zero;
+      if (ties_apart) {
+        for (int i = i0; i < end; i += RLK_W) {
+          const vf z = i < full ? (vf) * (const vf_mem *)(x + i) : tail;
+          const vf a = vf_clamp_below((z - vm) * vk, RLK_EXP2_MIN);
+          const vf e = vf_exp2u(a);
+          const vi tie = (vi)(z == vm);
+          eps += vf_select(tie, zero, e);
+          ties += vf_select(tie, one, zero);
+          if (with_t) t += e * a; /* a tie has a = 0 */
+        }
+        st.ties += vf_hsum_d(ties);
+      } else {
+        for (int i = i0; i < end; i += RLK_W) {
+          const vf z = i < full ? (vf) * (const vf_mem *)(x + i) : tail;
+          const vf a = vf_clamp_below((z - vm) * vk, RLK_EXP2_MIN);
+          const vf e = vf_exp2u(a);
+          eps += e;
+          if (with_t) t += e * a;
+        }
+      }
+      st.eps += vf_hsum_d(eps);
+      if (with_t) st.t += vf_hsum_d(t) / RLK_EXP2_UNITS;
     }
   }
-  return (row_stats){m, vf_hsum(s), vf_hsum(t) / RLK_EXP2_UNITS};
+  return st;
 }
 
 int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets, int itype,
                              int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                             float *logp, float *lse, float *entropy, int64_t *first_overflow) {
+                             float *logp, float *lse, float *entropy, float *lse_parts,
+                             int64_t *first_overflow) {
   if (dtype < RLK_F32 || dtype > RLK_F16) return RLK_BAD_DTYPE;
   const float invT = 1.0f / temperature, k = invT * LOG2E;
   const size_t esize = dtype == RLK_F32 ? 4 : 2;
@@ -108,34 +147,42 @@ int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets,
     if (n * v >= PARALLEL_MIN_ELEMENTS)
   for (int64_t i = 0; i < n; i++) {
     const int64_t y = target_of(targets, itype, i);
+    float out_logp = 0.0f, out_lse = 0.0f, out_entropy = 0.0f, out_m = 0.0f, out_ln_s = 0.0f;
     if (y == ignore_index) {
-      logp[i] = 0.0f;
-      lse[i] = 0.0f;
-      if (entropy) entropy[i] = 0.0f;
-      continue;
-    }
-    if (y < 0 || y >= v) {
-      logp[i] = lse[i] = NAN;
-      if (entropy) entropy[i] = NAN;
+      /* not read: zeros */
+    } else if (y < 0 || y >= v) {
+      out_logp = out_lse = out_entropy = out_m = out_ln_s = NAN;
       status |= RLK_BAD_TARGET;
-      continue;
+    } else {
+      const void *row = (const char *)logits + (size_t)i * (size_t)v * esize; /* 64-bit offset */
+      const row_stats st = row_stats_of(row, dtype, v, k, entropy != NULL);
+      const double s_total = st.ties + st.eps;
+      if (!(s_total >= 1.0) || isinf(st.m)) {
+        /* No distribution: a NaN logit made s NaN, a +inf logit is the max (its exponentials are
+           NaN), or no logit is finite (s = 0; a row with a finite logit has s >= 1, its
+           maximum's 2^0). The row's outputs are NaN, on every backend. */
+        out_logp = out_lse = out_entropy = out_m = out_ln_s = NAN;
+      } else {
+        const double ln_s = log(st.ties) + log1p(st.eps / st.ties);
+        const double zy = scalar_load(row, dtype, y);
+        const double row_lse = st.m * (double)invT + ln_s, row_logp = (zy - st.m) * (double)invT - ln_s;
+        out_lse = (float)row_lse;
+        out_logp = (float)row_logp;
+        out_entropy = (float)(ln_s - LN2 * st.t / s_total);
+        out_m = st.m;
+        out_ln_s = (float)ln_s;
+        /* finite logits whose lse or logp float32 cannot hold (|z/T| near 3.4e38); a -inf target's
+           logp is -inf by right */
+        if (isinf(out_lse) || (isinf(out_logp) && isfinite(zy))) overflow = i < overflow ? i : overflow;
+      }
     }
-    const void *row = (const char *)logits + (size_t)i * (size_t)v * esize; /* 64-bit offset */
-    const row_stats st = row_stats_of(row, dtype, v, k, entropy != NULL);
-    if (!(st.s >= 1.0f)) {
-      /* No distribution: a NaN or +inf logit made s NaN, or no logit is finite (s = 0; a row with
-         a finite logit has s >= 1, its maximum's 2^0). The row's outputs are NaN, on every backend. */
-      logp[i] = lse[i] = NAN;
-      if (entropy) entropy[i] = NAN;
-      continue;
+    logp[i] = out_logp;
+    if (lse) lse[i] = out_lse;
+    if (entropy) entropy[i] = out_entropy;
+    if (lse_parts) {
+      lse_parts[2 * i] = out_m;
+      lse_parts[2 * i + 1] = out_ln_s;
     }
-    const float ln_s = logf(st.s), zy = scalar_load(row, dtype, y);
-    lse[i] = st.m * invT + ln_s;
-    logp[i] = (zy - st.m) * invT - ln_s;
-    if (entropy) entropy[i] = ln_s - LN2 * st.t / st.s;
-    /* finite logits whose lse or logp float32 cannot hold (|z/T| near 3.4e38); a -inf target's
-       logp is -inf by right */
-    if (isinf(lse[i]) || (isinf(logp[i]) && isfinite(zy))) overflow = i < overflow ? i : overflow;
   }
   if (first_overflow) *first_overflow = overflow == INT64_MAX ? -1 : overflow;
   return status;
@@ -143,11 +190,11 @@ int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets,
 
 int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets, int itype,
                              int64_t n, int64_t v, float temperature, int64_t ignore_index,
-                             const float *lse, const float *entropy, const float *grad_logp,
+                             const float *lse_parts, const float *entropy, const float *grad_logp,
                              const float *grad_entropy, void *grad_logits, int grad_dtype) {
   if (dtype < RLK_F32 || dtype > RLK_F16 || grad_dtype < RLK_F32 || grad_dtype > RLK_F16)
     return RLK_BAD_DTYPE;
-  const float T = temperature, invT = 1.0f / temperature, k = invT * LOG2E;
+  const float invT = 1.0f / temperature, k = invT * LOG2E;
   const size_t esize = dtype == RLK_F32 ? 4 : 2, gsize = grad_dtype == RLK_F32 ? 4 : 2;
   int status = RLK_OK;
 
@@ -157,9 +204,10 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
     void *out = (char *)grad_logits + (size_t)i * (size_t)v * gsize;
     const int64_t y = target_of(targets, itype, i);
     const int ignored = y == ignore_index;
+    const float m = lse_parts[2 * i], ln_s = lse_parts[2 * i + 1];
     if (!ignored && (y < 0 || y >= v)) status |= RLK_BAD_TARGET;
-    /* a row without a distribution (its lse is NaN, as the forward writes it) gets a NaN gradient */
-    if (ignored || y < 0 || y >= v || !isfinite(lse[i])) {
+    /* a row without a distribution (its (m, ln s) are NaN, as the forward writes them) gets a NaN gradient */
+    if (ignored || y < 0 || y >= v || !isfinite(m) || !isfinite(ln_s)) {
       const vf fill = vf_splat(ignored ? 0.0f : NAN);
       int64_t j = 0;
       for (; j + RLK_W <= v; j += RLK_W) vf_store(out, grad_dtype, j, fill);
@@ -171,28 +219,28 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
     const float H = grad_entropy ? entropy[i] : 0.0f;
     const float zy = scalar_load(row, dtype, y); /* read before an in-place sweep overwrites it */
 
-    /* dz = -p * (g + h * (a*ln2 + H)) / T  with a = (z - lse*T) * log2(e)/T, p = 2^a */
-    const float lse_t_hi = lse[i] * T, lse_t_lo = fmaf(lse[i], T, -lse_t_hi);
-    const vf vhi = vf_splat(lse_t_hi), vlo = vf_splat(lse_t_lo), vk = vf_splat(k * RLK_EXP2_UNITS);
+    /* dz = -p * (g + h * (a*ln2 + H)) / T  with a = (z - m) * log2(e)/T - ln s * log2(e), p = 2^a:
+       from m (one of the logits, exact) and ln s (small and precise), never from lse */
+    const vf vm = vf_splat(m), vk = vf_splat(k * RLK_EXP2_UNITS), vl = vf_splat(ln_s * LOG2E * RLK_EXP2_UNITS);
     const vf vg = vf_splat(g), vh_ = vf_splat(h), vH = vf_splat(H), vscale = vf_splat(-invT);
     const float ln2u = LN2 / RLK_EXP2_UNITS; /* a in exponent units -> natural log */
     int64_t j = 0;
     for (; j + RLK_W <= v; j += RLK_W) {
-      vf a = vf_clamp_below(((vf_load(row, dtype, j) - vhi) - vlo) * vk, RLK_EXP2_MIN);
+      vf a = vf_clamp_below((vf_load(row, dtype, j) - vm) * vk - vl, RLK_EXP2_MIN);
       vf p = vf_exp2u(a);
       vf_store(out, grad_dtype, j, vscale * p * (vg + vh_ * (a * ln2u + vH)));
     }
     if (j < v) {
-      vf a = vf_clamp_below(((vf_load_partial(row, dtype, j, (int)(v - j), 0.0f) - vhi) - vlo) * vk,
-                                RLK_EXP2_MIN);
+      vf a = vf_clamp_below((vf_load_partial(row, dtype, j, (int)(v - j), 0.0f) - vm) * vk - vl, RLK_EXP2_MIN);
       vf p = vf_exp2u(a);
       vf_store_partial(out, grad_dtype, j, (int)(v - j), vscale * p * (vg + vh_ * (a * ln2u + vH)));
     }
-    /* the target's own term, g * 1[v=y] / T, computed whole so a 16-bit output rounds once */
-    vf a = vf_clamp_below(((vf_splat(zy) - vhi) - vlo) * vk, RLK_EXP2_MIN);
-    vf p = vf_exp2u(a);
-    vf dzy = vf_splat(invT) * (vg * (1.0f - p) - vh_ * p * (a * ln2u + vH));
-    vf_store_partial(out, grad_dtype, y, 1, dzy);
+    /* the target's own term, in double: 1 - p_y = -expm1(logp_y), which keeps its digits when p_y
+       is near 1 (1 - p_y would cancel), rounded once into the gradient's type */
+    const double logp_y = ((double)zy - m) * invT - ln_s, p_y = exp(logp_y);
+    const double entropy_term = p_y == 0 ? 0.0 : (double)h * p_y * (logp_y + H); /* 0 for a banned target (-inf) */
+    const double dzy = (double)invT * ((double)g * -expm1(logp_y) - entropy_term);
+    vf_store_partial(out, grad_dtype, y, 1, vf_splat((float)dzy));
   }
   return status;
 }

@@ -402,8 +402,9 @@ class PublicEntriesPropertyTest {
                 c.output("logp", DType.F32, n);
                 c.output("lse", DType.F32, n);
                 c.output("entropy", DType.F32, n);
+                c.output("lseParts", DType.F32, n, 2);
                 c.optional.add("entropy");
-                c.run = b -> b.logProbs(cfg, c.t("logits"), c.t("targets"), c.t("logp"), c.t("lse"), c.t("entropy"));
+                c.run = b -> b.logProbs(cfg, c.t("logits"), c.t("targets"), c.t("logp"), c.t("lse"), c.t("entropy"), c.t("lseParts"));
             }
             case "logProbsBackward" -> {
                 LogProbs.Config cfg = LogProbs.Config.defaults().withTemperature(0.3f + rng.nextFloat() * 1.7f);
@@ -413,13 +414,13 @@ class PublicEntriesPropertyTest {
                 c.ids("targets", y);
                 try (Backend ref = io.rlkernels.backend.Backends.open(io.rlkernels.backend.BackendKind.REFERENCE);
                      LogProbs.Result r = ref.logProbs(cfg, z, y, true)) {
-                    c.input("lse", copy((HostTensor) r.lse()));
+                    c.input("lseParts", copy((HostTensor) r.lseParts()));
                     c.input("entropy", copy((HostTensor) r.entropy()));
                 }
                 c.input("gradLogp", floats(rng, DType.F32, 1, n));
                 c.input("gradEntropy", floats(rng, DType.F32, 1, n));
                 c.output("gradLogits", rng.nextInt(3) == 0 ? DType.BF16 : DType.F32, n, v);
-                c.run = b -> b.logProbsBackward(cfg, c.t("logits"), c.t("targets"), c.t("lse"), c.t("entropy"), c.t("gradLogp"),
+                c.run = b -> b.logProbsBackward(cfg, c.t("logits"), c.t("targets"), c.t("lseParts"), c.t("entropy"), c.t("gradLogp"),
                         c.t("gradEntropy"), c.t("gradLogits"));
             }
             case "groupAdvantages" -> {

@@ -143,7 +143,7 @@ public final class BgpoMemoryBench {
         int s = rows.sequences();
         long v = w.dim(0);
         LogProbs.Config lp = Bgpo.logProbsConfig(c);
-        List<Tensor[]> kept = new ArrayList<>(); // per sample: hidden, logits, targets, lse, logp, mask
+        List<Tensor[]> kept = new ArrayList<>(); // per sample: hidden, logits, targets, lseParts, logp, mask
         double[][] values = new double[samples][s];
         for (int j = 0; j < samples; j++) {
             Tensor h = ledger.add(hidden(b, j, r, d));
@@ -151,10 +151,10 @@ public final class BgpoMemoryBench {
             b.matmul(false, true, 1f, h, w, 0f, z);
             Tensor m = ledger.add(b.upload(slice(masks.masks(), j, r)));
             Tensor t = ledger.add(b.allocate(y.dtype(), r));
-            b.maskRows(y, m, Bgpo.UNMASKED, t);
-            Tensor lse = ledger.add(b.allocate(DType.F32, r));
+            b.maskRows(y, m, v, t);
+            Tensor lseParts = ledger.add(b.allocate(DType.F32, r, 2));
             Tensor logp = ledger.add(b.allocate(DType.F32, r));
-            b.logProbs(lp, z, t, logp, lse, null);
+            b.logProbs(lp, z, t, logp, null, null, lseParts);
             try (HostTensor lh = HostTensor.allocate(DType.F32, r)) {
                 b.download(logp, lh);
                 for (int i = 0; i < s; i++) {
@@ -165,7 +165,7 @@ public final class BgpoMemoryBench {
                     values[j][i] = masks.weights().getFloat((long) j * s + i) * sum;
                 }
             }
-            kept.add(new Tensor[] {h, z, t, lse, logp, m});
+            kept.add(new Tensor[] {h, z, t, lseParts, logp, m});
         }
         double dd = c.denominatorFor(s);
         double loss = 0;

@@ -322,20 +322,21 @@ public final class GpuLogProbsBench {
             }
             System.err.printf("GpuLogProbsBench: inputs on the device in %.1f s%n", (System.nanoTime() - t0) / 1e9);
             try (DeviceTensor logp = (DeviceTensor) b.allocate(DType.F32, rows); DeviceTensor lse = (DeviceTensor) b.allocate(DType.F32, rows);
-                 DeviceTensor entropy = (DeviceTensor) b.allocate(DType.F32, rows); DeviceTensor grad = (DeviceTensor) b.allocate(DType.F32, rows, vocab)) {
+                 DeviceTensor entropy = (DeviceTensor) b.allocate(DType.F32, rows); DeviceTensor grad = (DeviceTensor) b.allocate(DType.F32, rows, vocab);
+                 DeviceTensor lseParts = (DeviceTensor) b.allocate(DType.F32, rows, 2)) {
                 List<Measurement> ms = new ArrayList<>();
                 // forward without entropy: logp and lse (the baseline expression computes logp only)
                 Runnable fwd = () -> b.logProbs(config, logits, targets, logp, lse, null);
                 ms.add(measure("forward", "api", fwd, b, warmup, repeats, trials));
                 ms.add(measure("forward", "kernel", rec::replay, b, warmup, repeats, trials));
-                // forward with entropy: logp, lse and entropy in the same pass
-                Runnable fwdH = () -> b.logProbs(config, logits, targets, logp, lse, entropy);
+                // forward with entropy: logp, lse, entropy and the backward's lseParts in the same pass
+                Runnable fwdH = () -> b.logProbs(config, logits, targets, logp, lse, entropy, lseParts);
                 ms.add(measure("forward_entropy", "api", fwdH, b, warmup, repeats, trials));
                 byte[] apiLogp = bytes(b, logp, rows);
                 ms.add(measure("forward_entropy", "kernel", rec::replay, b, warmup, repeats, trials));
                 boolean sameForward = Arrays.equals(apiLogp, bytes(b, logp, rows));
-                // backward from grad_logp into a separate f32 gradient (lse from the forward above)
-                Runnable bwd = () -> b.logProbsBackward(config, logits, targets, lse, null, gradLogp, null, grad);
+                // backward from grad_logp into a separate f32 gradient (lseParts from the forward above)
+                Runnable bwd = () -> b.logProbsBackward(config, logits, targets, lseParts, null, gradLogp, null, grad);
                 ms.add(measure("backward", "api", bwd, b, warmup, repeats, trials));
                 ms.add(measure("backward", "kernel", rec::replay, b, warmup, repeats, trials));
                 for (Measurement m : ms) {

@@ -46,6 +46,7 @@ public class LogProbsBenchmark {
     private Tensor logp;
     private Tensor lse;
     private Tensor entropy;
+    private Tensor lseParts;
     private Tensor gradLogp;
     private Tensor gradLogits;
 
@@ -62,19 +63,20 @@ public class LogProbsBenchmark {
         logp = b.allocate(DType.F32, rows);
         lse = b.allocate(DType.F32, rows);
         entropy = b.allocate(DType.F32, rows);
+        lseParts = b.allocate(DType.F32, rows, 2);
         gradLogits = b.allocate(DType.F32, rows, vocab);
-        b.logProbs(config, logits, targets, logp, lse, entropy);
+        b.logProbs(config, logits, targets, logp, lse, entropy, lseParts);
     }
 
     @Benchmark
     public Tensor forward() {
-        b.logProbs(config, logits, targets, logp, lse, entropy);
+        b.logProbs(config, logits, targets, logp, lse, entropy, lseParts); // what a training step writes
         return logp;
     }
 
     @Benchmark
     public Tensor backward() {
-        b.logProbsBackward(config, logits, targets, lse, null, gradLogp, null, gradLogits);
+        b.logProbsBackward(config, logits, targets, lseParts, null, gradLogp, null, gradLogits);
         return gradLogits;
     }
 

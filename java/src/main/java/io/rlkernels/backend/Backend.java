@@ -40,40 +40,49 @@ public interface Backend extends AutoCloseable {
     void download(Tensor src, HostTensor dst);
 
     /**
-     * Token log-probs forward: writes logp, lse and, when {@code entropy} is not null, the
-     * entropy of each row. See {@link LogProbs}.
+     * Token log-probs forward: writes logp and, when not null, lse, the entropy and lseParts (the
+     * row's max m and ln s, [N, 2] f32: what the backward takes). See {@link LogProbs}.
      */
-    void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy);
+    void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                  Tensor lseParts);
+
+    /** The forward without lseParts: logp and lse, and the entropy when it is not null. */
+    default void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+        logProbs(config, logits, targets, logp, lse, entropy, null);
+    }
 
     /**
      * Token log-probs backward: writes dL/dlogits into {@code gradLogits} (f32, or the logits'
-     * own buffer for an in-place backward). See {@link LogProbs#checkBackward}.
+     * own buffer for an in-place backward) from the forward's {@code lseParts}. See
+     * {@link LogProbs#checkBackward}.
      */
-    void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                           Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits);
 
-    /** Allocating forward; {@code withEntropy} chooses whether the entropy is computed. */
+    /** Allocating forward (lseParts included); {@code withEntropy} chooses whether the entropy is computed. */
     default LogProbs.Result logProbs(LogProbs.Config config, Tensor logits, Tensor targets, boolean withEntropy) {
         LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
         Tensor logp = allocate(DType.F32, d.rows());
         Tensor lse = allocate(DType.F32, d.rows());
         Tensor entropy = withEntropy ? allocate(DType.F32, d.rows()) : null;
+        Tensor parts = allocate(DType.F32, d.rows(), 2);
+        LogProbs.Result result = new LogProbs.Result(logp, lse, entropy, parts);
         try {
-            logProbs(config, logits, targets, logp, lse, entropy);
+            logProbs(config, logits, targets, logp, lse, entropy, parts);
         } catch (RuntimeException e) {
-            new LogProbs.Result(logp, lse, entropy).close();
+            result.close();
             throw e;
         }
-        return new LogProbs.Result(logp, lse, entropy);
+        return result;
     }
 
     /** Allocating backward: a new f32 gradient of the logits' shape. */
-    default Tensor logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    default Tensor logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                     Tensor gradLogp, Tensor gradEntropy) {
         LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
         Tensor grad = allocate(DType.F32, d.rows(), d.vocab());
         try {
-            logProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, grad);
+            logProbsBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, grad);
         } catch (RuntimeException e) {
             grad.close();
             throw e;

@@ -71,19 +71,21 @@ public abstract class BackendBase implements Backend {
     }
 
     @Override
-    public final void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+    public final void logProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                               Tensor lseParts) {
         try (Leases l = enter().hold("logits", logits).hold("targets", targets).hold("logp", logp).hold("lse", lse)
-                .hold("entropy", entropy)) {
-            runLogProbs(config, logits, targets, logp, lse, entropy);
+                .hold("entropy", entropy).hold("lseParts", lseParts)) {
+            runLogProbs(config, logits, targets, logp, lse, entropy, lseParts);
         }
     }
 
     @Override
-    public final void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    public final void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                        Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        try (Leases l = enter().hold("logits", logits).hold("targets", targets).hold("lse", lse).hold("entropy", entropy)
-                .hold("gradLogp", gradLogp).hold("gradEntropy", gradEntropy).hold("gradLogits", gradLogits)) {
-            runLogProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        try (Leases l = enter().hold("logits", logits).hold("targets", targets).hold("lseParts", lseParts)
+                .hold("entropy", entropy).hold("gradLogp", gradLogp).hold("gradEntropy", gradEntropy)
+                .hold("gradLogits", gradLogits)) {
+            runLogProbsBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         }
     }
 
@@ -161,7 +163,7 @@ public abstract class BackendBase implements Backend {
                         .hold("weights", in.weights()).hold("oldValues", in.oldValues()).hold("advantages", in.advantages());
             }
             if (ws != null) {
-                l.hold("workspace", ws.rowTargets()).hold("workspace", ws.logp()).hold("workspace", ws.lse())
+                l.hold("workspace", ws.rowTargets()).hold("workspace", ws.logp()).hold("workspace", ws.lseParts())
                         .hold("workspace", ws.upstream()).hold("workspace", ws.values());
             }
             runBgpoStep(config, in, ws, gradLogits, state);
@@ -196,9 +198,9 @@ public abstract class BackendBase implements Backend {
     }
 
     protected abstract void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse,
-                                        Tensor entropy);
+                                        Tensor entropy, Tensor lseParts);
 
-    protected abstract void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse,
+    protected abstract void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts,
                                                 Tensor entropy, Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits);
 
     protected abstract void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups,
@@ -234,10 +236,10 @@ public abstract class BackendBase implements Backend {
                 gradLogits, ws.values(), state);
         LogProbs.Config lp = Bgpo.logProbsConfig(config);
         runMaskRows(in.targets(), in.mask(), in.logits().dim(1), ws.rowTargets());
-        runLogProbs(lp, in.logits(), ws.rowTargets(), ws.logp(), ws.lse(), null);
+        runLogProbs(lp, in.logits(), ws.rowTargets(), ws.logp(), null, null, ws.lseParts());
         runBgpoCoefficients(config, ws.logp(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(), ws.values(),
                 ws.upstream(), state);
-        runLogProbsBackward(lp, in.logits(), ws.rowTargets(), ws.lse(), null, ws.upstream(), null, gradLogits);
+        runLogProbsBackward(lp, in.logits(), ws.rowTargets(), ws.lseParts(), null, ws.upstream(), null, gradLogits);
     }
 
     protected abstract void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);

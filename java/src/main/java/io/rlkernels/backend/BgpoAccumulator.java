@@ -47,7 +47,7 @@ public final class BgpoAccumulator implements AutoCloseable {
         long r = rows.tokens();
         int s = rows.sequences();
         this.workspace = new Bgpo.Workspace(backend.allocate(targets.dtype(), r), backend.allocate(DType.F32, r),
-                backend.allocate(DType.F32, r), backend.allocate(DType.F32, r), backend.allocate(DType.F32, s));
+                backend.allocate(DType.F32, r, 2), backend.allocate(DType.F32, r), backend.allocate(DType.F32, s));
         try (HostTensor init = HostTensor.allocate(DType.F64, Bgpo.STATS_LENGTH)) {
             double[] v = Bgpo.Stats.initial();
             for (int i = 0; i < v.length; i++) {

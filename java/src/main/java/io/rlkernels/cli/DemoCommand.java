@@ -98,17 +98,17 @@ final class DemoCommand implements Callable<Integer> {
     private static Run run(Backend b, LogProbs.Config c, HostTensor logits, HostTensor targets, HostTensor gradLogp, int repeats) {
         long n = logits.dim(0);
         try (Tensor z = b.upload(logits); Tensor y = b.upload(targets); Tensor g = b.upload(gradLogp);
-             Tensor logp = b.allocate(DType.F32, n); Tensor lse = b.allocate(DType.F32, n);
+             Tensor logp = b.allocate(DType.F32, n); Tensor lse = b.allocate(DType.F32, n); Tensor lseParts = b.allocate(DType.F32, n, 2);
              Tensor entropy = b.allocate(DType.F32, n); Tensor grad = b.allocate(DType.F32, logits.shape());
              HostTensor sync = HostTensor.allocate(DType.F32, n)) {
             double fwd = Double.MAX_VALUE;
             double bwd = Double.MAX_VALUE;
             for (int r = 0; r < repeats; r++) {
                 long t0 = System.nanoTime();
-                b.logProbs(c, z, y, logp, lse, entropy);
+                b.logProbs(c, z, y, logp, lse, entropy, lseParts);
                 b.download(lse, sync); // waits for a device
                 long t1 = System.nanoTime();
-                b.logProbsBackward(c, z, y, lse, null, g, null, grad);
+                b.logProbsBackward(c, z, y, lseParts, null, g, null, grad);
                 b.download(lse, sync);
                 long t2 = System.nanoTime();
                 fwd = Math.min(fwd, (t1 - t0) / 1e6);

@@ -36,14 +36,15 @@ final class LogProbsOp implements CliOp {
         LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
         try (HostTensor logp = HostTensor.allocate(DType.F32, d.rows());
              HostTensor lse = HostTensor.allocate(DType.F32, d.rows());
-             HostTensor entropy = HostTensor.allocate(DType.F32, d.rows())) {
-            backend.logProbs(config, logits, targets, logp, lse, entropy);
+             HostTensor entropy = HostTensor.allocate(DType.F32, d.rows());
+             HostTensor lseParts = HostTensor.allocate(DType.F32, d.rows(), 2)) {
+            backend.logProbs(config, logits, targets, logp, lse, entropy, lseParts);
             out.npy("logp.npy", logp);
             out.npy("lse.npy", lse);
             out.npy("entropy.npy", entropy);
             if (gradLogp != null || gradEntropy != null) {
                 try (HostTensor grad = HostTensor.allocate(DType.F32, d.rows(), d.vocab())) {
-                    backend.logProbsBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, grad);
+                    backend.logProbsBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, grad);
                     out.npy("grad_logits.npy", grad);
                 }
             }

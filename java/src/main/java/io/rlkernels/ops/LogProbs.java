@@ -10,24 +10,32 @@ import io.rlkernels.tensor.Tensor;
  * sampled tokens, with the entropy of each row and their backward.
  *
  * <pre>
- *   lse_i   = log sum_v exp(z_iv / T)
+ *   lse_i   = log sum_v exp(z_iv / T)  = m_i / T + ln s_i,   m_i = max_v z_iv,  s_i = sum_v exp((z_iv - m_i) / T)
  *   logp_i  = z_iy / T - lse_i
  *   H_i     = lse_i - sum_v p_iv z_iv / T,          p = softmax(z / T)
- *   dz_iv   = (g_i (1[v=y] - p_iv) - h_i p_iv (z_iv / T - lse_i + H_i)) / T
+ *   dz_iv   = (g_i (1[v=y] - p_iv) - h_i p_iv (log p_iv + H_i)) / T,   log p_iv = (z_iv - m_i) / T - ln s_i
  * </pre>
  *
+ * <p>Precision, every backend: logp, lse and entropy within max(1e-6 |x|, 1e-7) of their exact
+ * (f64) values, near-certain tokens included (p_y up to 1 - 1e-7, where logp is -1e-7), and every
+ * element of the gradient within 1e-5 relative (floor: 1e-7 of the row's largest |dz|), whatever
+ * |lse| is. For that the backward takes the row's max m (a logit, so exact) and ln s, the
+ * {@code lseParts} [N, 2] the forward writes, rather than lse, whose float32 rounding (ulp(|lse|)/2)
+ * would reach every p; and it forms 1 - p_y as -expm1(logp_y). A row's outputs are bitwise the same
+ * whatever the batch: its size, the row's position in it, the thread count (native), the grid
+ * size (CUDA).
+ *
  * Rows whose target equals {@code ignoreIndex} are not read: logp = lse = H = 0 and their gradient
- * is zero. Logits may be f32, bf16 or f16; accumulation is f32 (f64 in the reference backend);
- * outputs are f32.
+ * is zero. Logits may be f32, bf16 or f16 (compared with f64 on the same rounded values);
+ * accumulation is f32 with f64 where digits would be lost (f64 in the reference backend); outputs
+ * are f32.
  *
  * <p>Non-finite values, the same on every backend: a -inf logit is a banned token (p = 0; logp
  * = -inf when it is the target); a NaN or +inf logit in a row gives NaN in that row's logp, lse
  * and entropy only, and so does a row whose logits are all -inf (it has no distribution). The
- * backward gives a NaN gradient row where lse is not finite (such a row), and NaN at a NaN logit;
- * the upstream gradients g and h must be finite (refused otherwise, naming the element). Target
- * ids are checked on every row: in [0, V) or the ignore index. The backward recomputes p from the
- * stored f32 lse, so its relative error grows like |lse| * 2^-24 (6e-4 at |z/T| = 1e4, 1e-6 at
- * typical magnitudes).
+ * forward writes NaN lseParts for such a row, and the backward gives it a NaN gradient row (and
+ * NaN at a NaN logit); the upstream gradients g and h must be finite (refused otherwise, naming
+ * the element). Target ids are checked on every row: in [0, V) or the ignore index.
  */
 public final class LogProbs {
     private LogProbs() {}
@@ -83,8 +91,12 @@ public final class LogProbs {
     /** Rows N and vocabulary V of a checked call. */
     public record Dims(long rows, long vocab) {}
 
-    /** The outputs of the allocating forward; closing it closes them. {@code entropy} may be null. */
-    public record Result(Tensor logp, Tensor lse, Tensor entropy) implements AutoCloseable {
+    /**
+     * The outputs of the allocating forward; closing it closes them. {@code entropy} may be null.
+     * {@code lseParts} [N, 2] holds (m, ln s) per row: what {@link #checkBackward the backward}
+     * takes.
+     */
+    public record Result(Tensor logp, Tensor lse, Tensor entropy, Tensor lseParts) implements AutoCloseable {
         @Override
         public void close() {
             logp.close();
@@ -92,38 +104,64 @@ public final class LogProbs {
             if (entropy != null) {
                 entropy.close();
             }
+            lseParts.close();
         }
     }
 
-    /** Checks a forward call; {@code entropy} may be null (not computed). */
-    public static Dims checkForward(Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
+    /**
+     * Checks a forward call: logp [N] f32 is written; {@code lse} [N], {@code entropy} [N] and
+     * {@code lseParts} [N, 2] (f32, the backward's input) are written when not null. Outputs must
+     * be distinct.
+     */
+    public static Dims checkForward(Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                                    Tensor lseParts) {
         if (config == null) {
             throw Check.fail("config", "a LogProbs.Config", "null");
         }
         Dims d = checkInputs(logits, targets);
         checkOutputRow("logp", logp, d);
-        checkOutputRow("lse", lse, d);
-        Check.distinct("logp", logp, "lse", lse);
+        String[] names = {"logp", "lse", "entropy", "lseParts"};
+        Tensor[] outs = {logp, lse, entropy, lseParts};
+        if (lse != null) {
+            checkOutputRow("lse", lse, d);
+        }
         if (entropy != null) {
             checkOutputRow("entropy", entropy, d);
-            Check.distinct("logp", logp, "entropy", entropy);
-            Check.distinct("lse", lse, "entropy", entropy);
+        }
+        if (lseParts != null) {
+            checkLseParts(lseParts, d);
+            Check.output("lseParts", lseParts);
+        }
+        for (int a = 0; a < outs.length; a++) {
+            for (int b = a + 1; b < outs.length; b++) {
+                if (outs[a] != null && outs[b] != null) {
+                    Check.distinct(names[a], outs[a], names[b], outs[b]);
+                }
+            }
         }
         return d;
     }
 
+    /** The forward's (m, ln s) per row: f32 [N, 2]. */
+    private static void checkLseParts(Tensor lseParts, Dims d) {
+        Check.alive("lseParts", lseParts);
+        Check.dtype("lseParts", lseParts, DType.F32);
+        Check.shape("lseParts", lseParts, d.rows(), 2);
+    }
+
     /**
-     * Checks a backward call. {@code gradLogp} and {@code gradEntropy} may each be null (a zero
-     * upstream gradient) but not both; {@code entropy} is needed when {@code gradEntropy} is given.
-     * {@code gradLogits} may be {@code logits} itself (in place); otherwise it must not overlap it.
+     * Checks a backward call: {@code lseParts} [N, 2] f32 is the forward's (m, ln s) per row.
+     * {@code gradLogp} and {@code gradEntropy} may each be null (a zero upstream gradient) but not
+     * both; {@code entropy} is needed when {@code gradEntropy} is given. {@code gradLogits} may be
+     * {@code logits} itself (in place); otherwise it must not overlap it.
      */
-    public static Dims checkBackward(Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    public static Dims checkBackward(Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                      Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
         if (config == null) {
             throw Check.fail("config", "a LogProbs.Config", "null");
         }
         Dims d = checkInputs(logits, targets);
-        checkRow("lse", lse, d);
+        checkLseParts(lseParts, d);
         if (gradLogp == null && gradEntropy == null) {
             throw Check.fail("gradLogp, gradEntropy", "at least one upstream gradient", "both null");
         }

@@ -141,14 +141,14 @@ public final class GrpoTrainer {
         PolicyLoss.Stats stats = null;
         try (SequenceLayout seqs = SequenceLayout.ofLengths(lengths); HostTensor y = HostTensor.of(sampled);
              HostTensor old = HostTensor.of(oldLogp); HostTensor adv = HostTensor.of(tokenAdv); HostTensor mask = HostTensor.of(ones);
-             HostTensor logp = HostTensor.allocate(DType.F32, n); HostTensor lse = HostTensor.allocate(DType.F32, n);
+             HostTensor logp = HostTensor.allocate(DType.F32, n); HostTensor lseParts = HostTensor.allocate(DType.F32, n, 2);
              HostTensor gradLogp = HostTensor.allocate(DType.F32, n)) {
             for (int epoch = 0; epoch < settings.epochs(); epoch++) {
                 TinyPolicy.Cache cache = policy.forward(queries, rowLogits);
                 try (HostTensor z = HostTensor.of(rowLogits, n, TinyPolicy.DIGITS)) {
-                    backend.logProbs(logProbs, z, y, logp, lse, null);
+                    backend.logProbs(logProbs, z, y, logp, null, null, lseParts);
                     stats = backend.policyLoss(loss, new PolicyLoss.Inputs(logp, old, adv, mask).withSequences(seqs), gradLogp, null);
-                    backend.logProbsBackward(logProbs, z, y, lse, null, gradLogp, null, z); // dL/dlogits, in place
+                    backend.logProbsBackward(logProbs, z, y, lseParts, null, gradLogp, null, z); // dL/dlogits, in place
                 }
                 policy.backward(cache, rowLogits);
                 policy.adamw(settings.lr(), settings.weightDecay());

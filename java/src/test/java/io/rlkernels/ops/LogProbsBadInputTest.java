@@ -43,6 +43,7 @@ class LogProbsBadInputTest {
         final Tensor targets;
         final Tensor logp;
         final Tensor lse;
+        final Tensor parts;
         final Tensor entropy;
         final Tensor g;
         final Tensor grad;
@@ -56,6 +57,9 @@ class LogProbsBadInputTest {
                 targets = b.upload(hostTargets);
                 logp = b.upload(nan);
                 lse = b.upload(nan);
+                try (HostTensor p = HostTensor.allocate(DType.F32, N, 2).fill(0.5f)) {
+                    parts = b.upload(p); // a valid (m, ln s) for every row
+                }
                 entropy = b.upload(nan);
                 g = b.upload(gh);
                 grad = b.upload(nanGrad);
@@ -77,7 +81,7 @@ class LogProbsBadInputTest {
 
         @Override
         public void close() {
-            for (Tensor t : new Tensor[] {logits, targets, logp, lse, entropy, g, grad}) {
+            for (Tensor t : new Tensor[] {logits, targets, logp, lse, parts, entropy, g, grad}) {
                 t.close();
             }
             b.close();
@@ -99,7 +103,7 @@ class LogProbsBadInputTest {
             try (HostTensor y = targets(0, 1, 2, bad, 4); Fixture f = new Fixture(bt, y)) {
                 assertRejected("targets[3]", Long.toString(bad), () -> f.b.logProbs(C, f.logits, f.targets, f.logp, f.lse, f.entropy));
                 assertRejected("targets[3]", Long.toString(bad),
-                        () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, f.g, null, f.grad));
+                        () -> f.b.logProbsBackward(C, f.logits, f.targets, f.parts, null, f.g, null, f.grad));
                 f.assertOutputsUnwritten();
             }
         }
@@ -122,12 +126,15 @@ class LogProbsBadInputTest {
             assertRejected("lse", "[6]", () -> f.b.logProbs(C, f.logits, f.targets, f.logp, longOut, f.entropy));
             assertRejected("lse", "the same tensor", () -> f.b.logProbs(C, f.logits, f.targets, f.logp, f.logp, f.entropy));
             assertRejected("gradLogits", "[5, 301]",
-                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, f.g, null, wrongGrad));
+                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.parts, null, f.g, null, wrongGrad));
             assertRejected("gradLogp, gradEntropy", "both null",
-                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, null, null, f.grad));
+                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.parts, null, null, null, f.grad));
             assertRejected("entropy", "null",
-                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, null, f.g, f.grad));
+                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.parts, null, null, f.g, f.grad));
             assertRejected("logits", "null", () -> f.b.logProbs(C, null, f.targets, f.logp, f.lse, f.entropy));
+            // the backward takes the forward's lseParts [N, 2], not lse [N]
+            assertRejected("lseParts", "[5]", () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, f.g, null, f.grad));
+            assertRejected("lseParts", "[5]", () -> f.b.logProbs(C, f.logits, f.targets, f.logp, f.lse, f.entropy, f.lse));
             f.assertOutputsUnwritten();
         }
     }
@@ -141,7 +148,7 @@ class LogProbsBadInputTest {
             closed.close(); // closing twice is harmless
             assertRejected("logits", "closed", () -> f.b.logProbs(C, closed, f.targets, f.logp, f.lse, f.entropy));
             assertRejected("gradLogits", "closed",
-                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.lse, null, f.g, null, closed));
+                    () -> f.b.logProbsBackward(C, f.logits, f.targets, f.parts, null, f.g, null, closed));
             f.assertOutputsUnwritten();
         }
     }
@@ -174,7 +181,7 @@ class LogProbsBadInputTest {
             HostTensor firstHalf = HostTensor.wrap(z.segment().asSlice(0, N * V * 4), DType.F32, N, V);
             HostTensor shifted = HostTensor.wrap(z.segment().asSlice(4 * V, N * V * 4), DType.F32, N, V);
             assertRejected("gradLogits", "overlapping memory", () -> LogProbs.checkBackward(C, firstHalf, targets(0, 1, 2, 3, 4),
-                    HostTensor.allocate(DType.F32, N), null, HostTensor.allocate(DType.F32, N), null, shifted));
+                    HostTensor.allocate(DType.F32, N, 2), null, HostTensor.allocate(DType.F32, N), null, shifted));
         }
     }
 

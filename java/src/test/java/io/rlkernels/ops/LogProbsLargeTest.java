@@ -39,7 +39,7 @@ class LogProbsLargeTest {
         try (Backend b = bt.open(); HostTensor logits = HostTensor.allocate(DType.BF16, N, V);
              HostTensor targets = TestData.targets(rng, DType.I64, N, V, 0.0, c.ignoreIndex());
              HostTensor logp = HostTensor.allocate(DType.F32, N); HostTensor lse = HostTensor.allocate(DType.F32, N);
-             HostTensor entropy = HostTensor.allocate(DType.F32, N)) {
+             HostTensor entropy = HostTensor.allocate(DType.F32, N); HostTensor lseParts = HostTensor.allocate(DType.F32, N, 2)) {
             logits.segment().fill((byte) 0x3F); // every logit 0x3F3F = 0.746 in bf16
             double[][] rows = new double[checkedRows.length][(int) V];
             for (int r = 0; r < checkedRows.length; r++) {
@@ -49,7 +49,7 @@ class LogProbsLargeTest {
                 }
             }
             logp.fill(Float.NaN);
-            b.logProbs(c, logits, targets, logp, lse, entropy);
+            b.logProbs(c, logits, targets, logp, lse, entropy, lseParts);
             for (int r = 0; r < checkedRows.length; r++) {
                 long i = checkedRows[r];
                 ReferenceBackend.Row want = ReferenceBackend.logProbsRow(rows[r], (int) targets.getLong(i), 1.0);
@@ -59,12 +59,13 @@ class LogProbsLargeTest {
             }
             // an in-place backward over the whole buffer; the last row's gradient sums to zero when only g is given
             try (HostTensor g = HostTensor.allocate(DType.F32, N).fill(1f)) {
-                b.logProbsBackward(c, logits, targets, lse, null, g, null, logits);
+                b.logProbsBackward(c, logits, targets, lseParts, null, g, null, logits);
             }
             long last = N - 1;
             int y = (int) targets.getLong(last);
             double[] dz = new double[(int) V];
-            ReferenceBackend.logProbsGradRow(rows[rows.length - 1], y, 1.0, lse.getFloat(last), 0, 1, 0, dz);
+            ReferenceBackend.logProbsGradRow(rows[rows.length - 1], y, 1.0, lseParts.getFloat(2 * last), lseParts.getFloat(2 * last + 1),
+                    0, 1, 0, dz);
             for (long j = 0; j < V; j += 997) {
                 assertEquals(dz[(int) j], logits.getFloat(last * V + j), Math.abs(dz[(int) j]) / 128 + 1e-7,
                         bt + " last row gradient at " + j + " seed=" + seed);

@@ -59,8 +59,8 @@ class LogProbsTest {
         return BackendUnderTest.all();
     }
 
-    /** Forward outputs, downloaded to the host. */
-    record Outputs(HostTensor logp, HostTensor lse, HostTensor entropy) implements AutoCloseable {
+    /** Forward outputs, downloaded to the host; lseParts [N, 2] is what the backward takes. */
+    record Outputs(HostTensor logp, HostTensor lse, HostTensor entropy, HostTensor lseParts) implements AutoCloseable {
         @Override
         public void close() {
             logp.close();
@@ -68,6 +68,7 @@ class LogProbsTest {
             if (entropy != null) {
                 entropy.close();
             }
+            lseParts.close();
         }
     }
 
@@ -76,16 +77,18 @@ class LogProbsTest {
         long n = logits.dim(0);
         try (Tensor z = b.upload(logits); Tensor y = b.upload(targets);
              HostTensor p1 = TestData.poisoned(DType.F32, n); HostTensor p2 = TestData.poisoned(DType.F32, n);
-             HostTensor p3 = TestData.poisoned(DType.F32, n);
-             Tensor logp = b.upload(p1); Tensor lse = b.upload(p2); Tensor entropy = withEntropy ? b.upload(p3) : null) {
-            b.logProbs(c, z, y, logp, lse, entropy);
+             HostTensor p3 = TestData.poisoned(DType.F32, n); HostTensor p4 = TestData.poisoned(DType.F32, n, 2);
+             Tensor logp = b.upload(p1); Tensor lse = b.upload(p2); Tensor entropy = withEntropy ? b.upload(p3) : null;
+             Tensor parts = b.upload(p4)) {
+            b.logProbs(c, z, y, logp, lse, entropy, parts);
             Outputs out = new Outputs(HostTensor.allocate(DType.F32, n), HostTensor.allocate(DType.F32, n),
-                    withEntropy ? HostTensor.allocate(DType.F32, n) : null);
+                    withEntropy ? HostTensor.allocate(DType.F32, n) : null, HostTensor.allocate(DType.F32, n, 2));
             b.download(logp, out.logp());
             b.download(lse, out.lse());
             if (withEntropy) {
                 b.download(entropy, out.entropy());
             }
+            b.download(parts, out.lseParts());
             return out;
         }
     }
@@ -102,6 +105,7 @@ class LogProbsTest {
         if (actual.entropy() != null) {
             Compare.assertClose(ctx + " entropy", expected.entropy(), actual.entropy(), tol);
         }
+        Compare.assertClose(ctx + " lseParts", expected.lseParts(), actual.lseParts(), tol);
     }
 
     @ParameterizedTest(name = "{0} {1} [{2}, {3}] T={4}")
@@ -245,11 +249,11 @@ class LogProbsTest {
     /** Runs the backward (into a poisoned buffer of {@code gradDtype}) and downloads the gradient. */
     static HostTensor backward(Backend b, LogProbs.Config c, HostTensor logits, HostTensor targets, Outputs fwd,
                                HostTensor g, HostTensor h, DType gradDtype) {
-        try (Tensor z = b.upload(logits); Tensor y = b.upload(targets); Tensor lse = b.upload(fwd.lse());
+        try (Tensor z = b.upload(logits); Tensor y = b.upload(targets); Tensor parts = b.upload(fwd.lseParts());
              Tensor entropy = b.upload(fwd.entropy()); Tensor gd = g == null ? null : b.upload(g);
              Tensor hd = h == null ? null : b.upload(h);
              HostTensor poison = TestData.poisoned(gradDtype, logits.shape()); Tensor grad = b.upload(poison)) {
-            b.logProbsBackward(c, z, y, lse, h == null ? null : entropy, gd, hd, grad);
+            b.logProbsBackward(c, z, y, parts, h == null ? null : entropy, gd, hd, grad);
             HostTensor out = HostTensor.allocate(gradDtype, logits.shape());
             b.download(grad, out);
             return out;
@@ -300,10 +304,10 @@ class LogProbsTest {
              HostTensor h = TestData.normal(rng, n, 1.0);
              Outputs fwd = referenceForward(c, logits, targets);
              HostTensor want = backward(new ReferenceBackend(), c, logits, targets, fwd, g, h, DType.F32);
-             Tensor z = b.upload(logits); Tensor y = b.upload(targets); Tensor lse = b.upload(fwd.lse());
+             Tensor z = b.upload(logits); Tensor y = b.upload(targets); Tensor parts = b.upload(fwd.lseParts());
              Tensor entropy = b.upload(fwd.entropy()); Tensor gd = b.upload(g); Tensor hd = b.upload(h);
              HostTensor got = HostTensor.allocate(dtype, n, v)) {
-            b.logProbsBackward(c, z, y, lse, entropy, gd, hd, z);
+            b.logProbsBackward(c, z, y, parts, entropy, gd, hd, z);
             b.download(z, got);
             // the f32 reference rounded once to the logits' type
             try (HostTensor wantRounded = HostTensor.allocate(dtype, n, v)) {

@@ -83,9 +83,11 @@ class ReadOnlyOutputTest {
             refused("logp", () -> b.logProbs(lc, logits, targets, readOnly(DType.F32, N), out, out2));
             refused("lse", () -> b.logProbs(lc, logits, targets, out, readOnly(DType.F32, N), out2));
             refused("entropy", () -> b.logProbs(lc, logits, targets, out, out2, readOnly(DType.F32, N)));
-            refused("gradLogits", () -> b.logProbsBackward(lc, logits, targets, row, null, row2, null, readOnly(DType.F32, N, V)));
+            HostTensor parts = keep(HostTensor.allocate(DType.F32, N, 2).fill(0.5f));
+            refused("lseParts", () -> b.logProbs(lc, logits, targets, out, out2, null, readOnly(DType.F32, N, 2)));
+            refused("gradLogits", () -> b.logProbsBackward(lc, logits, targets, parts, null, row2, null, readOnly(DType.F32, N, V)));
             HostTensor mappedLogits = readOnly(DType.F32, N, V); // the README's in-place backward over a mapped file
-            refused("gradLogits", () -> b.logProbsBackward(lc, mappedLogits, targets, row, null, row2, null, mappedLogits));
+            refused("gradLogits", () -> b.logProbsBackward(lc, mappedLogits, targets, parts, null, row2, null, mappedLogits));
             refused("dst", () -> b.download(row, readOnly(DType.F32, N)));
 
             try (GroupLayout groups = GroupLayout.of(HostTensor.of(new int[] {0, 0, 1, 1, 2, 2}))) {

@@ -133,8 +133,9 @@ public final class CudaBackend extends BackendBase {
     }
 
     @Override
-    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                               Tensor lseParts) {
+        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
@@ -143,14 +144,15 @@ public final class CudaBackend extends BackendBase {
             long z = s.in("logits", logits);
             long y = s.in("targets", targets);
             long outLogp = s.out("logp", logp);
-            long outLse = s.out("lse", lse);
+            long outLse = lse == null ? 0 : s.out("lse", lse);
             long outEntropy = entropy == null ? 0 : s.out("entropy", entropy);
+            long outParts = lseParts == null ? 0 : s.out("lseParts", lseParts);
             // the first row whose lse or logp overflows float32: checked when the call waits anyway
             boolean checked = logp instanceof HostTensor || lse instanceof HostTensor || checkDeviceInputs;
             long overflow = checked ? deviceCell(s, d.rows()) : 0;
             KernelArgs args = new KernelArgs().ptr(z).ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
                     .i64(d.rows()).i64(d.vocab()).f32(1.0f / config.temperature()).i64(config.ignoreIndex())
-                    .ptr(outLogp).ptr(outLse).ptr(outEntropy).i32(vectorizable(z) ? 1 : 0).ptr(overflow);
+                    .ptr(outLogp).ptr(outLse).ptr(outEntropy).ptr(outParts).i32(vectorizable(z) ? 1 : 0).ptr(overflow);
             launcher.launch("rlk_logprobs_fwd_" + logits.dtype().shortName(), rowLaunch(d.rows(), d.vocab(), logits.dtype()), args);
             long firstOverflow = checked ? readCell(overflow) : d.rows();
             if (firstOverflow < d.rows()) {
@@ -161,9 +163,9 @@ public final class CudaBackend extends BackendBase {
     }
 
     @Override
-    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
@@ -172,7 +174,7 @@ public final class CudaBackend extends BackendBase {
             boolean inPlace = gradLogits == logits;
             long z = inPlace ? s.inOut("logits", logits) : s.in("logits", logits);
             long y = s.in("targets", targets);
-            long lseIn = s.in("lse", lse);
+            long partsIn = s.in("lseParts", lseParts);
             long entropyIn = gradEntropy == null ? 0 : s.in("entropy", entropy);
             float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
             String why = LogProbs.upstreamReason(config.temperature());
@@ -181,7 +183,7 @@ public final class CudaBackend extends BackendBase {
             long out = inPlace ? z : s.out("gradLogits", gradLogits);
             KernelArgs args = new KernelArgs().ptr(z).ptr(y).i32(targets.dtype() == DType.I64 ? 1 : 0)
                     .i64(d.rows()).i64(d.vocab()).f32(config.temperature()).f32(1.0f / config.temperature())
-                    .i64(config.ignoreIndex()).ptr(lseIn).ptr(entropyIn).ptr(g).ptr(h).ptr(out)
+                    .i64(config.ignoreIndex()).ptr(partsIn).ptr(entropyIn).ptr(g).ptr(h).ptr(out)
                     .i32(vectorizable(z) && vectorizable(out) ? 1 : 0);
             String kernel = "rlk_logprobs_bwd_" + logits.dtype().shortName() + "_" + gradLogits.dtype().shortName();
             DType wider = logits.dtype().byteSize() >= gradLogits.dtype().byteSize() ? logits.dtype() : gradLogits.dtype();

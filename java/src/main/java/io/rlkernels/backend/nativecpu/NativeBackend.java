@@ -100,15 +100,16 @@ public final class NativeBackend extends BackendBase {
     }
 
     @Override
-    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                               Tensor lseParts) {
+        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         HostTensor y = host("targets", targets);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
         try (Arena call = Arena.ofConfined()) {
             MemorySegment overflow = call.allocate(ValueLayout.JAVA_LONG);
             int rc = lib.logprobsFwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
                     d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
-                    segment("logp", logp), segment("lse", lse), entropy == null ? MemorySegment.NULL : segment("entropy", entropy),
+                    segment("logp", logp), optional("lse", lse), optional("entropy", entropy), optional("lseParts", lseParts),
                     overflow);
             check(rc, "rlk_logprobs_fwd");
             long row = overflow.get(ValueLayout.JAVA_LONG, 0);
@@ -119,9 +120,9 @@ public final class NativeBackend extends BackendBase {
     }
 
     @Override
-    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor y = host("targets", targets);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
         float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
@@ -133,7 +134,7 @@ public final class NativeBackend extends BackendBase {
         }
         int rc = lib.logprobsBwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
                 d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),
-                segment("lse", lse),
+                segment("lseParts", lseParts),
                 gradEntropy == null ? MemorySegment.NULL : segment("entropy", entropy),
                 gradLogp == null ? MemorySegment.NULL : segment("gradLogp", gradLogp),
                 gradEntropy == null ? MemorySegment.NULL : segment("gradEntropy", gradEntropy),

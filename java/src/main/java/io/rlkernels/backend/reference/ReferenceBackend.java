@@ -23,8 +23,11 @@ import io.rlkernels.tensor.Tensor;
  */
 public final class ReferenceBackend extends BackendBase {
 
-    /** One row's forward in f64. */
-    public record Row(double logp, double lse, double entropy) {}
+    /** One row's forward in f64; {@code max} and {@code logSum} are the row's m and ln s (lse = m/t + ln s). */
+    public record Row(double logp, double lse, double entropy, double max, double logSum) {
+        static final Row NONE = new Row(Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
+        static final Row IGNORED = new Row(0, 0, 0, 0, 0);
+    }
 
     /**
      * logp, lse and entropy of logits z at temperature t for target y. With x_j = (z_j - max)/t:
@@ -38,7 +41,7 @@ public final class ReferenceBackend extends BackendBase {
             max = Math.max(max, zj); // NaN if any is NaN
         }
         if (!(max < Double.POSITIVE_INFINITY) || max == Double.NEGATIVE_INFINITY) {
-            return new Row(Double.NaN, Double.NaN, Double.NaN);
+            return Row.NONE;
         }
         double sum = 0;
         double weighted = 0;
@@ -52,25 +55,28 @@ public final class ReferenceBackend extends BackendBase {
             weighted += e * x;
         }
         double logSum = Math.log(sum);
-        return new Row((z[y] - max) / t - logSum, max / t + logSum, logSum - weighted / sum);
+        return new Row((z[y] - max) / t - logSum, max / t + logSum, logSum - weighted / sum, max, logSum);
     }
 
     /**
-     * dz_j = (g (1[j=y] - p_j) - h p_j (log p_j + H)) / t with p_j = exp(z_j/t - lse), written
-     * into {@code dz}; log p_j + H = z_j/t - sum_u p_u z_u/t. A row whose lse is not finite (the
-     * forward's NaN for a row without a distribution) gets NaN everywhere.
+     * dz_j = (g (1[j=y] - p_j) - h p_j (log p_j + H)) / t with log p_j = (z_j - m)/t - ln s, from
+     * the row's max m and ln s (never from lse, whose rounding would reach every p), written into
+     * {@code dz}; at the target 1 - p_y = -expm1(log p_y), which keeps its digits when p_y is near
+     * 1. A row whose m or ln s is not finite (the forward's NaN for a row without a distribution)
+     * gets NaN everywhere.
      */
-    public static void logProbsGradRow(double[] z, int y, double t, double lse, double entropy, double g, double h,
-                                       double[] dz) {
-        if (!Double.isFinite(lse)) {
+    public static void logProbsGradRow(double[] z, int y, double t, double max, double logSum, double entropy, double g,
+                                       double h, double[] dz) {
+        if (!Double.isFinite(max) || !Double.isFinite(logSum)) {
             java.util.Arrays.fill(dz, Double.NaN);
             return;
         }
         for (int j = 0; j < z.length; j++) {
-            double logP = z[j] / t - lse;
+            double logP = (z[j] - max) / t - logSum;
             double p = Math.exp(logP);
             double entropyTerm = p == 0 ? 0 : h * p * (logP + entropy); // 0 for a banned token (z = -inf)
-            dz[j] = (g * ((j == y ? 1 : 0) - p) - entropyTerm) / t;
+            double oneHotMinusP = j == y ? -Math.expm1(logP) : -p;
+            dz[j] = (g * oneHotMinusP - entropyTerm) / t;
         }
     }
 
@@ -90,38 +96,46 @@ public final class ReferenceBackend extends BackendBase {
     }
 
     @Override
-    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy);
+    protected void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
+                               Tensor lseParts) {
+        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         HostTensor z = host("logits", logits);
         HostTensor y = host("targets", targets);
         HostTensor outLogp = host("logp", logp);
-        HostTensor outLse = host("lse", lse);
+        HostTensor outLse = lse == null ? null : host("lse", lse);
         HostTensor outEntropy = entropy == null ? null : host("entropy", entropy);
+        HostTensor outParts = lseParts == null ? null : host("lseParts", lseParts);
         LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
         double[] row = new double[rowLength(d.vocab())];
 
         for (long i = 0; i < d.rows(); i++) {
             long target = y.getLong(i);
-            Row r = target == config.ignoreIndex() ? new Row(0, 0, 0)
+            Row r = target == config.ignoreIndex() ? Row.IGNORED
                     : logProbsRow(readRow(z, i, row), (int) target, config.temperature());
             if (Float.isInfinite((float) r.lse()) || (Float.isInfinite((float) r.logp()) && Double.isFinite(row[(int) target]))) {
                 throw LogProbs.overflow(i, config);
             }
             outLogp.setFloat(i, (float) r.logp());
-            outLse.setFloat(i, (float) r.lse());
+            if (outLse != null) {
+                outLse.setFloat(i, (float) r.lse());
+            }
             if (outEntropy != null) {
                 outEntropy.setFloat(i, (float) r.entropy());
+            }
+            if (outParts != null) {
+                outParts.setFloat(2 * i, (float) r.max()); // one of the logits: exact
+                outParts.setFloat(2 * i + 1, (float) r.logSum());
             }
         }
     }
 
     @Override
-    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lse, Tensor entropy,
+    protected void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor z = host("logits", logits);
         HostTensor y = host("targets", targets);
-        HostTensor lseIn = host("lse", lse);
+        HostTensor parts = host("lseParts", lseParts);
         HostTensor entropyIn = gradEntropy == null ? null : host("entropy", entropy);
         HostTensor g = gradLogp == null ? null : host("gradLogp", gradLogp);
         HostTensor h = gradEntropy == null ? null : host("gradEntropy", gradEntropy);
@@ -142,8 +156,8 @@ public final class ReferenceBackend extends BackendBase {
             if (target == config.ignoreIndex()) {
                 java.util.Arrays.fill(dz, 0);
             } else {
-                logProbsGradRow(readRow(z, i, row), (int) target, config.temperature(), lseIn.getFloat(i),
-                        entropyIn == null ? 0 : entropyIn.getFloat(i), g == null ? 0 : g.getFloat(i),
+                logProbsGradRow(readRow(z, i, row), (int) target, config.temperature(), parts.getFloat(2 * i),
+                        parts.getFloat(2 * i + 1), entropyIn == null ? 0 : entropyIn.getFloat(i), g == null ? 0 : g.getFloat(i),
                         h == null ? 0 : h.getFloat(i), dz);
             }
             for (int j = 0; j < dz.length; j++) {
@@ -606,12 +620,12 @@ public final class ReferenceBackend extends BackendBase {
             long e = rows.offsets().getLong(s + 1);
             double sum = 0;
             boolean any = false;
-            double[] lse = new double[(int) (e - b)];
+            Row[] rowsOfSeq = new Row[(int) (e - b)];
             for (long p = b; p < e; p++) {
                 if (m.getFloat(p) != 0) {
                     Row r = logProbsRow(readRow(z, p, row), (int) y.getLong(p), t);
                     sum += r.logp();
-                    lse[(int) (p - b)] = r.lse();
+                    rowsOfSeq[(int) (p - b)] = r;
                     any = true;
                 }
             }
@@ -628,7 +642,8 @@ public final class ReferenceBackend extends BackendBase {
                     throw Bgpo.overflow(c, "upstream", p, (float) g);
                 }
                 if (m.getFloat(p) != 0) {
-                    logProbsGradRow(readRow(z, p, row), (int) y.getLong(p), t, lse[(int) (p - b)], 0, g, 0, dz);
+                    Row r = rowsOfSeq[(int) (p - b)];
+                    logProbsGradRow(readRow(z, p, row), (int) y.getLong(p), t, r.max(), r.logSum(), 0, g, 0, dz);
                 } else {
                     java.util.Arrays.fill(dz, 0);
                 }

@@ -24,11 +24,11 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeLibrary {
     public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
-    private static final int ABI_VERSION = 2;
+    private static final int ABI_VERSION = 3;
 
     private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
-            ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
     private static final FunctionDescriptor BWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT);
@@ -184,31 +184,31 @@ public final class NativeLibrary {
     }
 
     /**
-     * rlk_logprobs_fwd; {@code entropy} may be {@link MemorySegment#NULL}; {@code firstOverflow}
-     * (8 bytes, or NULL) receives the first row whose lse or logp overflows float32, or -1.
-     * Returns the status.
+     * rlk_logprobs_fwd; {@code lse}, {@code entropy} and {@code lseParts} may be
+     * {@link MemorySegment#NULL}; {@code firstOverflow} (8 bytes, or NULL) receives the first row
+     * whose lse or logp overflows float32, or -1. Returns the status.
      */
     public int logprobsFwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
                            float temperature, long ignoreIndex, MemorySegment logp, MemorySegment lse,
-                           MemorySegment entropy, MemorySegment firstOverflow) {
-        MethodHandle h = anyHeap(logits, targets, logp, lse, entropy) ? logprobsFwdCritical : logprobsFwd;
+                           MemorySegment entropy, MemorySegment lseParts, MemorySegment firstOverflow) {
+        MethodHandle h = anyHeap(logits, targets, logp, lse, entropy, lseParts) ? logprobsFwdCritical : logprobsFwd;
         try {
             return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, logp, lse, entropy,
-                    firstOverflow);
+                    lseParts, firstOverflow);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }
     }
 
-    /** rlk_logprobs_bwd; optional arguments are {@link MemorySegment#NULL}. Returns the status. */
+    /** rlk_logprobs_bwd from the forward's lseParts; optional arguments are {@link MemorySegment#NULL}. Returns the status. */
     public int logprobsBwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
-                           float temperature, long ignoreIndex, MemorySegment lse, MemorySegment entropy,
+                           float temperature, long ignoreIndex, MemorySegment lseParts, MemorySegment entropy,
                            MemorySegment gradLogp, MemorySegment gradEntropy, MemorySegment gradLogits,
                            int gradDtype) {
-        MethodHandle h = anyHeap(logits, targets, lse, entropy, gradLogp, gradEntropy, gradLogits)
+        MethodHandle h = anyHeap(logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits)
                 ? logprobsBwdCritical : logprobsBwd;
         try {
-            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lse, entropy,
+            return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lseParts, entropy,
                     gradLogp, gradEntropy, gradLogits, gradDtype);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);

@@ -9,9 +9,10 @@
 //   a_v = (z_v - m) log2(e)/T,  s = sum 2^a_v,  t = sum 2^a_v a_v,
 //   lse = m/T + ln s,  logp = (z_y - m)/T - ln s,  H = ln s - ln2 t/s.
 // Precision (float32's, near-certain tokens too: p_y = 1 - 1e-7 has ln s = 1e-7): each 2^a_v is
-// a float, but s and t are summed in double, so s = 1 + eps keeps eps's digits (in float, 1 + eps
-// rounds eps away); rescale factors are exact powers of two in double; the outputs are formed in
-// double. The double work is a few operations an element in a memory-bound kernel. The forward
+// a float, but s = ties + eps is kept as its two parts, ties = #{v : z_v = m} (each 2^0 = 1,
+// counted exactly) and eps, the rest, summed in double with t, so ln s = ln(ties) +
+// log1p(eps/ties) keeps eps's digits however small (in float, 1 + eps rounds eps away, and in
+// double below 1e-16); the outputs are formed in double. The double work is a few operations an element in a memory-bound kernel. The forward
 // writes lse_parts = (m, ln s) per row, which the backward takes instead of lse: its float32
 // rounding would reach every p; at the target, 1 - p_y = -expm1(logp_y).
 // Batch invariance: a row's elements go to its block's threads by their index in the row, W at a
@@ -36,35 +37,42 @@ __device__ __forceinline__ double clamp_exponent(double a) { return a < -127.0 ?
 // denormal that shows up as a spurious 1e-37 in an entropy or a gradient).
 __device__ __forceinline__ double exp2_clamped(double a) { return a == -127.0 ? 0.0 : exp2(a); }
 
-// Online softmax state of part of a row. m starts at -FLT_MAX (finite) so that (z - m) is never
-// inf - inf; the exponent deltas are clamped at -127 so a vanishing factor never multiplies an
-// infinity (2^-127, taken as 0, is nothing next to a sum >= 1). Non-finite logits: -inf adds 0;
-// NaN, and +inf (inf - inf once it is the max), make s NaN; a row of -inf only has s < 1, since
-// the maximum of a row with a finite logit contributes exactly 2^0 = 1.
+// Online softmax state of part of a row: s = ties + eps relative to m (see the file comment). m
+// starts at -FLT_MAX (finite) so that (z - m) is never inf - inf; the exponent deltas are clamped
+// at -127 so a vanishing factor never multiplies an infinity (2^-127, taken as 0, is nothing next
+// to a sum >= 1). Non-finite logits: -inf adds 0; NaN, and +inf (inf - inf once it is the max),
+// make eps NaN; a row of -inf only has no tie, since the maximum of a row with a finite logit is
+// one (a = 0 exactly).
 struct Online {
   float m;
-  double s, t;  // double: see the file comment
-  float k;      // log2(e) / T
+  double ties, eps, t;  // double: see the file comment
+  float k;              // log2(e) / T
 
-  __device__ static Online identity() { return Online{-3.402823466e38f, 0.0, 0.0, 0.0f}; }
+  __device__ static Online identity() { return Online{-3.402823466e38f, 0.0, 0.0, 0.0, 0.0f}; }
 
   __device__ Online shfl_xor(int offset) const {
-    return Online{__shfl_xor_sync(0xffffffffu, m, offset), __shfl_xor_sync(0xffffffffu, s, offset),
-                  __shfl_xor_sync(0xffffffffu, t, offset), k};
+    return Online{__shfl_xor_sync(0xffffffffu, m, offset), __shfl_xor_sync(0xffffffffu, ties, offset),
+                  __shfl_xor_sync(0xffffffffu, eps, offset), __shfl_xor_sync(0xffffffffu, t, offset), k};
   }
 
+  // the old ties become terms 2^delta below the new max
   __device__ void rescale_to(float new_m) {
     const double delta = clamp_exponent(((double)m - new_m) * k);
     const double scale = exp2_clamped(delta);
-    t = scale * (t + delta * s);
-    s = scale * s;
+    t = scale * (t + delta * (ties + eps));
+    eps = scale * (eps + ties);
+    ties = 0.0;
     m = new_m;
   }
 
   __device__ void add(float z) {  // z <= m, or NaN
     const float a = clamp_exponent((z - m) * k);
+    if (a == 0.0f) {  // z = m: 2^0 = 1, counted apart (t gains 1 * 0)
+      ties += 1.0;
+      return;
+    }
     const float e = a == -127.0f ? 0.0f : exp2f(a);  // the clamp's 2^-127 is exactly 0, as on the CPU
-    s += e;
+    eps += e;
     t += (double)e * a;
   }
 
@@ -80,11 +88,16 @@ struct Online {
   }
 };
 
+// x and y relative to the larger max: the ties of the one below it become terms of its eps.
 __device__ Online combine(Online x, Online y) {
   const float m = fmaxf(x.m, y.m);
+  const bool x_top = x.m == m, y_top = y.m == m;
   const double dx = clamp_exponent(((double)x.m - m) * x.k), dy = clamp_exponent(((double)y.m - m) * x.k);
   const double ex = exp2_clamped(dx), ey = exp2_clamped(dy);
-  return Online{m, ex * x.s + ey * y.s, ex * (x.t + dx * x.s) + ey * (y.t + dy * y.s), x.k};
+  const double ties = (x_top ? x.ties : 0.0) + (y_top ? y.ties : 0.0);
+  const double eps = ex * (x.eps + (x_top ? 0.0 : x.ties)) + ey * (y.eps + (y_top ? 0.0 : y.ties));
+  const double t = ex * (x.t + dx * (x.ties + x.eps)) + ey * (y.t + dy * (y.ties + y.eps));
+  return Online{m, ties, eps, t, x.k};
 }
 
 __device__ __forceinline__ long long target_at(const void *targets, int targets_i64, long long row) {
@@ -155,13 +168,13 @@ __device__ void logprobs_fwd(const T *__restrict__ logits, const void *__restric
 
     st = block_reduce(st, combine, scratch);
     if (threadIdx.x == 0) {
-      if (st.s >= 1.0) {
-        const double ln_s = log(st.s), zy = to_float(z[y]);
+      if (st.ties >= 1.0 && !isnan(st.eps)) {
+        const double s = st.ties + st.eps, ln_s = log(st.ties) + log1p(st.eps / st.ties), zy = to_float(z[y]);
         const double row_lse = st.m * (double)inv_t + ln_s, row_logp = (zy - st.m) * (double)inv_t - ln_s;
         const float out_lse = (float)row_lse, out_logp = (float)row_logp;
         logp[row] = out_logp;
         if (lse) lse[row] = out_lse;
-        if (entropy) entropy[row] = (float)(ln_s - RLK_LN2 * st.t / st.s);
+        if (entropy) entropy[row] = (float)(ln_s - RLK_LN2 * st.t / s);
         if (lse_parts) {
           lse_parts[2 * row] = st.m;
           lse_parts[2 * row + 1] = (float)ln_s;

@@ -23,8 +23,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The log-probs at float32's precision against f64 (LogProbs' contract), on every backend: logp,
  * lse and entropy within {@link Tolerance#LOGPROBS_FORWARD}, every element of the gradient within
- * {@link Tolerance#logProbsGradient}, on the rows RL fine-tuning produces — near-certain tokens
- * (p_y = 1 - 1e-3, 1 - 1e-6, 1 - 1e-7), logits offset by 1e4 or of magnitude 1e4, banned tokens —
+ * {@link Tolerance#logProbsGradient} (1e-5, and float32's condition for a probability q below
+ * 2^-24, which matters where the whole row's gradient is that small), on the rows RL fine-tuning produces — near-certain tokens
+ * (p_y = 1 - 1e-3, 1 - 1e-6, 1 - 1e-7, 1 - 1e-30), logits offset by 1e4 or of magnitude 1e4, banned tokens —
  * at temperatures 0.3 to 2, V from 1 to 262,144, f32, bf16 and f16 (compared on the rounded
  * values). The truth is computed here in f64 from the definition (ReferenceBackend.logProbsRow).
  *
@@ -37,7 +38,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class LogProbsPrecisionTest {
     /** The rows of a batch, one of each. */
-    enum Kind { ORDINARY, NEAR_CERTAIN_1E3, NEAR_CERTAIN_1E6, NEAR_CERTAIN_1E7, OFFSET_1E4, MAGNITUDE_1E4, BANNED }
+    enum Kind {
+        ORDINARY, NEAR_CERTAIN_1E3, NEAR_CERTAIN_1E6, NEAR_CERTAIN_1E7,
+        /** 1 - p_y = 1e-30: below double's ulp of 1 too, so s = 1 + eps must be kept as its parts. */
+        NEAR_CERTAIN_1E30,
+        OFFSET_1E4, MAGNITUDE_1E4, BANNED
+    }
 
     private static final long[] VOCABULARIES = {1, 7, 1000, 4099, 32000};
 
@@ -121,10 +127,11 @@ class LogProbsPrecisionTest {
                         largestG = Math.max(largestG, Math.abs(termG[j]));
                         largestGH = Math.max(largestGH, Math.abs(termG[j] + termH[j]));
                     }
-                    Tolerance tolG = Tolerance.logProbsGradient(largestG);
-                    Tolerance tolGH = Tolerance.logProbsGradient(largestGH);
                     for (int j = 0; j < v; j++) {
                         String el = "[" + j + "]" + (j == targets[r] ? " (the target)" : "");
+                        double q = Math.abs(termG[j]) * t / Math.abs(g.getFloat(r)); // p_j, or 1 - p_y at the target
+                        Tolerance tolG = Tolerance.logProbsGradient(largestG, q);
+                        Tolerance tolGH = Tolerance.logProbsGradient(largestGH, q);
                         close(at + " dz from g" + el, termG[j], outG.getFloat((long) r * v + j), tolG);
                         double both = termG[j] + termH[j];
                         double logP = (rows[r][j] - want.max()) / t - want.logSum();
@@ -158,6 +165,7 @@ class LogProbsPrecisionTest {
             case NEAR_CERTAIN_1E3 -> 1e-3;
             case NEAR_CERTAIN_1E6 -> 1e-6;
             case NEAR_CERTAIN_1E7 -> 1e-7;
+            case NEAR_CERTAIN_1E30 -> 1e-30;
             default -> 0;
         };
         if (delta > 0) { // z_y such that p_y = 1 - delta: exp(z_y/T) = (1 - delta)/delta * sum of the others

@@ -26,12 +26,26 @@ public record Tolerance(double atol, double rtol, boolean larger) {
     public static final Tolerance LOGPROBS_FORWARD = new Tolerance(1e-7, 1e-6, true);
 
     /**
-     * The log-probs gradient against f64: within max(1e-5 |dz|, 1e-7 of the row's largest |dz|), and
+     * The log-probs gradient against f64: within max(rtol |dz|, 1e-7 of the row's largest |dz|), and
      * never finer than float32's smallest normal number (1.2e-38): below it a float32 gradient
-     * can only underflow.
+     * can only underflow. rtol is 1e-5, or, for a probability q below 2^-24 (q = p_v, or 1 - p_y
+     * at the target), float32's condition for q (see {@link #logProbsGradientRtol}).
      */
-    public static Tolerance logProbsGradient(double rowLargestAbs) {
-        return new Tolerance(Math.max(1e-7 * rowLargestAbs, Float.MIN_NORMAL), 1e-5, true);
+    public static Tolerance logProbsGradient(double rowLargestAbs, double q) {
+        return new Tolerance(Math.max(1e-7 * rowLargestAbs, Float.MIN_NORMAL), logProbsGradientRtol(q), true);
+    }
+
+    /**
+     * The relative error of dz_v = g (1[v=y] - p_v) / T - h ...: 1e-5 where q = p_v (1 - p_y at
+     * the target) is at least 2^-24, so for p_y up to 1 - 6e-8; below, where float32 cannot hold
+     * p_y apart from 1, float32's condition for q: 2^-21 |log2 q| (1.1e-5 at q = 2^-24, 2.4e-5 at
+     * 1e-30). A float32 kernel forms q from a float32 exponent a = log2 q (q = 2^a, and the
+     * entropy's sum of q a), whose rounding, a few ulps of |a|, is a relative error of ln 2 |a|
+     * 2^-24 each in q: one ulp more in a logit moves q as much. Measured: up to 4.5 ulps of |a| at
+     * q = 1e-30 (native, the entropy term at the target); allowed: 8.
+     */
+    public static double logProbsGradientRtol(double q) {
+        return q >= 0x1p-24 || !(q > 0) ? 1e-5 : 0x1p-21 * Math.abs(Math.log(q) / Math.log(2)); // q = 0: dz underflows
     }
 
     public static Tolerance forOutput(DType outputDtype) {

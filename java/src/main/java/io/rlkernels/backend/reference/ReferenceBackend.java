@@ -31,7 +31,8 @@ public final class ReferenceBackend extends BackendBase {
 
     /**
      * logp, lse and entropy of logits z at temperature t for target y. With x_j = (z_j - max)/t:
-     * lse = max/t + log s, logp = x_y - log s, H = log s - sum_j e^x_j x_j / s, s = sum_j e^x_j.
+     * lse = max/t + log s, logp = x_y - log s, H = log s - sum_j e^x_j x_j / s, s = sum_j e^x_j,
+     * whose terms at x_j = 0 are counted apart from the rest (near-certain rows: see the code).
      * A row with a NaN or +inf logit, or with no finite logit, has no distribution: all three NaN.
      * A -inf logit is a banned token (p = 0; logp = -inf if it is the target).
      */
@@ -43,19 +44,24 @@ public final class ReferenceBackend extends BackendBase {
         if (!(max < Double.POSITIVE_INFINITY) || max == Double.NEGATIVE_INFINITY) {
             return Row.NONE;
         }
-        double sum = 0;
+        long ties = 0; // the logits equal to max, each e^0 = 1: s = ties + rest, kept apart so that
+        double rest = 0; // log s = log(ties) + log1p(rest / ties) keeps rest's digits below 1e-16
         double weighted = 0;
         for (double zj : z) {
             if (zj == Double.NEGATIVE_INFINITY) {
                 continue; // p = 0, and 0 * -inf would be NaN
             }
             double x = (zj - max) / t;
+            if (x == 0) {
+                ties++;
+                continue;
+            }
             double e = Math.exp(x);
-            sum += e;
+            rest += e;
             weighted += e * x;
         }
-        double logSum = Math.log(sum);
-        return new Row((z[y] - max) / t - logSum, max / t + logSum, logSum - weighted / sum, max, logSum);
+        double logSum = Math.log(ties) + Math.log1p(rest / ties);
+        return new Row((z[y] - max) / t - logSum, max / t + logSum, logSum - weighted / (ties + rest), max, logSum);
     }
 
     /**

@@ -30,6 +30,7 @@ typedef float vf __attribute__((vector_size(RLK_W * 4)));
 typedef int32_t vi __attribute__((vector_size(RLK_W * 4)));
 typedef uint32_t vu __attribute__((vector_size(RLK_W * 4)));
 typedef uint16_t vh __attribute__((vector_size(RLK_W * 2)));
+typedef double vd __attribute__((vector_size(RLK_W * 4))); /* half a vf's lanes in double: the same register width */
 /* Views of memory at element alignment, for unaligned loads and stores. */
 typedef float vf_mem __attribute__((vector_size(RLK_W * 4), aligned(4), may_alias));
 typedef uint16_t vh_mem __attribute__((vector_size(RLK_W * 2), aligned(2), may_alias));
@@ -65,6 +66,25 @@ static inline float vf_hmax(vf a) {
 static inline float vf_hsum(vf a) {
   /* pairwise, so the order does not depend on the compiler's choice */
   for (int w = RLK_W / 2; w >= 1; w /= 2)
+    for (int i = 0; i < w; i++) a[i] += a[i + w];
+  return a[0];
+}
+/* a + the lanes of x in double, the low half's lanes added to the high half's: a vf's lanes
+   widened without losing a digit (two conversions and two additions, in registers) */
+static inline vd vd_add_widened(vd a, vf x) {
+  typedef float half __attribute__((vector_size(RLK_W * 2)));
+#if RLK_W == 16
+  const half lo = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+  const half hi = __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif RLK_W == 8
+  const half lo = __builtin_shufflevector(x, x, 0, 1, 2, 3), hi = __builtin_shufflevector(x, x, 4, 5, 6, 7);
+#else
+  const half lo = __builtin_shufflevector(x, x, 0, 1), hi = __builtin_shufflevector(x, x, 2, 3);
+#endif
+  return a + (__builtin_convertvector(lo, vd) + __builtin_convertvector(hi, vd));
+}
+static inline double vd_hsum(vd a) {
+  for (int w = RLK_W / 4; w >= 1; w /= 2)
     for (int i = 0; i < w; i++) a[i] += a[i + w];
   return a[0];
 }

@@ -19,7 +19,13 @@ import io.rlkernels.tensor.Tensor;
  * <p>Precision, every backend: logp, lse and entropy within max(1e-6 |x|, 1e-7) of their exact
  * (f64) values, near-certain tokens included (p_y up to 1 - 1e-7, where logp is -1e-7), and every
  * element of the gradient within 1e-5 relative (floor: 1e-7 of the row's largest |dz|), whatever
- * |lse| is. For that the backward takes the row's max m (a logit, so exact) and ln s, the
+ * |lse| is. Two qualifications, both float32's own condition, not lost digits: an element whose
+ * probability q (p_v, or 1 - p_y at the target) is below 2^-24 comes from a float32 exponent log2
+ * q and is within 2^-21 |log2 q| relative (2.4e-5 at q = 1e-30); where g and h are both given,
+ * an element is the sum of g's term and h's, which can cancel, and its error is bounded against
+ * the magnitudes of the two terms (|g term| + |h| p (|log p| + H) / T), not their sum. The forward
+ * keeps s = ties + eps as its two parts (ties: the logits equal to m) and takes ln s = ln(ties) +
+ * log1p(eps / ties), so logp = -eps keeps its digits however small eps is. The backward takes the row's max m (a logit, so exact) and ln s, the
  * {@code lseParts} [N, 2] the forward writes, rather than lse, whose float32 rounding (ulp(|lse|)/2)
  * would reach every p; and it forms 1 - p_y as -expm1(logp_y). A row's outputs are bitwise the same
  * whatever the batch: its size, the row's position in it, the thread count (native), the grid

@@ -199,6 +199,18 @@ static inline void vf_store(void *base, int dtype, int64_t i, vf x) {
   *(vh_mem *)((uint16_t *)base + i) = dtype == 1 ? vh_bf16_from(x) : vh_f16_from(x);
 }
 
+/* A streaming (non-temporal) store of an aligned vector: to memory, without reading the line first.
+   Weakly ordered: an _mm_sfence() must follow before other stores to the same memory are relied on. */
+static inline void vf_stream(float *p, vf x) {
+#if RLK_W == 16
+  _mm512_stream_ps(p, (__m512)x);
+#elif RLK_W == 8
+  _mm256_stream_ps(p, (__m256)x);
+#else
+  _mm_stream_ps(p, (__m128)x);
+#endif
+}
+
 /* A partial vector: lanes past `count` read as `fill`. */
 static inline vf vf_load_partial(const void *base, int dtype, int64_t i, int count, float fill) {
   vf x = vf_splat(fill);

@@ -10,7 +10,6 @@
 
 namespace {
 
-enum AdvMode { ADV_GRPO = 0, ADV_DRGRPO = 1, ADV_RLOO = 2, ADV_BATCH = 3, ADV_NONE = 4 };
 
 struct Sum {
   double v;
@@ -27,10 +26,10 @@ __device__ __forceinline__ double warp_sum(double v) {
 __device__ __forceinline__ float advantage(int mode, double x, double mean, double std, long long n, float eps) {
   if (n == 1) return 0.0f;  // a group of one: nothing to compare with
   switch (mode) {
-    case ADV_GRPO:
-    case ADV_BATCH: return x == mean ? 0.0f : (float)((x - mean) / (std + eps));  // a constant group: 0, even for eps = 0
-    case ADV_DRGRPO: return (float)(x - mean);
-    case ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
+    case RLK_ADV_GRPO:
+    case RLK_ADV_BATCH: return x == mean ? 0.0f : (float)((x - mean) / (std + eps));  // a constant group: 0, even for eps = 0
+    case RLK_ADV_DRGRPO: return (float)(x - mean);
+    case RLK_ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
     default: return (float)x;
   }
 }

@@ -7,7 +7,6 @@
 
 namespace {
 
-constexpr int kBgpoStats = 10;  // loss, seen, clip high, low, dual, empty, sum d, min d, max d, sum psi
 
 __device__ __forceinline__ double warp_sum_d(double v) {
   for (int offset = RLK_WARP / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -34,9 +33,11 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     rlk_bgpo_coefficients(const float *logp, const int *offsets, long long sequences, const void *mask, int mask_u8,
                           const float *weights, const float *old, const float *adv, float clip_low, float clip_high,
                           float dual_clip, double scale, float *values, float *upstream, double *partial) {
-  __shared__ double warp_stats[RLK_MAX_THREADS / RLK_WARP][kBgpoStats];
+  __shared__ double warp_stats[RLK_MAX_THREADS / RLK_WARP][RLK_BGPO_STATS];
   const int lane = threadIdx.x % RLK_WARP, warp = threadIdx.x / RLK_WARP, warps = blockDim.x / RLK_WARP;
-  double st[kBgpoStats] = {0, 0, 0, 0, 0, 0, 0, INFINITY, -INFINITY, 0};
+  double st[RLK_BGPO_STATS] = {0};
+  st[RLK_BGPO_D_MIN] = INFINITY;
+  st[RLK_BGPO_D_MAX] = -INFINITY;
   for (long long s = (long long)blockIdx.x * warps + warp; s < sequences; s += (long long)gridDim.x * warps) {
     const long long b = offsets[s], e = offsets[s + 1];
     double total = 0.0, count = 0.0;
@@ -73,16 +74,16 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
       dual = 1;
     }
     if (lane == 0) {
-      st[0] += f * scale;
-      st[1] += 1.0;
-      st[2] += high;
-      st[3] += low;
-      st[4] += dual;
-      st[5] += count == 0.0;
-      st[6] += d;
-      st[7] = fmin(st[7], d);
-      st[8] = fmax(st[8], d);
-      st[9] += psi;
+      st[RLK_BGPO_LOSS] += f * scale;
+      st[RLK_BGPO_SEEN] += 1.0;
+      st[RLK_BGPO_CLIP_HIGH] += high;
+      st[RLK_BGPO_CLIP_LOW] += low;
+      st[RLK_BGPO_CLIP_DUAL] += dual;
+      st[RLK_BGPO_EMPTY] += count == 0.0;
+      st[RLK_BGPO_D_SUM] += d;
+      st[RLK_BGPO_D_MIN] = fmin(st[RLK_BGPO_D_MIN], d);
+      st[RLK_BGPO_D_MAX] = fmax(st[RLK_BGPO_D_MAX], d);
+      st[RLK_BGPO_PSI_SUM] += psi;
       values[s] = (float)l;
     }
     // dL/dlogp_p = scale * df/dpsi * dpsi/dd * dl/dlogp_p = -a kappa psi' w scale
@@ -90,13 +91,13 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     for (long long p = b + lane; p < e; p += RLK_WARP) upstream[p] = kept(mask, mask_u8, p) ? g : 0.0f;
   }
   if (lane == 0)
-    for (int j = 0; j < kBgpoStats; j++) warp_stats[warp][j] = st[j];
+    for (int j = 0; j < RLK_BGPO_STATS; j++) warp_stats[warp][j] = st[j];
   __syncthreads();  // every warp's statistics are in shared memory before thread 0 adds them
   if (threadIdx.x == 0) {
     for (int k = 1; k < warps; k++)
-      for (int j = 0; j < kBgpoStats; j++)
-        st[j] = j == 7 ? fmin(st[j], warp_stats[k][j]) : j == 8 ? fmax(st[j], warp_stats[k][j]) : st[j] + warp_stats[k][j];
-    for (int j = 0; j < kBgpoStats; j++) partial[(long long)blockIdx.x * kBgpoStats + j] = st[j];
+      for (int j = 0; j < RLK_BGPO_STATS; j++)
+        st[j] = j == RLK_BGPO_D_MIN ? fmin(st[j], warp_stats[k][j]) : j == RLK_BGPO_D_MAX ? fmax(st[j], warp_stats[k][j]) : st[j] + warp_stats[k][j];
+    for (int j = 0; j < RLK_BGPO_STATS; j++) partial[(long long)blockIdx.x * RLK_BGPO_STATS + j] = st[j];
   }
 }
 
@@ -104,9 +105,9 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
 extern "C" __global__ void rlk_bgpo_finish(const double *partial, int blocks, double *state) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   for (int k = 0; k < blocks; k++)
-    for (int j = 0; j < kBgpoStats; j++) {
-      const double v = partial[(long long)k * kBgpoStats + j];
-      state[j] = j == 7 ? fmin(state[j], v) : j == 8 ? fmax(state[j], v) : state[j] + v;
+    for (int j = 0; j < RLK_BGPO_STATS; j++) {
+      const double v = partial[(long long)k * RLK_BGPO_STATS + j];
+      state[j] = j == RLK_BGPO_D_MIN ? fmin(state[j], v) : j == RLK_BGPO_D_MAX ? fmax(state[j], v) : state[j] + v;
     }
 }
 

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "../native/include/rlk_contract.h"  // codes, stats slots, shared constants: declared once
+
 #define RLK_LOG2E 1.4426950408889634f
 #define RLK_LN2 0.6931471805599453f
 #define RLK_WARP 32

@@ -12,12 +12,6 @@
 
 namespace {
 
-enum { LOSS_PPO = 0, LOSS_CISPO = 1, LOSS_REINFORCE = 2 };
-enum { RATIO_TOKEN = 0, RATIO_SEQUENCE = 1 };
-enum { AGG_TOKEN_MEAN = 0, AGG_SEQ_MEAN_TOKEN_MEAN = 1, AGG_SEQ_MEAN_TOKEN_SUM = 2, AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3 };
-enum { KL_NONE = 0, KL_K1 = 1, KL_K2 = 2, KL_K3 = 3, KL_ABS = 4 };
-constexpr int kChunk = 4096;  // tokens per segment when the op needs no sequences
-constexpr int kStats = 11;    // loss, tokens, sequences, clip high, low, dual, sum(old - logp), ratio sum, min, max, denominator
 
 struct Config {
   int loss, ratio, agg, kl;
@@ -35,7 +29,7 @@ struct Terms {
 __device__ Terms token_terms(const Config &c, double r, double a, double lp, double ref, double h) {
   Terms t{0, 0, 0, 0, 0, 0};
   const double clipped = fmin(fmax(r, 1.0 - c.clip_low), 1.0 + c.clip_high);
-  if (c.loss == LOSS_PPO) {
+  if (c.loss == RLK_LOSS_PPO) {
     const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
     t.loss = fmax(unclipped_loss, clipped_loss);
     t.d_ratio = unclipped_loss >= clipped_loss ? -a : 0.0;
@@ -48,7 +42,7 @@ __device__ Terms token_terms(const Config &c, double r, double a, double lp, dou
       t.d_ratio = 0.0;
       t.dual = 1;
     }
-  } else if (c.loss == LOSS_CISPO) {
+  } else if (c.loss == RLK_LOSS_CISPO) {
     t.loss = -clipped * a * lp;
     t.d_direct = -clipped * a;
     t.high = r > 1.0 + c.clip_high;
@@ -57,13 +51,13 @@ __device__ Terms token_terms(const Config &c, double r, double a, double lp, dou
     t.loss = -a * lp;
     t.d_direct = -a;
   }
-  if (c.kl != KL_NONE && c.kl_coef != 0) {
+  if (c.kl != RLK_KL_NONE && c.kl_coef != 0) {
     const double diff = lp - ref;
     double k, dk;
     switch (c.kl) {
-      case KL_K1: k = diff; dk = 1; break;
-      case KL_K2: k = 0.5 * diff * diff; dk = diff; break;
-      case KL_K3: {
+      case RLK_KL_K1: k = diff; dk = 1; break;
+      case RLK_KL_K2: k = 0.5 * diff * diff; dk = diff; break;
+      case RLK_KL_K3: {
         const double x = clampd(-diff, -20, 20), ex = exp(x);
         k = ex - x - 1;
         dk = fabs(x) < 20 ? 1 - ex : 0;
@@ -88,8 +82,8 @@ __device__ __forceinline__ void segment(const int *offsets, long long k, long lo
     b = offsets[k];
     e = offsets[k + 1];
   } else {
-    b = k * kChunk;
-    e = b + kChunk < n ? b + kChunk : n;
+    b = k * RLK_PL_CHUNK;
+    e = b + RLK_PL_CHUNK < n ? b + RLK_PL_CHUNK : n;
   }
 }
 
@@ -101,25 +95,25 @@ struct Pair {  // two sums reduced together
 __device__ Pair add_pair(Pair x, Pair y) { return Pair{x.a + y.a, x.b + y.b}; }
 
 struct Stats {  // the first ten statistics; the denominator is added by rlk_policy_finish
-  double v[kStats - 1];
+  double v[RLK_PL_DENOMINATOR];  // every slot before the denominator, which rlk_policy_finish sets
   __device__ static Stats identity() {
     Stats s;
-    for (int j = 0; j < kStats - 1; j++) s.v[j] = 0.0;
-    s.v[8] = INFINITY;
-    s.v[9] = -INFINITY;
+    for (int j = 0; j < RLK_PL_DENOMINATOR; j++) s.v[j] = 0.0;
+    s.v[RLK_PL_RATIO_MIN] = INFINITY;
+    s.v[RLK_PL_RATIO_MAX] = -INFINITY;
     return s;
   }
   __device__ Stats shfl_xor(int o) const {
     Stats s;
-    for (int j = 0; j < kStats - 1; j++) s.v[j] = __shfl_xor_sync(0xffffffffu, v[j], o);
+    for (int j = 0; j < RLK_PL_DENOMINATOR; j++) s.v[j] = __shfl_xor_sync(0xffffffffu, v[j], o);
     return s;
   }
 };
 __device__ Stats add_stats(Stats x, Stats y) {
   Stats s;
   for (int j = 0; j < 8; j++) s.v[j] = x.v[j] + y.v[j];
-  s.v[8] = fmin(x.v[8], y.v[8]);
-  s.v[9] = fmax(x.v[9], y.v[9]);
+  s.v[RLK_PL_RATIO_MIN] = fmin(x.v[RLK_PL_RATIO_MIN], y.v[RLK_PL_RATIO_MIN]);
+  s.v[RLK_PL_RATIO_MAX] = fmax(x.v[RLK_PL_RATIO_MAX], y.v[RLK_PL_RATIO_MAX]);
   return s;
 }
 
@@ -132,7 +126,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
                            long long longest, double *denominator) {
   __shared__ Pair scratch[RLK_MAX_THREADS / RLK_WARP];
   Pair count{0.0, 0.0};  // kept tokens, sequences with a kept token
-  const long long segments = offsets ? sequences : (n + kChunk - 1) / kChunk;
+  const long long segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
   for (long long k = threadIdx.x; k < segments; k += blockDim.x) {
     long long b, e;
     segment(offsets, k, n, b, e);
@@ -143,7 +137,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
   }
   count = block_reduce(count, add_pair, scratch);  // integers: exact whatever the order
   if (threadIdx.x == 0) {
-    const double d = agg == AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : agg == AGG_TOKEN_MEAN ? count.a : count.b;
+    const double d = agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : agg == RLK_AGG_TOKEN_MEAN ? count.a : count.b;
     *denominator = d == 0 ? 1.0 : d;  // nothing kept: the loss is 0 either way
   }
 }
@@ -159,7 +153,7 @@ extern "C" __global__ void __launch_bounds__(256)
   __shared__ Stats stats_scratch[RLK_MAX_THREADS / RLK_WARP];
   const Config c{loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
   const double denom = denominator ? *denominator : denominator_value;  // computed on the device, or given
-  const long long segments = offsets ? sequences : (n + kChunk - 1) / kChunk;
+  const long long segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
   Stats st = Stats::identity();
 
   for (long long k = blockIdx.x; k < segments; k += gridDim.x) {
@@ -180,8 +174,8 @@ extern "C" __global__ void __launch_bounds__(256)
     const double seq_log = n_kept > 0 ? totals.b / n_kept : 0.0;
     const bool seq_clamped = fabs(seq_log) > 20;
     const double seq_ratio = exp(clampd(seq_log, -20, 20));
-    const double w = agg == AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 0 ? n_kept : 1.0) * denom) : 1.0 / denom;
-    if (threadIdx.x == 0 && offsets && n_kept > 0) st.v[2] += 1.0;
+    const double w = agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 0 ? n_kept : 1.0) * denom) : 1.0 / denom;
+    if (threadIdx.x == 0 && offsets && n_kept > 0) st.v[RLK_PL_SEQUENCES] += 1.0;
 
     double seq_coef = 0.0;
     for (long long i = b + threadIdx.x; i < e; i += blockDim.x) {
@@ -191,21 +185,21 @@ extern "C" __global__ void __launch_bounds__(256)
         continue;
       }
       const double raw = (double)logp[i] - old[i], d = clampd(raw, -20, 20);
-      const double r = ratio_level == RATIO_TOKEN ? exp(d) : seq_ratio;
-      const bool clamped = ratio_level == RATIO_TOKEN ? d != raw : seq_clamped;
+      const double r = ratio_level == RLK_RATIO_TOKEN ? exp(d) : seq_ratio;
+      const bool clamped = ratio_level == RLK_RATIO_TOKEN ? d != raw : seq_clamped;
       const Terms t = token_terms(c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
-      st.v[0] += w * t.loss;
-      st.v[1] += 1.0;
-      st.v[3] += t.high;
-      st.v[4] += t.low;
-      st.v[5] += t.dual;
-      st.v[6] += -d;
-      st.v[7] += r;
-      st.v[8] = fmin(st.v[8], r);
-      st.v[9] = fmax(st.v[9], r);
+      st.v[RLK_PL_LOSS] += w * t.loss;
+      st.v[RLK_PL_TOKENS] += 1.0;
+      st.v[RLK_PL_CLIP_HIGH] += t.high;
+      st.v[RLK_PL_CLIP_LOW] += t.low;
+      st.v[RLK_PL_CLIP_DUAL] += t.dual;
+      st.v[RLK_PL_NEG_APPROX_KL_SUM] += -d;
+      st.v[RLK_PL_RATIO_SUM] += r;
+      st.v[RLK_PL_RATIO_MIN] = fmin(st.v[RLK_PL_RATIO_MIN], r);
+      st.v[RLK_PL_RATIO_MAX] = fmax(st.v[RLK_PL_RATIO_MAX], r);
       double g = w * t.d_direct;
       if (!clamped) {
-        if (ratio_level == RATIO_TOKEN)
+        if (ratio_level == RLK_RATIO_TOKEN)
           g += w * t.d_ratio * r;  // dr/dlogp = r
         else
           seq_coef += w * t.d_ratio;
@@ -213,7 +207,7 @@ extern "C" __global__ void __launch_bounds__(256)
       grad[i] = (float)g;
       if (grad_entropy) grad_entropy[i] = (float)(-w * ent_coef);
     }
-    if (ratio_level == RATIO_SEQUENCE) {
+    if (ratio_level == RLK_RATIO_SEQUENCE) {
       // dr_s/dlogp_j = r_s m_j / n_s: a share of sum(w dl/dr) for every kept token, added to the
       // direct term recomputed in double, so that each gradient is rounded once
       Pair coef = block_reduce(Pair{seq_coef, 0.0}, add_pair, pair_scratch);
@@ -230,24 +224,24 @@ extern "C" __global__ void __launch_bounds__(256)
   }
   st = block_reduce(st, add_stats, stats_scratch);
   if (threadIdx.x == 0)
-    for (int j = 0; j < kStats - 1; j++) partial[(long long)blockIdx.x * (kStats - 1) + j] = st.v[j];
+    for (int j = 0; j < RLK_PL_DENOMINATOR; j++) partial[(long long)blockIdx.x * (RLK_PL_DENOMINATOR) + j] = st.v[j];
 }
 
 // Adds the blocks' partials in block order: the statistics, loss first.
 extern "C" __global__ void rlk_policy_finish(const double *partial, int blocks, double denominator_value,
                                              const double *denominator, double *stats) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  double s[kStats];
-  for (int j = 0; j < kStats; j++) s[j] = 0.0;
-  s[8] = INFINITY;
-  s[9] = -INFINITY;
+  double s[RLK_PL_STATS];
+  for (int j = 0; j < RLK_PL_STATS; j++) s[j] = 0.0;
+  s[RLK_PL_RATIO_MIN] = INFINITY;
+  s[RLK_PL_RATIO_MAX] = -INFINITY;
   for (int k = 0; k < blocks; k++) {
-    const double *p = partial + (long long)k * (kStats - 1);
-    for (int j = 0; j < 8; j++) s[j] += p[j];
-    s[8] = fmin(s[8], p[8]);
-    s[9] = fmax(s[9], p[9]);
+    const double *p = partial + (long long)k * (RLK_PL_DENOMINATOR);
+    for (int j = 0; j < RLK_PL_RATIO_MIN; j++) s[j] += p[j];  // the sums come before min and max
+    s[RLK_PL_RATIO_MIN] = fmin(s[RLK_PL_RATIO_MIN], p[RLK_PL_RATIO_MIN]);
+    s[RLK_PL_RATIO_MAX] = fmax(s[RLK_PL_RATIO_MAX], p[RLK_PL_RATIO_MAX]);
   }
-  if (s[1] == 0) s[8] = s[9] = 0.0;
-  s[10] = denominator ? *denominator : denominator_value;
-  for (int j = 0; j < kStats; j++) stats[j] = s[j];
+  if (s[RLK_PL_TOKENS] == 0) s[RLK_PL_RATIO_MIN] = s[RLK_PL_RATIO_MAX] = 0.0;
+  s[RLK_PL_DENOMINATOR] = denominator ? *denominator : denominator_value;
+  for (int j = 0; j < RLK_PL_STATS; j++) stats[j] = s[j];
 }

@@ -13,24 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rlk_contract.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Element types of logits and of gradient outputs; the codes match io.rlkernels.tensor.DType. */
-enum rlk_dtype { RLK_F32 = 0, RLK_BF16 = 1, RLK_F16 = 2 };
-/* Integer types of target ids. */
-enum rlk_itype { RLK_I32 = 0, RLK_I64 = 1 };
-
-/* RLK_OVERFLOW: finite inputs gave an output float32 cannot hold (written as an infinity); the
-   caller finds the element and refuses the inputs. */
-enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2, RLK_BAD_ARGUMENT = 3, RLK_OUT_OF_MEMORY = 4, RLK_OVERFLOW = 5 };
-
-/* Group advantage modes; the codes match io.rlkernels.ops.GroupAdvantages.Mode. */
-enum rlk_adv_mode { RLK_ADV_GRPO = 0, RLK_ADV_DRGRPO = 1, RLK_ADV_RLOO = 2, RLK_ADV_BATCH = 3, RLK_ADV_NONE = 4 };
-
-/* Instruction-set variants, in the order they are tried. */
-enum rlk_isa { RLK_ISA_AUTO = -1, RLK_ISA_X86_64 = 0, RLK_ISA_AVX2 = 1, RLK_ISA_AVX512 = 2 };
+/* Codes, stats slots and shared constants: declared once, in rlk_contract.h. */
 
 /* Version of this interface; Java refuses a library whose version differs. */
 int rlk_abi_version(void);
@@ -100,12 +89,10 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
 /*
  * Clipped importance-ratio policy loss and dL/dlogp, fused (DESIGN §5.3; io.rlkernels.ops.PolicyLoss
  * defines every term). Sequences are runs offsets[k] .. offsets[k+1] (offsets may be NULL when the
- * ratio is per token and the aggregation token-mean). Codes: loss ppo 0, cispo 1, reinforce 2;
- * ratio token 0, sequence 1; agg token-mean 0, seq-mean-token-mean 1, seq-mean-token-sum 2,
- * seq-mean-token-sum-norm 3; kl none 0, k1 1, k2 2, k3 3, abs 4. denominator NaN: implied by the
- * batch (longest is its longest sequence). ref, entropy and grad_entropy may be NULL. stats gets 11
- * doubles: loss, tokens, sequences, clip high, clip low, clip dual, sum(old - logp), ratio sum,
- * ratio min, ratio max, denominator. Returns RLK_OVERFLOW when a gradient float32 cannot hold.
+ * ratio is per token and the aggregation token-mean: segments of RLK_PL_CHUNK tokens). Codes: enum
+ * rlk_loss_type, rlk_ratio_level, rlk_aggregation, rlk_kl. denominator NaN: implied by the batch
+ * (longest is its longest sequence). ref, entropy and grad_entropy may be NULL. stats gets
+ * RLK_PL_STATS doubles, enum rlk_policy_stat. Returns RLK_OVERFLOW when a gradient float32 cannot hold.
  */
 int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
                     const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,
@@ -119,8 +106,8 @@ int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8,
 /*
  * BGPO's per-sequence step of one sample (io.rlkernels.ops.Bgpo): from the masked rows' logp, each
  * sequence's value (values[s]), bound, and the upstream gradient of its masked rows (upstream[p],
- * 0 elsewhere); scale = 1 / (D n_t). Adds loss, seen, clip high, clip low, clip dual, empty,
- * sum d, min d, max d, sum psi into state (min and max combined).
+ * 0 elsewhere); scale = 1 / (D n_t). Adds into state, RLK_BGPO_STATS doubles (enum rlk_bgpo_stat:
+ * loss, seen, clip high, low, dual, empty, sum d, min d, max d, sum psi; min and max combined).
  */
 int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t sequences, const void *mask, int mask_u8,
                           const float *weights, const float *old, const float *adv, float clip_low, float clip_high,

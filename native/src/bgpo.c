@@ -24,16 +24,14 @@ int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8,
   return RLK_OK;
 }
 
-/* state: loss, seen, clip high, clip low, clip dual, empty, sum d, min d, max d, sum psi (added into) */
-enum { B_LOSS, B_SEEN, B_HIGH, B_LOW, B_DUAL, B_EMPTY, B_DSUM, B_DMIN, B_DMAX, B_PSUM, B_LEN };
-
+/* state: RLK_BGPO_STATS doubles, added into (enum rlk_bgpo_stat in rlk_contract.h) */
 int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t sequences, const void *mask, int mask_u8,
                           const float *weights, const float *old, const float *adv, float clip_low, float clip_high,
                           float dual_clip, double scale, float *values, float *upstream, double *state) {
   /* scale = 1 / (D n_t). Sequences are independent; their statistics are added in order below. */
-  double sums[B_LEN] = {0};
-  sums[B_DMIN] = INFINITY;
-  sums[B_DMAX] = -INFINITY;
+  double sums[RLK_BGPO_STATS] = {0};
+  sums[RLK_BGPO_D_MIN] = INFINITY;
+  sums[RLK_BGPO_D_MAX] = -INFINITY;
   for (int64_t s = 0; s < sequences; s++) {
     const int64_t b = offsets[s], e = offsets[s + 1];
     double total = 0;
@@ -58,28 +56,28 @@ int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t seq
     const double unclipped_loss = -a * psi, clipped_loss = -a * clipped;
     double f = unclipped_loss > clipped_loss ? unclipped_loss : clipped_loss;
     double kappa = unclipped_loss >= clipped_loss ? 1.0 : 0.0;
-    if (clipped_loss > unclipped_loss) sums[psi > 1.0 + clip_high ? B_HIGH : B_LOW] += 1;
+    if (clipped_loss > unclipped_loss) sums[psi > 1.0 + clip_high ? RLK_BGPO_CLIP_HIGH : RLK_BGPO_CLIP_LOW] += 1;
     if (dual_clip > 0 && a < 0 && f > -dual_clip * a) {
       f = -dual_clip * a;
       kappa = 0.0;
-      sums[B_DUAL] += 1;
+      sums[RLK_BGPO_CLIP_DUAL] += 1;
     }
-    sums[B_LOSS] += f * scale;
-    sums[B_SEEN] += 1;
-    sums[B_EMPTY] += !any;
-    sums[B_DSUM] += d;
-    sums[B_DMIN] = d < sums[B_DMIN] ? d : sums[B_DMIN];
-    sums[B_DMAX] = d > sums[B_DMAX] ? d : sums[B_DMAX];
-    sums[B_PSUM] += psi;
+    sums[RLK_BGPO_LOSS] += f * scale;
+    sums[RLK_BGPO_SEEN] += 1;
+    sums[RLK_BGPO_EMPTY] += !any;
+    sums[RLK_BGPO_D_SUM] += d;
+    sums[RLK_BGPO_D_MIN] = d < sums[RLK_BGPO_D_MIN] ? d : sums[RLK_BGPO_D_MIN];
+    sums[RLK_BGPO_D_MAX] = d > sums[RLK_BGPO_D_MAX] ? d : sums[RLK_BGPO_D_MAX];
+    sums[RLK_BGPO_PSI_SUM] += psi;
     values[s] = (float)l;
     /* dL/dlogp_p = scale * df/dpsi * dpsi/dd * dl/dlogp_p = -a * kappa * psi' * w * scale */
     const float g = (float)(-a * kappa * dpsi * w * scale);
     for (int64_t p = b; p < e; p++) upstream[p] = kept(mask, mask_u8, p) ? g : 0.0f;
   }
-  for (int j = 0; j < B_LEN; j++) {
-    if (j == B_DMIN)
+  for (int j = 0; j < RLK_BGPO_STATS; j++) {
+    if (j == RLK_BGPO_D_MIN)
       state[j] = sums[j] < state[j] ? sums[j] : state[j];
-    else if (j == B_DMAX)
+    else if (j == RLK_BGPO_D_MAX)
       state[j] = sums[j] > state[j] ? sums[j] : state[j];
     else
       state[j] += sums[j];

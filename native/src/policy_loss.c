@@ -15,14 +15,7 @@
 #include "overflow.h"
 #include "rlkernels.h"
 
-#define CHUNK 4096 /* tokens per segment when the op needs no sequences */
-
-enum { LOSS_PPO = 0, LOSS_CISPO = 1, LOSS_REINFORCE = 2 };
-enum { RATIO_TOKEN = 0, RATIO_SEQUENCE = 1 };
-enum { AGG_TOKEN_MEAN = 0, AGG_SEQ_MEAN_TOKEN_MEAN = 1, AGG_SEQ_MEAN_TOKEN_SUM = 2, AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3 };
-enum { KL_NONE = 0, KL_K1 = 1, KL_K2 = 2, KL_K3 = 3, KL_ABS = 4 };
-/* stats: loss, tokens, sequences, clip high, clip low, clip dual, sum(old - logp), ratio sum, min, max, denominator */
-enum { S_LOSS, S_TOKENS, S_SEQS, S_HIGH, S_LOW, S_DUAL, S_NEG_KL, S_RSUM, S_RMIN, S_RMAX, S_DENOM, S_LEN };
+/* Codes, the stats slots (enum rlk_policy_stat) and RLK_PL_CHUNK: rlk_contract.h. */
 
 typedef struct {
   int loss, ratio, agg, kl;
@@ -47,7 +40,7 @@ typedef struct {
 static inline __attribute__((always_inline)) terms token_terms(const config *c, double r, double a, double lp, double ref, double h) {
   terms t = {0, 0, 0, 0, 0, 0};
   const double clipped = clampd(r, 1.0 - c->clip_low, 1.0 + c->clip_high);
-  if (c->loss == LOSS_PPO) {
+  if (c->loss == RLK_LOSS_PPO) {
     const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
     t.loss = maxd(unclipped_loss, clipped_loss);
     t.d_ratio = unclipped_loss >= clipped_loss ? -a : 0.0;
@@ -60,7 +53,7 @@ static inline __attribute__((always_inline)) terms token_terms(const config *c, 
       t.d_ratio = 0.0;
       t.dual = 1;
     }
-  } else if (c->loss == LOSS_CISPO) {
+  } else if (c->loss == RLK_LOSS_CISPO) {
     t.loss = -clipped * a * lp;
     t.d_direct = -clipped * a;
     t.high = r > 1.0 + c->clip_high;
@@ -69,13 +62,13 @@ static inline __attribute__((always_inline)) terms token_terms(const config *c, 
     t.loss = -a * lp;
     t.d_direct = -a;
   }
-  if (c->kl != KL_NONE && c->kl_coef != 0) {
+  if (c->kl != RLK_KL_NONE && c->kl_coef != 0) {
     const double diff = lp - ref;
     double k = 0, dk = 0;
     switch (c->kl) {
-      case KL_K1: k = diff; dk = 1; break;
-      case KL_K2: k = 0.5 * diff * diff; dk = diff; break;
-      case KL_K3: {
+      case RLK_KL_K1: k = diff; dk = 1; break;
+      case RLK_KL_K2: k = 0.5 * diff * diff; dk = diff; break;
+      case RLK_KL_K3: {
         const double x = clampd(-diff, -20, 20), ex = exp(x);
         k = ex - x - 1;
         dk = fabs(x) < 20 ? 1 - ex : 0;
@@ -100,10 +93,10 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
                     double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
                     double *stats) {
   const config c = {loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
-  const int64_t segments = offsets ? sequences : (n + CHUNK - 1) / CHUNK;
-#define SEG_BEGIN(k) (offsets ? (int64_t)offsets[k] : (k) * (int64_t)CHUNK)
-#define SEG_END(k) (offsets ? (int64_t)offsets[(k) + 1] : ((k) + 1) * (int64_t)CHUNK < n ? ((k) + 1) * (int64_t)CHUNK : n)
-  double *partial = malloc(sizeof(double) * S_LEN * (size_t)(segments > 0 ? segments : 1));
+  const int64_t segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
+#define SEG_BEGIN(k) (offsets ? (int64_t)offsets[k] : (k) * (int64_t)RLK_PL_CHUNK)
+#define SEG_END(k) (offsets ? (int64_t)offsets[(k) + 1] : ((k) + 1) * (int64_t)RLK_PL_CHUNK < n ? ((k) + 1) * (int64_t)RLK_PL_CHUNK : n)
+  double *partial = malloc(sizeof(double) * RLK_PL_STATS * (size_t)(segments > 0 ? segments : 1));
   if (!partial) return RLK_OUT_OF_MEMORY;
 
   if (isnan(denominator)) { /* what the mode implies for this batch */
@@ -112,9 +105,9 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     for (int64_t k = 0; k < segments; k++) {
       double kept_here = 0;
       for (int64_t i = SEG_BEGIN(k); i < SEG_END(k); i++) kept_here += kept(mask, mask_u8, i);
-      count += agg == AGG_TOKEN_MEAN ? kept_here : (kept_here > 0); /* integers: exact in any order */
+      count += agg == RLK_AGG_TOKEN_MEAN ? kept_here : (kept_here > 0); /* integers: exact in any order */
     }
-    denominator = agg == AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : count;
+    denominator = agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : count;
     if (denominator == 0) denominator = 1; /* nothing kept: the loss is 0 either way */
   }
 
@@ -122,25 +115,25 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
 #pragma omp parallel for schedule(dynamic, 16) if (n > 16384) reduction(| : failed) reduction(| : overflow)
   for (int64_t k = 0; k < segments; k++) {
     const int64_t b = SEG_BEGIN(k), e = SEG_END(k);
-    double *st = partial + S_LEN * k;
-    st[S_SEQS] = 0;
+    double *st = partial + RLK_PL_STATS * k;
+    st[RLK_PL_SEQUENCES] = 0;
     double n_kept = 0, sum_log_ratio = 0;
     for (int64_t i = b; i < e; i++)
       if (kept(mask, mask_u8, i)) {
         n_kept += 1;
         sum_log_ratio += (double)logp[i] - old[i];
       }
-    if (offsets && n_kept > 0) st[S_SEQS] = 1;
+    if (offsets && n_kept > 0) st[RLK_PL_SEQUENCES] = 1;
     const double seq_log = n_kept > 0 ? sum_log_ratio / n_kept : 0;
     const int seq_clamped = fabs(seq_log) > 20;
     const double seq_ratio = exp(clampd(seq_log, -20, 20));
-    const double w = agg == AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 1 ? n_kept : 1) * denominator) : 1.0 / denominator;
+    const double w = agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 1 ? n_kept : 1) * denominator) : 1.0 / denominator;
 
     /* pass 1: loss, statistics, and for the sequence ratio the sequence's share sum(w dl/dr);
        the sums are locals (registers), stored once per segment */
     /* the sequence ratio's pass 2 adds a share to each kept token's direct term, kept here in double */
-    double *direct = ratio_level == RATIO_SEQUENCE ? malloc(sizeof(double) * (size_t)(e - b > 0 ? e - b : 1)) : NULL;
-    if (ratio_level == RATIO_SEQUENCE && !direct) {
+    double *direct = ratio_level == RLK_RATIO_SEQUENCE ? malloc(sizeof(double) * (size_t)(e - b > 0 ? e - b : 1)) : NULL;
+    if (ratio_level == RLK_RATIO_SEQUENCE && !direct) {
       failed = 1;
       continue;
     }
@@ -153,8 +146,8 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
         continue;
       }
       const double raw = (double)logp[i] - old[i], d = clampd(raw, -20, 20);
-      const double r = ratio_level == RATIO_TOKEN ? exp(d) : seq_ratio;
-      const int clamped = ratio_level == RATIO_TOKEN ? d != raw : seq_clamped;
+      const double r = ratio_level == RLK_RATIO_TOKEN ? exp(d) : seq_ratio;
+      const int clamped = ratio_level == RLK_RATIO_TOKEN ? d != raw : seq_clamped;
       const terms t = token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
       loss += w * t.loss;
       tokens += 1;
@@ -168,7 +161,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       double g = w * t.d_direct;
       if (direct) direct[i - b] = g;
       if (!clamped) {
-        if (ratio_level == RATIO_TOKEN)
+        if (ratio_level == RLK_RATIO_TOKEN)
           g += w * t.d_ratio * r; /* dr/dlogp = r */
         else
           seq_coef += w * t.d_ratio;
@@ -176,15 +169,15 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       grad[i] = (float)g;
       if (grad_entropy) grad_entropy[i] = (float)(-w * ent_coef);
     }
-    st[S_LOSS] = loss;
-    st[S_TOKENS] = tokens;
-    st[S_HIGH] = high;
-    st[S_LOW] = low;
-    st[S_DUAL] = dual;
-    st[S_NEG_KL] = neg_kl;
-    st[S_RSUM] = rsum;
-    st[S_RMIN] = rmin;
-    st[S_RMAX] = rmax;
+    st[RLK_PL_LOSS] = loss;
+    st[RLK_PL_TOKENS] = tokens;
+    st[RLK_PL_CLIP_HIGH] = high;
+    st[RLK_PL_CLIP_LOW] = low;
+    st[RLK_PL_CLIP_DUAL] = dual;
+    st[RLK_PL_NEG_APPROX_KL_SUM] = neg_kl;
+    st[RLK_PL_RATIO_SUM] = rsum;
+    st[RLK_PL_RATIO_MIN] = rmin;
+    st[RLK_PL_RATIO_MAX] = rmax;
     /* pass 2, sequence ratio: dr_s/dlogp_j = r_s m_j / n_s, a share for every kept token, added to
        the direct term in double so that the gradient is rounded once */
     if (direct) {
@@ -201,19 +194,19 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     return RLK_OUT_OF_MEMORY;
   }
 
-  double out[S_LEN] = {0};
-  out[S_RMIN] = INFINITY;
-  out[S_RMAX] = -INFINITY;
+  double out[RLK_PL_STATS] = {0};
+  out[RLK_PL_RATIO_MIN] = INFINITY;
+  out[RLK_PL_RATIO_MAX] = -INFINITY;
   for (int64_t k = 0; k < segments; k++) {
-    const double *st = partial + S_LEN * k;
-    for (int j = 0; j < S_RMIN; j++) out[j] += st[j];
-    out[S_RMIN] = mind(out[S_RMIN], st[S_RMIN]);
-    out[S_RMAX] = maxd(out[S_RMAX], st[S_RMAX]);
+    const double *st = partial + RLK_PL_STATS * k;
+    for (int j = 0; j < RLK_PL_RATIO_MIN; j++) out[j] += st[j];
+    out[RLK_PL_RATIO_MIN] = mind(out[RLK_PL_RATIO_MIN], st[RLK_PL_RATIO_MIN]);
+    out[RLK_PL_RATIO_MAX] = maxd(out[RLK_PL_RATIO_MAX], st[RLK_PL_RATIO_MAX]);
   }
   free(partial);
-  if (out[S_TOKENS] == 0) out[S_RMIN] = out[S_RMAX] = 0;
-  out[S_DENOM] = denominator;
-  for (int j = 0; j < S_LEN; j++) stats[j] = out[j];
+  if (out[RLK_PL_TOKENS] == 0) out[RLK_PL_RATIO_MIN] = out[RLK_PL_RATIO_MAX] = 0;
+  out[RLK_PL_DENOMINATOR] = denominator;
+  for (int j = 0; j < RLK_PL_STATS; j++) stats[j] = out[j];
   return overflow ? RLK_OVERFLOW : RLK_OK;
 #undef SEG_BEGIN
 #undef SEG_END

@@ -339,7 +339,12 @@ public final class CudaBackend extends BackendBase {
         }
     }
 
-    /** Blocks of the policy loss: one per segment up to 4,096 (each writes a partial of ten doubles). */
+    /** Tokens per policy-loss segment when there are no sequences: RLK_PL_CHUNK in rlk_contract.h. */
+    static final int POLICY_CHUNK = 4096;
+    /** Doubles in a policy-loss block's partial: the stats slots before the denominator (RLK_PL_DENOMINATOR). */
+    static final int POLICY_PARTIAL = PolicyLoss.STATS_LENGTH - 1;
+
+    /** Blocks of the policy loss: one per segment up to 4,096 (each writes a partial of POLICY_PARTIAL doubles). */
     static int policyBlocks(long segments) {
         return (int) Math.max(1, Math.min(segments, 4096));
     }
@@ -357,7 +362,7 @@ public final class CudaBackend extends BackendBase {
             long entropy = in.entropy() == null ? 0 : finiteInput(s, "entropy", in.entropy());
             long mask = s.in("mask", in.mask());
             long offsets = seqs == null ? 0 : seqs.deviceCopy(launcher, () -> copyIn(seqs.offsets())).address();
-            long segments = seqs != null ? seqs.sequences() : (n + 4095) / 4096;
+            long segments = seqs != null ? seqs.sequences() : (n + POLICY_CHUNK - 1) / POLICY_CHUNK;
             long grad = s.out("gradLogp", gradLogp);
             long gradH = gradEntropy == null ? 0 : s.out("gradEntropy", gradEntropy);
             long out = s.out("stats", stats);
@@ -370,7 +375,7 @@ public final class CudaBackend extends BackendBase {
                         .i64(seqs == null ? 0 : seqs.longest()).ptr(denominator));
             }
             int blocks = policyBlocks(segments);
-            long partial = s.scratch(8L * 10 * blocks);
+            long partial = s.scratch(8L * POLICY_PARTIAL * blocks);
             int[] codes = PolicyLoss.codes(c);
             launcher.launch("rlk_policy_loss", new LaunchShape(blocks, 256, 0), new KernelArgs().ptr(logp).ptr(old).ptr(adv)
                     .ptr(mask).i32(u8).ptr(ref).ptr(entropy).ptr(offsets).i64(seqs == null ? 0 : seqs.sequences()).i64(n)

@@ -1,0 +1,169 @@
+package io.rlkernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.rlkernels.backend.cuda.CudaBackend;
+import io.rlkernels.backend.nativecpu.NativeBackend;
+import io.rlkernels.ops.Bgpo;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.tensor.DType;
+import java.io.IOException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.RecordComponent;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.ToIntFunction;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * native/include/rlk_contract.h declares every code, stats slot and shared constant once, for the
+ * C and CUDA kernels; Java cannot include it, so this test parses it and requires each Java enum
+ * code, stats component and constant to equal it — both ways: a code or slot on one side only
+ * fails too.
+ */
+class ContractHeaderTest {
+    private static final Pattern ENUMERATOR = Pattern.compile("\\b(RLK_[A-Z0-9_]+)\\s*=\\s*(-?\\d+)");
+    private static final Pattern DEFINE = Pattern.compile("(?m)^#define\\s+(RLK_[A-Z0-9_]+)\\s+(-?\\d+)\\b");
+
+    /** Every name the header gives a value; the enumerators alone (codes and slots, not #defines). */
+    private static final Map<String, Integer> HEADER = parse(header(), true);
+    private static final Map<String, Integer> ENUMERATORS = parse(header(), false);
+
+    private static Path header() {
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            Path p = dir.resolve("native/include/rlk_contract.h");
+            if (Files.isRegularFile(p)) {
+                return p;
+            }
+        }
+        throw new IllegalStateException("native/include/rlk_contract.h not found above " + Path.of("").toAbsolutePath());
+    }
+
+    static Map<String, Integer> parse(Path p, boolean withDefines) {
+        String text;
+        try {
+            text = Files.readString(p).replaceAll("(?s)/\\*.*?\\*/", " ").replaceAll("//[^\n]*", " ");
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        Map<String, Integer> out = new LinkedHashMap<>();
+        for (Pattern pattern : withDefines ? List.of(ENUMERATOR, DEFINE) : List.of(ENUMERATOR)) {
+            Matcher m = pattern.matcher(text);
+            while (m.find()) {
+                if (out.put(m.group(1), Integer.parseInt(m.group(2))) != null) {
+                    fail("rlk_contract.h declares " + m.group(1) + " twice");
+                }
+            }
+        }
+        return out;
+    }
+
+    private static int header(String name) {
+        Integer v = HEADER.get(name);
+        if (v == null) {
+            fail("rlk_contract.h does not declare " + name);
+        }
+        return v;
+    }
+
+    /** Every constant of {@code type} is {@code prefix + NAME} with its code, and the header has no other {@code prefix} code. */
+    private static <E extends Enum<E>> void sameCodes(String prefix, Class<E> type, ToIntFunction<E> code) {
+        for (E e : type.getEnumConstants()) {
+            assertEquals(header(prefix + e.name()), code.applyAsInt(e), type.getName() + "." + e.name() + " against " + prefix + e.name());
+        }
+        long inHeader = ENUMERATORS.keySet().stream().filter(k -> k.startsWith(prefix)).count();
+        assertEquals(type.getEnumConstants().length, inHeader, "codes named " + prefix + "* in rlk_contract.h against " + type.getName());
+    }
+
+    /** The record's components are the header's slots {@code prefix + COMPONENT_NAME}, in order, and {@code length} is their count. */
+    private static void sameSlots(String prefix, Class<? extends Record> type, String lengthName, int javaLength) {
+        RecordComponent[] components = type.getRecordComponents();
+        for (int i = 0; i < components.length; i++) {
+            String slot = prefix + snake(components[i].getName());
+            assertEquals(header(slot), i, type.getName() + "." + components[i].getName() + " is component " + i + ", " + slot);
+        }
+        assertEquals(header(lengthName), components.length, lengthName + " against the components of " + type.getName());
+        assertEquals(header(lengthName), javaLength, lengthName + " against Java's STATS_LENGTH");
+        long inHeader = ENUMERATORS.keySet().stream().filter(k -> k.startsWith(prefix) && !k.equals(lengthName)).count();
+        assertEquals(components.length, inHeader, "slots named " + prefix + "* in rlk_contract.h against " + type.getName());
+    }
+
+    /** clipHigh -> CLIP_HIGH, dSum -> D_SUM. */
+    static String snake(String camel) {
+        return camel.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase(Locale.ROOT);
+    }
+
+    private static int staticInt(Class<?> type, String name) {
+        try {
+            Field f = type.getDeclaredField(name);
+            assertTrue(Modifier.isStatic(f.getModifiers()) && Modifier.isFinal(f.getModifiers()), name + " is a constant");
+            f.setAccessible(true);
+            return f.getInt(null);
+        } catch (ReflectiveOperationException e) {
+            throw new AssertionError(type.getName() + " has no constant " + name, e);
+        }
+    }
+
+    @Test
+    void policyLossCodesAndSlots() {
+        sameCodes("RLK_LOSS_", PolicyLoss.LossType.class, Enum::ordinal);
+        sameCodes("RLK_RATIO_", PolicyLoss.RatioLevel.class, Enum::ordinal);
+        sameCodes("RLK_AGG_", PolicyLoss.Aggregation.class, Enum::ordinal);
+        sameCodes("RLK_KL_", PolicyLoss.KlEstimator.class, Enum::ordinal);
+        PolicyLoss.Config c = PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.CISPO);
+        int[] codes = PolicyLoss.codes(c);
+        assertEquals(header("RLK_LOSS_CISPO"), codes[0], "PolicyLoss.codes: the loss type first");
+        sameSlots("RLK_PL_", PolicyLoss.Stats.class, "RLK_PL_STATS", PolicyLoss.STATS_LENGTH);
+        assertEquals(header("RLK_PL_CHUNK"), staticInt(CudaBackend.class, "POLICY_CHUNK"), "CudaBackend.POLICY_CHUNK");
+        assertEquals(header("RLK_PL_DENOMINATOR"), staticInt(CudaBackend.class, "POLICY_PARTIAL"),
+                "CudaBackend.POLICY_PARTIAL: the slots before the denominator");
+    }
+
+    @Test
+    void bgpoSlots() {
+        sameSlots("RLK_BGPO_", Bgpo.Stats.class, "RLK_BGPO_STATS", Bgpo.STATS_LENGTH);
+        double[] initial = Bgpo.Stats.initial();
+        assertEquals(Double.POSITIVE_INFINITY, initial[header("RLK_BGPO_D_MIN")], "Bgpo.Stats.initial(): min d starts at +inf");
+        assertEquals(Double.NEGATIVE_INFINITY, initial[header("RLK_BGPO_D_MAX")], "Bgpo.Stats.initial(): max d starts at -inf");
+    }
+
+    @Test
+    void advantageModesTypesVariantsAndStatuses() {
+        sameCodes("RLK_ADV_", GroupAdvantages.Mode.class, GroupAdvantages.Mode::code);
+        for (DType t : new DType[] {DType.F32, DType.BF16, DType.F16, DType.I32, DType.I64}) {
+            assertEquals(header("RLK_" + t.name()), t.code(), "DType." + t.name() + ".code()");
+        }
+        for (String isa : new String[] {"AUTO", "X86_64", "AVX2", "AVX512"}) {
+            assertEquals(header("RLK_ISA_" + isa), staticInt(NativeBackend.class, "ISA_" + isa), "NativeBackend.ISA_" + isa);
+        }
+        int checked = 0;
+        for (Field f : NativeBackend.class.getDeclaredFields()) { // every status code Java names
+            if (f.getName().startsWith("RLK_") && f.getType() == int.class) {
+                assertEquals(header(f.getName()), staticInt(NativeBackend.class, f.getName()), "NativeBackend." + f.getName());
+                checked++;
+            }
+        }
+        assertTrue(checked >= 2, "NativeBackend names RLK_OK and RLK_OVERFLOW");
+    }
+
+    @Test
+    void theParserSeesWhatItMustAndNothingElse() {
+        assertEquals("CLIP_HIGH", snake("clipHigh"));
+        assertEquals("D_SUM", snake("dSum"));
+        assertEquals("NEG_APPROX_KL_SUM", snake("negApproxKlSum"));
+        assertEquals(-1, header("RLK_ISA_AUTO"));
+        assertEquals(4096, header("RLK_PL_CHUNK"));
+        assertTrue(HEADER.keySet().stream().noneMatch(k -> k.equals("RLK_CONTRACT_H")), "the include guard is no constant");
+        assertTrue(!ENUMERATORS.containsKey("RLK_PL_CHUNK") && ENUMERATORS.containsKey("RLK_PL_LOSS"), "a #define is no slot");
+    }
+}

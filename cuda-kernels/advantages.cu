@@ -93,7 +93,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask_u8, long long s, long long t,
                            float *per_token) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < s * t; i += (long long)gridDim.x * blockDim.x)
-    per_token[i] = kept(mask, mask_u8, i) ? per_sequence[i / t] : 0.0f;
+    per_token[i] = rlk_kept(mask, mask_u8, i) ? per_sequence[i / t] : 0.0f;
 }
 
 // ---- GAE and discounted returns: one block per row, a reverse scan in tiles ----
@@ -126,7 +126,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
       int mine = 0;
       double value = 0.0;
       for (long long j = hi - 1; j >= lo; j--)
-        if (kept(mask, mask_u8, base + j)) {
+        if (rlk_kept(mask, mask_u8, base + j)) {
           mine = 1;
           value = values ? values[base + j] : 0.0;
         }
@@ -149,7 +149,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
       // 2. compose each thread's maps, right to left
       double a = 1.0, bb = 0.0, next_value = value_after;
       for (long long j = hi - 1; j >= lo; j--) {
-        if (!kept(mask, mask_u8, base + j)) continue;
+        if (!rlk_kept(mask, mask_u8, base + j)) continue;
         const double v = values ? values[base + j] : 0.0;
         const double d = values ? rewards[base + j] + (double)gamma * next_value - v : rewards[base + j];
         bb = d + c * bb;
@@ -175,7 +175,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
       next_value = value_after;
       for (long long j = hi - 1; j >= lo; j--) {
         const long long i = base + j;
-        if (!kept(mask, mask_u8, i)) {
+        if (!rlk_kept(mask, mask_u8, i)) {
           if (advantages) advantages[i] = 0.0f;
           returns[i] = 0.0f;
           continue;
@@ -202,7 +202,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
   const double mean = pass == 1 ? stats[0] : 0.0;
   Sum s{0.0}, count{0.0};
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    if (kept(mask, mask_u8, i)) {
+    if (rlk_kept(mask, mask_u8, i)) {
       const double d = x[i] - mean;
       s.v += pass == 1 ? d * d : (double)x[i];
       count.v += 1.0;
@@ -237,7 +237,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     rlk_whiten_apply(const float *x, const void *mask, int mask_u8, long long n, const double *stats, float *out) {
   const double mean = stats[0], std = stats[2];
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    out[i] = kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
+    out[i] = rlk_kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
 }
 
 // ---- the index of the first float outside a bound, for the checks of device tensors: a non-finite

@@ -19,7 +19,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     rlk_mask_rows(const void *targets, int targets_i64, const void *mask, int mask_u8, long long n, long long ignore,
                   void *out) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    const bool keep = kept(mask, mask_u8, i);
+    const bool keep = rlk_kept(mask, mask_u8, i);
     if (targets_i64)
       static_cast<long long *>(out)[i] = keep ? static_cast<const long long *>(targets)[i] : ignore;
     else
@@ -42,7 +42,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     const long long b = offsets[s], e = offsets[s + 1];
     double total = 0.0, count = 0.0;
     for (long long p = b + lane; p < e; p += RLK_WARP)
-      if (kept(mask, mask_u8, p)) {
+      if (rlk_kept(mask, mask_u8, p)) {
         total += logp[p];
         count += 1.0;
       }
@@ -50,35 +50,16 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     count = warp_sum_d(count);
     const double a = adv[s], w = weights[s];
     const double l = w * total, d = l - old[s];
-    double psi, dpsi;  // the per-sample ratio and its derivative in d
-    if (a >= 0) {
-      psi = 1.0 + d;
-      dpsi = 1.0;
-    } else {
-      const double dc = fmin(fmax(d, -20.0), 20.0);
-      psi = exp(dc);
-      dpsi = dc == d ? psi : 0.0;
-    }
-    const double clipped = fmin(fmax(psi, 1.0 - clip_low), 1.0 + clip_high);
-    const double unclipped_loss = -a * psi, clipped_loss = -a * clipped;
-    double f = fmax(unclipped_loss, clipped_loss);
-    double kappa = unclipped_loss >= clipped_loss ? 1.0 : 0.0;
-    int high = 0, low = 0, dual = 0;
-    if (clipped_loss > unclipped_loss) {
-      high = psi > 1.0 + clip_high;
-      low = !high;
-    }
-    if (dual_clip > 0 && a < 0 && f > -dual_clip * a) {
-      f = -dual_clip * a;
-      kappa = 0.0;
-      dual = 1;
-    }
+    const rlk_psi ps = rlk_bgpo_psi(d, a);  // the per-sample ratio and its slope in d (rlk_math.h)
+    const double psi = ps.psi, dpsi = ps.dpsi;
+    const rlk_clip k = rlk_ppo_clip(psi, a, clip_low, clip_high, dual_clip);
+    const double kappa = k.through_ratio ? 1.0 : 0.0;
     if (lane == 0) {
-      st[RLK_BGPO_LOSS] += f * scale;
+      st[RLK_BGPO_LOSS] += k.loss * scale;
       st[RLK_BGPO_SEEN] += 1.0;
-      st[RLK_BGPO_CLIP_HIGH] += high;
-      st[RLK_BGPO_CLIP_LOW] += low;
-      st[RLK_BGPO_CLIP_DUAL] += dual;
+      st[RLK_BGPO_CLIP_HIGH] += k.high;
+      st[RLK_BGPO_CLIP_LOW] += k.low;
+      st[RLK_BGPO_CLIP_DUAL] += k.dual;
       st[RLK_BGPO_EMPTY] += count == 0.0;
       st[RLK_BGPO_D_SUM] += d;
       st[RLK_BGPO_D_MIN] = fmin(st[RLK_BGPO_D_MIN], d);
@@ -88,7 +69,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     }
     // dL/dlogp_p = scale * df/dpsi * dpsi/dd * dl/dlogp_p = -a kappa psi' w scale
     const float g = (float)(-a * kappa * dpsi * w * scale);
-    for (long long p = b + lane; p < e; p += RLK_WARP) upstream[p] = kept(mask, mask_u8, p) ? g : 0.0f;
+    for (long long p = b + lane; p < e; p += RLK_WARP) upstream[p] = rlk_kept(mask, mask_u8, p) ? g : 0.0f;
   }
   if (lane == 0)
     for (int j = 0; j < RLK_BGPO_STATS; j++) warp_stats[warp][j] = st[j];

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "../native/include/rlk_contract.h"  // codes, stats slots, shared constants: declared once
+#include "../native/include/rlk_math.h"      // the per-token math, shared with native/src
 
 #define RLK_LOG2E 1.4426950408889634f
 #define RLK_LN2 0.6931471805599453f
@@ -104,11 +105,7 @@ template <typename T> __device__ __forceinline__ void store_vec(T *p, const Vec<
   *reinterpret_cast<Vec<T> *>(p) = x;
 }
 
-// ---- masks: f32 (nonzero keeps) or u8 ----
-
-__device__ __forceinline__ bool kept(const void *mask, int mask_u8, long long i) {
-  return mask_u8 ? static_cast<const unsigned char *>(mask)[i] != 0 : static_cast<const float *>(mask)[i] != 0.0f;
-}
+// masks, f32 (nonzero keeps) or u8: rlk_kept in native/include/rlk_math.h
 
 // ---- one block-wide reduction ----
 

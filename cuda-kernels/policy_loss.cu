@@ -1,6 +1,7 @@
 // policy_loss.cu — clipped importance-ratio policy losses with dL/dlogp, fused (DESIGN §5.3).
 // Formulas: io.rlkernels.ops.PolicyLoss; readable version: ReferenceBackend.java; CPU twin:
-// native/src/policy_loss.c (token_terms is the same function there).
+// native/src/policy_loss.c; a token's terms are rlk_token_terms (native/include/rlk_math.h), one
+// function for both.
 //
 // One block per segment (a sequence, or a chunk of tokens when the op needs no sequences), grid-
 // stride over segments: the block reduces what the sequence ratio needs, then each thread handles
@@ -12,69 +13,6 @@
 
 namespace {
 
-
-struct Config {
-  int loss, ratio, agg, kl;
-  double clip_low, clip_high, dual, kl_coef, ent_coef;
-};
-
-__device__ __forceinline__ double clampd(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
-
-struct Terms {
-  double loss, d_ratio, d_direct;
-  int high, low, dual;
-};
-
-// One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly); counts clipping.
-__device__ Terms token_terms(const Config &c, double r, double a, double lp, double ref, double h) {
-  Terms t{0, 0, 0, 0, 0, 0};
-  const double clipped = fmin(fmax(r, 1.0 - c.clip_low), 1.0 + c.clip_high);
-  if (c.loss == RLK_LOSS_PPO) {
-    const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
-    t.loss = fmax(unclipped_loss, clipped_loss);
-    t.d_ratio = unclipped_loss >= clipped_loss ? -a : 0.0;
-    if (clipped_loss > unclipped_loss) {
-      t.high = r > 1.0 + c.clip_high;
-      t.low = !t.high;
-    }
-    if (c.dual > 0 && a < 0 && t.loss > -c.dual * a) {
-      t.loss = -c.dual * a;
-      t.d_ratio = 0.0;
-      t.dual = 1;
-    }
-  } else if (c.loss == RLK_LOSS_CISPO) {
-    t.loss = -clipped * a * lp;
-    t.d_direct = -clipped * a;
-    t.high = r > 1.0 + c.clip_high;
-    t.low = r < 1.0 - c.clip_low;
-  } else {
-    t.loss = -a * lp;
-    t.d_direct = -a;
-  }
-  if (c.kl != RLK_KL_NONE && c.kl_coef != 0) {
-    const double diff = lp - ref;
-    double k, dk;
-    switch (c.kl) {
-      case RLK_KL_K1: k = diff; dk = 1; break;
-      case RLK_KL_K2: k = 0.5 * diff * diff; dk = diff; break;
-      case RLK_KL_K3: {
-        const double x = clampd(-diff, -20, 20), ex = exp(x);
-        k = ex - x - 1;
-        dk = fabs(x) < 20 ? 1 - ex : 0;
-        if (k > 10) {
-          k = 10;
-          dk = 0;
-        }
-        break;
-      }
-      default: k = fabs(diff); dk = diff > 0 ? 1 : (diff < 0 ? -1 : 0); break;
-    }
-    t.loss += c.kl_coef * k;
-    t.d_direct += c.kl_coef * dk;
-  }
-  t.loss -= c.ent_coef * h;
-  return t;
-}
 
 // A segment's bounds: run k of the sequences, or chunk k of the tokens.
 __device__ __forceinline__ void segment(const int *offsets, long long k, long long n, long long &b, long long &e) {
@@ -131,7 +69,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     long long b, e;
     segment(offsets, k, n, b, e);
     double here = 0.0;
-    for (long long i = b; i < e; i++) here += kept(mask, mask_u8, i);
+    for (long long i = b; i < e; i++) here += rlk_kept(mask, mask_u8, i);
     count.a += here;
     count.b += here > 0;
   }
@@ -151,7 +89,7 @@ extern "C" __global__ void __launch_bounds__(256)
                     float *grad_entropy, double *partial) {
   __shared__ Pair pair_scratch[RLK_MAX_THREADS / RLK_WARP];
   __shared__ Stats stats_scratch[RLK_MAX_THREADS / RLK_WARP];
-  const Config c{loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
+  const rlk_pl_config c{loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
   const double denom = denominator ? *denominator : denominator_value;  // computed on the device, or given
   const long long segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
   Stats st = Stats::identity();
@@ -162,7 +100,7 @@ extern "C" __global__ void __launch_bounds__(256)
     // the sequence's kept tokens and summed log-ratio (every thread gets the block's totals)
     Pair own{0.0, 0.0};
     for (long long i = b + threadIdx.x; i < e; i += blockDim.x)
-      if (kept(mask, mask_u8, i)) {
+      if (rlk_kept(mask, mask_u8, i)) {
         own.a += 1.0;
         own.b += (double)logp[i] - old[i];
       }
@@ -173,21 +111,21 @@ extern "C" __global__ void __launch_bounds__(256)
     const double n_kept = totals.a;
     const double seq_log = n_kept > 0 ? totals.b / n_kept : 0.0;
     const bool seq_clamped = fabs(seq_log) > 20;
-    const double seq_ratio = exp(clampd(seq_log, -20, 20));
+    const double seq_ratio = exp(rlk_clamp(seq_log, -20, 20));
     const double w = agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 0 ? n_kept : 1.0) * denom) : 1.0 / denom;
     if (threadIdx.x == 0 && offsets && n_kept > 0) st.v[RLK_PL_SEQUENCES] += 1.0;
 
     double seq_coef = 0.0;
     for (long long i = b + threadIdx.x; i < e; i += blockDim.x) {
-      if (!kept(mask, mask_u8, i)) {
+      if (!rlk_kept(mask, mask_u8, i)) {
         grad[i] = 0.0f;
         if (grad_entropy) grad_entropy[i] = 0.0f;
         continue;
       }
-      const double raw = (double)logp[i] - old[i], d = clampd(raw, -20, 20);
+      const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
       const double r = ratio_level == RLK_RATIO_TOKEN ? exp(d) : seq_ratio;
       const bool clamped = ratio_level == RLK_RATIO_TOKEN ? d != raw : seq_clamped;
-      const Terms t = token_terms(c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
+      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
       st.v[RLK_PL_LOSS] += w * t.loss;
       st.v[RLK_PL_TOKENS] += 1.0;
       st.v[RLK_PL_CLIP_HIGH] += t.high;
@@ -215,8 +153,8 @@ extern "C" __global__ void __launch_bounds__(256)
       __syncthreads();  // the sequence's coefficient is in shared memory before anyone reads it
       const double share = n_kept > 0 ? totals.a * seq_ratio / n_kept : 0.0;
       for (long long i = b + threadIdx.x; i < e; i += blockDim.x) {
-        if (!kept(mask, mask_u8, i)) continue;
-        const Terms t = token_terms(c, seq_ratio, adv[i], logp[i], ref ? ref[i] : 0.0, 0.0);
+        if (!rlk_kept(mask, mask_u8, i)) continue;
+        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], ref ? ref[i] : 0.0, 0.0);
         grad[i] = (float)(w * t.d_direct + share);
       }
     }

@@ -10,14 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rlk_math.h"
 #include "rlkernels.h"
 
 /* Elements per chunk of a whole-tensor reduction: the partial sums of chunks are added in order. */
 #define CHUNK 65536
-
-static inline int kept(const void *mask, int mask_u8, int64_t i) {
-  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
-}
 
 int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
                          int unbiased, float eps, float *advantages) {
@@ -56,7 +53,7 @@ int rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask
 #pragma omp parallel for schedule(static) if (s * t > 65536)
   for (int64_t i = 0; i < s; i++) {
     const float a = per_sequence[i];
-    for (int64_t j = 0; j < t; j++) per_token[i * t + j] = kept(mask, mask_u8, i * t + j) ? a : 0.0f;
+    for (int64_t j = 0; j < t; j++) per_token[i * t + j] = rlk_kept(mask, mask_u8, i * t + j) ? a : 0.0f;
   }
   return RLK_OK;
 }
@@ -69,7 +66,7 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
     double next = 0.0, next_value = 0.0;
     for (int64_t j = t - 1; j >= 0; j--) {
       const int64_t i = row * t + j;
-      if (!kept(mask, mask_u8, i)) {
+      if (!rlk_kept(mask, mask_u8, i)) {
         if (advantages) advantages[i] = 0.0f;
         returns[i] = 0.0f;
         continue;
@@ -99,7 +96,7 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
   for (int64_t c = 0; c < chunks; c++) {
     double sum = 0.0, count = 0.0;
     for (int64_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++)
-      if (kept(mask, mask_u8, i)) {
+      if (rlk_kept(mask, mask_u8, i)) {
         sum += x[i];
         count += 1.0;
       }
@@ -117,7 +114,7 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
   for (int64_t c = 0; c < chunks; c++) {
     double squares = 0.0;
     for (int64_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++)
-      if (kept(mask, mask_u8, i)) {
+      if (rlk_kept(mask, mask_u8, i)) {
         const double d = x[i] - mean;
         squares += d * d;
       }
@@ -129,7 +126,7 @@ int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, 
   const double dof = unbiased ? count - 1.0 : count;
   const double std = sqrt((dof > 0 ? squares / dof : 0.0) + eps);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++) out[i] = kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
+  for (int64_t i = 0; i < n; i++) out[i] = rlk_kept(mask, mask_u8, i) && std > 0 ? (float)((x[i] - mean) / std) : 0.0f;
   return RLK_OK;
 }
 

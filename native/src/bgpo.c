@@ -7,19 +7,16 @@
 #include <math.h>
 #include <omp.h>
 
+#include "rlk_math.h"
 #include "rlkernels.h"
-
-static inline int kept(const void *mask, int mask_u8, int64_t i) {
-  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
-}
 
 int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8, int64_t n, int64_t ignore, void *out) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     if (itype == RLK_I64)
-      ((int64_t *)out)[i] = kept(mask, mask_u8, i) ? ((const int64_t *)targets)[i] : ignore;
+      ((int64_t *)out)[i] = rlk_kept(mask, mask_u8, i) ? ((const int64_t *)targets)[i] : ignore;
     else
-      ((int32_t *)out)[i] = kept(mask, mask_u8, i) ? ((const int32_t *)targets)[i] : (int32_t)ignore;
+      ((int32_t *)out)[i] = rlk_kept(mask, mask_u8, i) ? ((const int32_t *)targets)[i] : (int32_t)ignore;
   }
   return RLK_OK;
 }
@@ -37,32 +34,20 @@ int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t seq
     double total = 0;
     int any = 0;
     for (int64_t p = b; p < e; p++)
-      if (kept(mask, mask_u8, p)) {
+      if (rlk_kept(mask, mask_u8, p)) {
         total += logp[p];
         any = 1;
       }
     const double a = adv[s], w = weights[s];
     const double l = w * total, d = l - old[s];
-    double psi, dpsi; /* the per-sample ratio and its derivative in d */
-    if (a >= 0) {
-      psi = 1.0 + d;
-      dpsi = 1.0;
-    } else {
-      const double dc = d < -20 ? -20 : (d > 20 ? 20 : d);
-      psi = exp(dc);
-      dpsi = dc == d ? psi : 0.0;
-    }
-    const double clipped = psi < 1.0 - clip_low ? 1.0 - clip_low : (psi > 1.0 + clip_high ? 1.0 + clip_high : psi);
-    const double unclipped_loss = -a * psi, clipped_loss = -a * clipped;
-    double f = unclipped_loss > clipped_loss ? unclipped_loss : clipped_loss;
-    double kappa = unclipped_loss >= clipped_loss ? 1.0 : 0.0;
-    if (clipped_loss > unclipped_loss) sums[psi > 1.0 + clip_high ? RLK_BGPO_CLIP_HIGH : RLK_BGPO_CLIP_LOW] += 1;
-    if (dual_clip > 0 && a < 0 && f > -dual_clip * a) {
-      f = -dual_clip * a;
-      kappa = 0.0;
-      sums[RLK_BGPO_CLIP_DUAL] += 1;
-    }
-    sums[RLK_BGPO_LOSS] += f * scale;
+    const rlk_psi ps = rlk_bgpo_psi(d, a); /* the per-sample ratio and its slope in d */
+    const double psi = ps.psi, dpsi = ps.dpsi;
+    const rlk_clip k = rlk_ppo_clip(psi, a, clip_low, clip_high, dual_clip);
+    const double kappa = k.through_ratio ? 1.0 : 0.0;
+    sums[RLK_BGPO_CLIP_HIGH] += k.high;
+    sums[RLK_BGPO_CLIP_LOW] += k.low;
+    sums[RLK_BGPO_CLIP_DUAL] += k.dual;
+    sums[RLK_BGPO_LOSS] += k.loss * scale;
     sums[RLK_BGPO_SEEN] += 1;
     sums[RLK_BGPO_EMPTY] += !any;
     sums[RLK_BGPO_D_SUM] += d;
@@ -72,7 +57,7 @@ int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t seq
     values[s] = (float)l;
     /* dL/dlogp_p = scale * df/dpsi * dpsi/dd * dl/dlogp_p = -a * kappa * psi' * w * scale */
     const float g = (float)(-a * kappa * dpsi * w * scale);
-    for (int64_t p = b; p < e; p++) upstream[p] = kept(mask, mask_u8, p) ? g : 0.0f;
+    for (int64_t p = b; p < e; p++) upstream[p] = rlk_kept(mask, mask_u8, p) ? g : 0.0f;
   }
   for (int j = 0; j < RLK_BGPO_STATS; j++) {
     if (j == RLK_BGPO_D_MIN)

@@ -2,7 +2,8 @@
  * policy_loss.c — clipped importance-ratio policy losses (PPO, CISPO, REINFORCE; token or sequence
  * ratio; KL and entropy terms) with dL/dlogp, fused, on the CPU (DESIGN §5.3). The formulas are
  * those of io.rlkernels.ops.PolicyLoss; ReferenceBackend.java is the readable version; the CUDA
- * twin is cuda-kernels/policy_loss.cu, which shares token_terms() below in spirit line by line.
+ * twin is cuda-kernels/policy_loss.cu; a token's terms are rlk_token_terms (rlk_math.h), one function
+ * for both.
  *
  * Work is split by segment (a sequence, or a fixed chunk of tokens when the op needs no
  * sequences); each segment writes its partial statistics, added afterwards in segment order, so
@@ -13,86 +14,22 @@
 #include <stdlib.h>
 
 #include "overflow.h"
+#include "rlk_math.h"
 #include "rlkernels.h"
 
-/* Codes, the stats slots (enum rlk_policy_stat) and RLK_PL_CHUNK: rlk_contract.h. */
-
-typedef struct {
-  int loss, ratio, agg, kl;
-  double clip_low, clip_high, dual, kl_coef, ent_coef;
-} config;
-
-static inline int kept(const void *mask, int mask_u8, int64_t i) {
-  return mask_u8 ? ((const uint8_t *)mask)[i] != 0 : ((const float *)mask)[i] != 0.0f;
-}
+/* Codes, the stats slots (enum rlk_policy_stat) and RLK_PL_CHUNK: rlk_contract.h; a token's terms
+   (rlk_token_terms) and the kept rule: rlk_math.h, shared with policy_loss.cu. */
 
 /* Plain comparisons, not fmin/fmax: the inputs are finite (checked), and fmin's NaN rules cost a call. */
-static inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 static inline double mind(double a, double b) { return a < b ? a : b; }
 static inline double maxd(double a, double b) { return a > b ? a : b; }
-
-/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly); counts clipping. */
-typedef struct {
-  double loss, d_ratio, d_direct;
-  int high, low, dual;
-} terms;
-
-static inline __attribute__((always_inline)) terms token_terms(const config *c, double r, double a, double lp, double ref, double h) {
-  terms t = {0, 0, 0, 0, 0, 0};
-  const double clipped = clampd(r, 1.0 - c->clip_low, 1.0 + c->clip_high);
-  if (c->loss == RLK_LOSS_PPO) {
-    const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
-    t.loss = maxd(unclipped_loss, clipped_loss);
-    t.d_ratio = unclipped_loss >= clipped_loss ? -a : 0.0;
-    if (clipped_loss > unclipped_loss) {
-      t.high = r > 1.0 + c->clip_high;
-      t.low = !t.high;
-    }
-    if (c->dual > 0 && a < 0 && t.loss > -c->dual * a) {
-      t.loss = -c->dual * a;
-      t.d_ratio = 0.0;
-      t.dual = 1;
-    }
-  } else if (c->loss == RLK_LOSS_CISPO) {
-    t.loss = -clipped * a * lp;
-    t.d_direct = -clipped * a;
-    t.high = r > 1.0 + c->clip_high;
-    t.low = r < 1.0 - c->clip_low;
-  } else {
-    t.loss = -a * lp;
-    t.d_direct = -a;
-  }
-  if (c->kl != RLK_KL_NONE && c->kl_coef != 0) {
-    const double diff = lp - ref;
-    double k = 0, dk = 0;
-    switch (c->kl) {
-      case RLK_KL_K1: k = diff; dk = 1; break;
-      case RLK_KL_K2: k = 0.5 * diff * diff; dk = diff; break;
-      case RLK_KL_K3: {
-        const double x = clampd(-diff, -20, 20), ex = exp(x);
-        k = ex - x - 1;
-        dk = fabs(x) < 20 ? 1 - ex : 0;
-        if (k > 10) {
-          k = 10;
-          dk = 0;
-        }
-        break;
-      }
-      default: k = fabs(diff); dk = diff > 0 ? 1 : (diff < 0 ? -1 : 0); break;
-    }
-    t.loss += c->kl_coef * k;
-    t.d_direct += c->kl_coef * dk;
-  }
-  t.loss -= c->ent_coef * h;
-  return t;
-}
 
 int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
                     const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,
                     int loss_type, int ratio_level, int agg, int kl, float clip_low, float clip_high, float dual_clip,
                     double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
                     double *stats) {
-  const config c = {loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
+  const rlk_pl_config c = {loss_type, ratio_level, agg, kl, clip_low, clip_high, dual_clip, kl_coef, ent_coef};
   const int64_t segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
 #define SEG_BEGIN(k) (offsets ? (int64_t)offsets[k] : (k) * (int64_t)RLK_PL_CHUNK)
 #define SEG_END(k) (offsets ? (int64_t)offsets[(k) + 1] : ((k) + 1) * (int64_t)RLK_PL_CHUNK < n ? ((k) + 1) * (int64_t)RLK_PL_CHUNK : n)
@@ -104,7 +41,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
 #pragma omp parallel for schedule(static) reduction(+ : count) if (n > 65536)
     for (int64_t k = 0; k < segments; k++) {
       double kept_here = 0;
-      for (int64_t i = SEG_BEGIN(k); i < SEG_END(k); i++) kept_here += kept(mask, mask_u8, i);
+      for (int64_t i = SEG_BEGIN(k); i < SEG_END(k); i++) kept_here += rlk_kept(mask, mask_u8, i);
       count += agg == RLK_AGG_TOKEN_MEAN ? kept_here : (kept_here > 0); /* integers: exact in any order */
     }
     denominator = agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? (double)longest : count;
@@ -119,14 +56,14 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     st[RLK_PL_SEQUENCES] = 0;
     double n_kept = 0, sum_log_ratio = 0;
     for (int64_t i = b; i < e; i++)
-      if (kept(mask, mask_u8, i)) {
+      if (rlk_kept(mask, mask_u8, i)) {
         n_kept += 1;
         sum_log_ratio += (double)logp[i] - old[i];
       }
     if (offsets && n_kept > 0) st[RLK_PL_SEQUENCES] = 1;
     const double seq_log = n_kept > 0 ? sum_log_ratio / n_kept : 0;
     const int seq_clamped = fabs(seq_log) > 20;
-    const double seq_ratio = exp(clampd(seq_log, -20, 20));
+    const double seq_ratio = exp(rlk_clamp(seq_log, -20, 20));
     const double w = agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 1 ? n_kept : 1) * denominator) : 1.0 / denominator;
 
     /* pass 1: loss, statistics, and for the sequence ratio the sequence's share sum(w dl/dr);
@@ -140,15 +77,15 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     double seq_coef = 0, loss = 0, tokens = 0, high = 0, low = 0, dual = 0, neg_kl = 0, rsum = 0;
     double rmin = INFINITY, rmax = -INFINITY;
     for (int64_t i = b; i < e; i++) {
-      if (!kept(mask, mask_u8, i)) {
+      if (!rlk_kept(mask, mask_u8, i)) {
         grad[i] = 0.0f;
         if (grad_entropy) grad_entropy[i] = 0.0f;
         continue;
       }
-      const double raw = (double)logp[i] - old[i], d = clampd(raw, -20, 20);
+      const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
       const double r = ratio_level == RLK_RATIO_TOKEN ? exp(d) : seq_ratio;
       const int clamped = ratio_level == RLK_RATIO_TOKEN ? d != raw : seq_clamped;
-      const terms t = token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
+      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0);
       loss += w * t.loss;
       tokens += 1;
       high += t.high;
@@ -183,7 +120,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     if (direct) {
       const double share = n_kept > 0 ? seq_coef * seq_ratio / n_kept : 0;
       for (int64_t i = b; i < e; i++)
-        if (kept(mask, mask_u8, i)) grad[i] = (float)(direct[i - b] + share);
+        if (rlk_kept(mask, mask_u8, i)) grad[i] = (float)(direct[i - b] + share);
       free(direct);
     }
     /* the segment's gradients, still in cache: an overflow is reported, not written silently */

@@ -23,16 +23,7 @@ __device__ __forceinline__ double warp_sum(double v) {
   return v;  // every lane holds the same total: the same tree in every lane
 }
 
-__device__ __forceinline__ float advantage(int mode, double x, double mean, double std, long long n, float eps) {
-  if (n == 1) return 0.0f;  // a group of one: nothing to compare with
-  switch (mode) {
-    case RLK_ADV_GRPO:
-    case RLK_ADV_BATCH: return x == mean ? 0.0f : (float)((x - mean) / (std + eps));  // a constant group: 0, even for eps = 0
-    case RLK_ADV_DRGRPO: return (float)(x - mean);
-    case RLK_ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
-    default: return (float)x;
-  }
-}
+// a member's advantage: rlk_advantage (native/include/rlk_math.h), shared with advantages.c
 
 }  // namespace
 
@@ -55,7 +46,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     squares = warp_sum(squares);
     const double std = n > 1 ? sqrt(squares / (double)(unbiased ? n - 1 : n)) : 0.0;
     for (long long k = lane; k < n; k += RLK_WARP)
-      advantages[members[k]] = advantage(mode, rewards[members[k]], mean, std, n, eps);
+      advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
   }
 }
 
@@ -84,7 +75,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     __syncthreads();  // the std is in shared memory before anyone divides by it
     const double std = stats[1];
     for (long long k = threadIdx.x; k < n; k += blockDim.x)
-      advantages[members[k]] = advantage(mode, rewards[members[k]], mean, std, n, eps);
+      advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
     __syncthreads();  // stats is rewritten by the next group
   }
 }

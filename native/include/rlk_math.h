@@ -1,5 +1,5 @@
 /*
- * rlk_math.h — the per-token and per-sequence math of the ops, written once for the native C
+ * rlk_math.h — the per-token and per-sequence math of the ops (policy loss, KL, group advantages, BGPO), written once for the native C
  * (native/src) and the CUDA kernels (cuda-kernels/, also compiled as host C++ by the emulator):
  * small functions in the common subset of C and CUDA C++, RLK_HD marking them for both. The Java
  * reference (ReferenceBackend) is written apart on purpose: it is the oracle the tests hold these to.
@@ -119,6 +119,20 @@ RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, dou
   }
   t.loss -= c->ent_coef * h;
   return t;
+}
+
+/* One member's group advantage (enum rlk_adv_mode) from its reward x and its group's mean, std
+   and size n: a group of one has nothing to compare with and gets 0, and so does a member equal
+   to the mean under grpo and batch (a constant group: 0, even for eps = 0). */
+RLK_HD float rlk_advantage(int mode, double x, double mean, double std, int64_t n, float eps) {
+  if (n == 1) return 0.0f;
+  switch (mode) {
+    case RLK_ADV_GRPO:
+    case RLK_ADV_BATCH: return x == mean ? 0.0f : (float)((x - mean) / (std + eps));
+    case RLK_ADV_DRGRPO: return (float)(x - mean);
+    case RLK_ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
+    default: return (float)x; /* RLK_ADV_NONE */
+  }
 }
 
 /* BGPO's per-sample ratio psi of d = l - l_old and its slope in d: 1 + d where a >= 0; exp(d)

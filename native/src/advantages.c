@@ -32,18 +32,7 @@ int rlk_group_advantages(const float *rewards, const int32_t *order, const int32
       squares += d * d;
     }
     const double std = n > 1 ? sqrt(squares / (double)(unbiased ? n - 1 : n)) : 0.0;
-    for (int64_t k = 0; k < n; k++) {
-      const double x = rewards[members[k]];
-      double a;
-      switch (mode) {
-        case RLK_ADV_GRPO:
-        case RLK_ADV_BATCH: a = x == mean ? 0.0 : (x - mean) / (std + eps); break; /* a constant group: 0, even for eps = 0 */
-        case RLK_ADV_DRGRPO: a = x - mean; break;
-        case RLK_ADV_RLOO: a = (x - mean) * (double)n / (double)(n - 1); break;
-        default: a = x; break;
-      }
-      advantages[members[k]] = n == 1 ? 0.0f : (float)a;
-    }
+    for (int64_t k = 0; k < n; k++) advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
   }
   return RLK_OK;
 }

@@ -85,13 +85,20 @@ class ContractHeaderTest {
         assertEquals(type.getEnumConstants().length, inHeader, "codes named " + prefix + "* in rlk_contract.h against " + type.getName());
     }
 
-    /** The record's components are the header's slots {@code prefix + COMPONENT_NAME}, in order, and {@code length} is their count. */
+    /**
+     * The record's components are the header's slots {@code prefix + COMPONENT_NAME}, in order, the
+     * owner's constants {@code STAT_COMPONENT_NAME} are those slots, and {@code length} is their count.
+     */
     private static void sameSlots(String prefix, Class<? extends Record> type, String lengthName, int javaLength) {
         RecordComponent[] components = type.getRecordComponents();
         for (int i = 0; i < components.length; i++) {
-            String slot = prefix + snake(components[i].getName());
-            assertEquals(header(slot), i, type.getName() + "." + components[i].getName() + " is component " + i + ", " + slot);
+            String name = snake(components[i].getName());
+            assertEquals(header(prefix + name), i, type.getName() + "." + components[i].getName() + " is component " + i + ", " + prefix + name);
+            assertEquals(i, staticInt(type.getEnclosingClass(), "STAT_" + name), type.getEnclosingClass().getSimpleName() + ".STAT_" + name);
         }
+        long javaSlots = java.util.Arrays.stream(type.getEnclosingClass().getDeclaredFields())
+                .filter(f -> f.getName().startsWith("STAT_")).count();
+        assertEquals(components.length, javaSlots, "STAT_ constants of " + type.getEnclosingClass().getName());
         assertEquals(header(lengthName), components.length, lengthName + " against the components of " + type.getName());
         assertEquals(header(lengthName), javaLength, lengthName + " against Java's STATS_LENGTH");
         long inHeader = ENUMERATORS.keySet().stream().filter(k -> k.startsWith(prefix) && !k.equals(lengthName)).count();

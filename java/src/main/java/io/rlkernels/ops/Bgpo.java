@@ -67,6 +67,17 @@ public final class Bgpo {
 
     /** Length of the f64 state vector the per-sample op adds into (see {@link Stats}). */
     public static final int STATS_LENGTH = 10;
+    /** The slots of the f64 state vector, in the order of {@link Stats}'s components (the kernels': rlk_contract.h). */
+    public static final int STAT_LOSS = 0;
+    public static final int STAT_SEEN = 1;
+    public static final int STAT_CLIP_HIGH = 2;
+    public static final int STAT_CLIP_LOW = 3;
+    public static final int STAT_CLIP_DUAL = 4;
+    public static final int STAT_EMPTY = 5;
+    public static final int STAT_D_SUM = 6;
+    public static final int STAT_D_MIN = 7;
+    public static final int STAT_D_MAX = 8;
+    public static final int STAT_PSI_SUM = 9;
 
     /**
      * Running statistics over the samples consumed so far: the loss (already divided by D n_t),
@@ -80,12 +91,16 @@ public final class Bgpo {
             for (int i = 0; i < STATS_LENGTH; i++) {
                 v[i] = t.getDouble(i);
             }
-            return new Stats(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]);
+            return new Stats(v[STAT_LOSS], v[STAT_SEEN], v[STAT_CLIP_HIGH], v[STAT_CLIP_LOW], v[STAT_CLIP_DUAL], v[STAT_EMPTY],
+                    v[STAT_D_SUM], v[STAT_D_MIN], v[STAT_D_MAX], v[STAT_PSI_SUM]);
         }
 
         /** The state before any sample: sums 0, min +inf, max -inf. */
         public static double[] initial() {
-            return new double[] {0, 0, 0, 0, 0, 0, 0, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, 0};
+            double[] v = new double[STATS_LENGTH];
+            v[STAT_D_MIN] = Double.POSITIVE_INFINITY;
+            v[STAT_D_MAX] = Double.NEGATIVE_INFINITY;
+            return v;
         }
 
         public double clipFraction() {

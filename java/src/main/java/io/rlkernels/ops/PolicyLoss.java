@@ -204,13 +204,26 @@ public final class PolicyLoss {
 
     /** Length of the f64 stats vector the op writes (see {@link Stats}). */
     public static final int STATS_LENGTH = 11;
+    /** The slots of the f64 stats vector, in the order of {@link Stats}'s components (the kernels': rlk_contract.h). */
+    public static final int STAT_LOSS = 0;
+    public static final int STAT_TOKENS = 1;
+    public static final int STAT_SEQUENCES = 2;
+    public static final int STAT_CLIP_HIGH = 3;
+    public static final int STAT_CLIP_LOW = 4;
+    public static final int STAT_CLIP_DUAL = 5;
+    public static final int STAT_NEG_APPROX_KL_SUM = 6;
+    public static final int STAT_RATIO_SUM = 7;
+    public static final int STAT_RATIO_MIN = 8;
+    public static final int STAT_RATIO_MAX = 9;
+    public static final int STAT_DENOMINATOR = 10;
 
     /** The statistics of one call, as sums: micro-batches combine with {@link #merge}. */
     public record Stats(double loss, double tokens, double sequences, double clipHigh, double clipLow, double clipDual,
                         double negApproxKlSum, double ratioSum, double ratioMin, double ratioMax, double denominator) {
 
         public static Stats of(double[] v) {
-            return new Stats(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
+            return new Stats(v[STAT_LOSS], v[STAT_TOKENS], v[STAT_SEQUENCES], v[STAT_CLIP_HIGH], v[STAT_CLIP_LOW], v[STAT_CLIP_DUAL],
+                    v[STAT_NEG_APPROX_KL_SUM], v[STAT_RATIO_SUM], v[STAT_RATIO_MIN], v[STAT_RATIO_MAX], v[STAT_DENOMINATOR]);
         }
 
         /** Reads an f64 [STATS_LENGTH] host tensor. */

@@ -368,7 +368,10 @@ public final class ReferenceBackend extends BackendBase {
             };
             denominator = denominator == 0 ? 1 : denominator; // nothing kept: a zero loss either way
         }
-        double[] st = {0, 0, 0, 0, 0, 0, 0, 0, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, denominator};
+        double[] st = new double[PolicyLoss.STATS_LENGTH];
+        st[PolicyLoss.STAT_RATIO_MIN] = Double.POSITIVE_INFINITY;
+        st[PolicyLoss.STAT_RATIO_MAX] = Double.NEGATIVE_INFINITY;
+        st[PolicyLoss.STAT_DENOMINATOR] = denominator;
         for (int k = 0; k + 1 < offsets.length; k++) {
             long b = offsets[k];
             long e = offsets[k + 1];
@@ -381,7 +384,7 @@ public final class ReferenceBackend extends BackendBase {
                 }
             }
             if (in.sequences() != null && kept > 0) {
-                st[2]++;
+                st[PolicyLoss.STAT_SEQUENCES]++;
             }
             double seqLog = kept > 0 ? sumLogRatio / kept : 0;
             boolean seqClamped = Math.abs(seqLog) > 20;
@@ -420,14 +423,14 @@ public final class ReferenceBackend extends BackendBase {
                         if (c.dualClip() > 0 && a < 0 && pg > -c.dualClip() * a) {
                             pg = -c.dualClip() * a;
                             dPgDr = 0;
-                            st[5]++;
+                            st[PolicyLoss.STAT_CLIP_DUAL]++;
                         }
                     }
                     case CISPO -> {
                         pg = -clipped * a * lp;
                         dPgDirect = -clipped * a;
-                        st[3] += r > 1 + (double) c.clipHigh() ? 1 : 0;
-                        st[4] += r < 1 - (double) c.clipLow() ? 1 : 0;
+                        st[PolicyLoss.STAT_CLIP_HIGH] += r > 1 + (double) c.clipHigh() ? 1 : 0;
+                        st[PolicyLoss.STAT_CLIP_LOW] += r < 1 - (double) c.clipLow() ? 1 : 0;
                     }
                     case REINFORCE -> {
                         pg = -a * lp;
@@ -466,12 +469,12 @@ public final class ReferenceBackend extends BackendBase {
                 }
                 double h = entropy == null ? 0 : entropy.getFloat(i);
                 double l = pg + c.klCoef() * kl - c.entropyCoef() * h;
-                st[0] += w * l;
-                st[1]++;
-                st[6] += -d;
-                st[7] += r;
-                st[8] = Math.min(st[8], r);
-                st[9] = Math.max(st[9], r);
+                st[PolicyLoss.STAT_LOSS] += w * l;
+                st[PolicyLoss.STAT_TOKENS]++;
+                st[PolicyLoss.STAT_NEG_APPROX_KL_SUM] += -d;
+                st[PolicyLoss.STAT_RATIO_SUM] += r;
+                st[PolicyLoss.STAT_RATIO_MIN] = Math.min(st[PolicyLoss.STAT_RATIO_MIN], r);
+                st[PolicyLoss.STAT_RATIO_MAX] = Math.max(st[PolicyLoss.STAT_RATIO_MAX], r);
                 g[(int) (i - b)] = w * (dPgDirect + c.klCoef() * dKl);
                 if (!ratioClamped) {
                     if (token) {
@@ -490,9 +493,9 @@ public final class ReferenceBackend extends BackendBase {
                 grad.setFloat(i, (float) (g[(int) (i - b)] + (shared ? seqCoef * seqRatio / kept : 0)));
             }
         }
-        if (st[1] == 0) {
-            st[8] = 0;
-            st[9] = 0;
+        if (st[PolicyLoss.STAT_TOKENS] == 0) {
+            st[PolicyLoss.STAT_RATIO_MIN] = 0;
+            st[PolicyLoss.STAT_RATIO_MAX] = 0;
         }
         for (HostTensor o : gradH == null ? new HostTensor[] {grad} : new HostTensor[] {grad, gradH}) {
             long bad = Check.firstOutside(o, Float.MAX_VALUE);
@@ -544,8 +547,8 @@ public final class ReferenceBackend extends BackendBase {
                 }
             }
             Coefficient k = coefficient(c, adv.getFloat(s), w.getFloat(s) * sum - old.getFloat(s), st);
-            st[0] += k.f() * scale;
-            st[5] += any ? 0 : 1;
+            st[Bgpo.STAT_LOSS] += k.f() * scale;
+            st[Bgpo.STAT_EMPTY] += any ? 0 : 1;
             out.setFloat(s, (float) (w.getFloat(s) * sum));
             float up = (float) (-adv.getFloat(s) * k.dfdd() * w.getFloat(s) * scale);
             for (long p = b; p < e; p++) {
@@ -581,13 +584,13 @@ public final class ReferenceBackend extends BackendBase {
         if (c.dualClip() > 0 && a < 0 && f > -c.dualClip() * a) {
             f = -c.dualClip() * a;
             kappa = 0;
-            st[4]++;
+            st[Bgpo.STAT_CLIP_DUAL]++;
         }
-        st[1]++;
-        st[6] += d;
-        st[7] = Math.min(st[7], d);
-        st[8] = Math.max(st[8], d);
-        st[9] += psi;
+        st[Bgpo.STAT_SEEN]++;
+        st[Bgpo.STAT_D_SUM] += d;
+        st[Bgpo.STAT_D_MIN] = Math.min(st[Bgpo.STAT_D_MIN], d);
+        st[Bgpo.STAT_D_MAX] = Math.max(st[Bgpo.STAT_D_MAX], d);
+        st[Bgpo.STAT_PSI_SUM] += psi;
         return new Coefficient(f, kappa * dpsi);
     }
 
@@ -595,7 +598,7 @@ public final class ReferenceBackend extends BackendBase {
     private static void addState(HostTensor state, double[] st) {
         for (int j = 0; j < Bgpo.STATS_LENGTH; j++) {
             double v = state.getDouble(j);
-            state.setDouble(j, j == 7 ? Math.min(v, st[j]) : j == 8 ? Math.max(v, st[j]) : v + st[j]);
+            state.setDouble(j, j == Bgpo.STAT_D_MIN ? Math.min(v, st[j]) : j == Bgpo.STAT_D_MAX ? Math.max(v, st[j]) : v + st[j]);
         }
     }
 
@@ -636,8 +639,8 @@ public final class ReferenceBackend extends BackendBase {
                 }
             }
             Coefficient k = coefficient(c, adv.getFloat(s), w.getFloat(s) * sum - old.getFloat(s), st);
-            st[0] += k.f() * scale;
-            st[5] += any ? 0 : 1;
+            st[Bgpo.STAT_LOSS] += k.f() * scale;
+            st[Bgpo.STAT_EMPTY] += any ? 0 : 1;
             values.setFloat(s, (float) (w.getFloat(s) * sum));
             if (Float.isInfinite(values.getFloat(s))) {
                 throw Bgpo.overflow(c, "values", s, values.getFloat(s));

@@ -1,5 +1,5 @@
 // advantages.cu — group-normalised advantages, GAE, discounted returns and masked whitening
-// (DESIGN §5.2). The CPU twins are native/src/advantages.c and ReferenceBackend.java.
+// (ARCHITECTURE §5.2). The CPU twins are native/src/advantages.c and ReferenceBackend.java.
 //
 // Determinism: no floating-point atomics. Every sum is a fixed tree (shuffles, then shared memory)
 // or a sequential loop over partials in index order, so a given input gives bitwise the same

@@ -1,4 +1,4 @@
-// bgpo.cu — BGPO's per-sequence step (DESIGN §5.4), the row masking it needs, and the f32 matrix
+// bgpo.cu — BGPO's per-sequence step (ARCHITECTURE §5.4), the row masking it needs, and the f32 matrix
 // product of its linear head. A Monte Carlo sample is: rlk_mask_rows, the log-probs forward
 // (logprobs.cu, unmasked rows skipped), rlk_bgpo_coefficients (+ rlk_bgpo_finish), and the
 // log-probs backward with the upstream gradients written here. Formulas: io.rlkernels.ops.Bgpo;

@@ -1,4 +1,4 @@
-// logprobs.cu — token log-probs, entropy and their backward (DESIGN §5.1).
+// logprobs.cu — token log-probs, entropy and their backward (ARCHITECTURE §5.1).
 //
 //   forward:  lse = log sum_v exp(z_v/T) = m/T + ln s,  logp = z_y/T - lse,  H = lse - sum_v p_v z_v/T
 //   backward: dz_v = (g (1[v=y] - p_v) - h p_v (log p_v + H)) / T,  log p_v = (z_v - m)/T - ln s

@@ -1,4 +1,4 @@
-// policy_loss.cu — clipped importance-ratio policy losses with dL/dlogp, fused (DESIGN §5.3).
+// policy_loss.cu — clipped importance-ratio policy losses with dL/dlogp, fused (ARCHITECTURE §5.3).
 // Formulas: io.rlkernels.ops.PolicyLoss; readable version: ReferenceBackend.java; CPU twin:
 // native/src/policy_loss.c; a token's terms are rlk_token_terms (native/include/rlk_math.h), one
 // function for both.

@@ -93,7 +93,7 @@ OPS = [("forward", "forward: logp, lse"), ("forward_entropy", "forward: logp, ls
 
 
 def bytes_moved(op, rows, vocab, dtype):
-    """The fewest bytes an op must move (DESIGN §9), as bench/LogProbsBenchmark counts them."""
+    """The fewest bytes an op must move (ARCHITECTURE §9), as bench/LogProbsBenchmark counts them."""
     logits = rows * vocab * ESIZE[dtype]
     if op == "backward":
         return logits + rows * vocab * 4 + rows * 8  # reads logits, lse, g; writes an f32 gradient

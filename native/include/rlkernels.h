@@ -35,7 +35,7 @@ int rlk_max_threads(void);
 void rlk_set_num_threads(int n);
 
 /*
- * Token log-probs forward (DESIGN §5.1), one pass over each row.
+ * Token log-probs forward (ARCHITECTURE §5.1), one pass over each row.
  *   logp[i]    = z[i,y]/T - lse[i]
  *   lse[i]     = log sum_v exp(z[i,v]/T)                (skipped when lse == NULL)
  *   entropy[i] = lse[i] - sum_v p[i,v] z[i,v]/T        (skipped when entropy == NULL)
@@ -64,7 +64,7 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
                      void *grad_logits, int grad_dtype);
 
 /*
- * Group-normalised advantages (DESIGN §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
+ * Group-normalised advantages (ARCHITECTURE §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
  * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double;
  * a group of one gets 0. Batch mode is one group holding every sequence.
  */
@@ -87,7 +87,7 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 
 /*
- * Clipped importance-ratio policy loss and dL/dlogp, fused (DESIGN §5.3; io.rlkernels.ops.PolicyLoss
+ * Clipped importance-ratio policy loss and dL/dlogp, fused (ARCHITECTURE §5.3; io.rlkernels.ops.PolicyLoss
  * defines every term). Sequences are runs offsets[k] .. offsets[k+1] (offsets may be NULL when the
  * ratio is per token and the aggregation token-mean: segments of RLK_PL_CHUNK tokens). Codes: enum
  * rlk_loss_type, rlk_ratio_level, rlk_aggregation, rlk_kl. denominator NaN: implied by the batch

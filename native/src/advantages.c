@@ -1,6 +1,6 @@
 /*
  * advantages.c — group-normalised advantages, GAE, discounted returns and masked whitening on
- * the CPU (DESIGN §5.2). Not vectorised (the work is a few operations per element and gathers),
+ * the CPU (ARCHITECTURE §5.2). Not vectorised (the work is a few operations per element and gathers),
  * so compiled once, not per instruction set. Every mean and variance is two-pass in double, and
  * every sum runs in a fixed order whatever the thread count: bitwise the same output every run.
  * The CUDA twin is cuda-kernels/advantages.cu; the reference is ReferenceBackend.java.

@@ -1,5 +1,5 @@
 /*
- * bgpo.c — BGPO's per-sequence step (DESIGN §5.4) and the row masking it needs, on the CPU. The
+ * bgpo.c — BGPO's per-sequence step (ARCHITECTURE §5.4) and the row masking it needs, on the CPU. The
  * log-probs of the masked rows and the logits gradient come from logprobs.c: a sample is the
  * log-probs forward with unmasked rows skipped, rlk_bgpo_coefficients, and the log-probs backward
  * with the upstream gradients written here. Formulas: io.rlkernels.ops.Bgpo; CUDA twin: bgpo.cu.

@@ -1,5 +1,5 @@
 /*
- * logprobs.c — token log-probs, entropy and their backward on the CPU (DESIGN §5.1).
+ * logprobs.c — token log-probs, entropy and their backward on the CPU (ARCHITECTURE §5.1).
  * Compiled once per instruction-set variant (see simd.h); dispatch.c exports the entry points.
  *
  * Forward, one pass over memory per row: the row is swept in chunks that fit in L1; a chunk's

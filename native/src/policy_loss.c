@@ -1,6 +1,6 @@
 /*
  * policy_loss.c — clipped importance-ratio policy losses (PPO, CISPO, REINFORCE; token or sequence
- * ratio; KL and entropy terms) with dL/dlogp, fused, on the CPU (DESIGN §5.3). The formulas are
+ * ratio; KL and entropy terms) with dL/dlogp, fused, on the CPU (ARCHITECTURE §5.3). The formulas are
  * those of io.rlkernels.ops.PolicyLoss; ReferenceBackend.java is the readable version; the CUDA
  * twin is cuda-kernels/policy_loss.cu; a token's terms are rlk_token_terms (rlk_math.h), one function
  * for both.

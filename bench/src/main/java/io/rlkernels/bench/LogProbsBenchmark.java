@@ -88,7 +88,7 @@ public class LogProbsBenchmark {
         b.close();
     }
 
-    /** Bytes an op must move at least (DESIGN §9). */
+    /** Bytes an op must move at least (ARCHITECTURE §9). */
     static double bytesMoved(String op, long rows, long vocab, String dtype) {
         long element = dtype.equals("f32") ? 4 : 2;
         long logits = rows * vocab * element;

@@ -14,8 +14,8 @@ import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
 /**
- * One implementation of every op. All backends compute the same functions (DESIGN §5) to the
- * tolerances of DESIGN §8. Each op has an allocation-free form writing into tensors the caller
+ * One implementation of every op. All backends compute the same functions (ARCHITECTURE §5) to the
+ * tolerances of ARCHITECTURE §8. Each op has an allocation-free form writing into tensors the caller
  * provides, and a convenience form that allocates its outputs with {@link #allocate}.
  * Arguments are checked before any kernel runs; bad ones throw {@link IllegalArgumentException}
  * naming the argument, the expected and the found value. Read-only memory (a mapped file) is

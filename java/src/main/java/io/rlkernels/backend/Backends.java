@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * Opens backends by kind, and picks the fastest one available ({@code auto}, DESIGN §3; the
+ * Opens backends by kind, and picks the fastest one available ({@code auto}, ARCHITECTURE §3; the
  * emulated backend is for tests and never picked).
  */
 public final class Backends {

@@ -8,7 +8,7 @@ import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
 /**
- * BGPO's constant-memory accumulation (DESIGN §5.4): consumes the n_t Monte Carlo samples of a
+ * BGPO's constant-memory accumulation (ARCHITECTURE §5.4): consumes the n_t Monte Carlo samples of a
  * batch one at a time. Between samples it keeps the running loss and statistics (ten doubles) and
  * per-row scratch sized by R and S; nothing grows with n_t ({@link #allocatedBytes}). Each
  * {@link #step} leaves the gradient of that sample's logits, scaled so that the n_t gradients sum

@@ -6,7 +6,7 @@ import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code rlkernels}: the trainer, backend information, one op on .npy files, and a demo (DESIGN §6). */
+/** {@code rlkernels}: the trainer, backend information, one op on .npy files, and a demo (ARCHITECTURE §6). */
 @Command(name = "rlkernels", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Kernels for the hot loops of RL fine-tuning of language models.",
         subcommands = {TrainCommand.class, InfoCommand.class, OpCommand.class, DemoCommand.class, CommandLine.HelpCommand.class})

@@ -10,7 +10,7 @@ import java.util.stream.Collectors;
 
 /**
  * Argument checks shared by every op. Each failure is an {@link IllegalArgumentException} whose
- * message names the argument, the expected and the found value (DESIGN §7).
+ * message names the argument, the expected and the found value (ARCHITECTURE §7).
  */
 public final class Check {
     private Check() {}

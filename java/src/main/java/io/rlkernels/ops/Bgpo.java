@@ -7,7 +7,7 @@ import io.rlkernels.tensor.Tensor;
 import java.util.SplittableRandom;
 
 /**
- * BGPO (Lin, Zhang, Hou, Li, arXiv 2510.11683; DESIGN §5.4): a policy-gradient bound for diffusion
+ * BGPO (Lin, Zhang, Hou, Li, arXiv 2510.11683; ARCHITECTURE §5.4): a policy-gradient bound for diffusion
  * language models that is linear in the Monte Carlo samples of the ELBO, so samples are consumed
  * one at a time and memory does not grow with their number n_t.
  *
@@ -283,7 +283,7 @@ public final class Bgpo {
     }
 
     /**
-     * Stratified masking (DESIGN §5.4): for sequence i of response length L, draw k uniform in
+     * Stratified masking (ARCHITECTURE §5.4): for sequence i of response length L, draw k uniform in
      * 1..L; sample j masks x_j = round(k + j L / n_t), wrapped into 1..L, positions drawn uniformly
      * without replacement. Every sample masks at least one position.
      */

@@ -5,7 +5,7 @@ import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.Tensor;
 
 /**
- * Generalised advantage estimation over token rows [B, T] (DESIGN §5.2), and discounted
+ * Generalised advantage estimation over token rows [B, T] (ARCHITECTURE §5.2), and discounted
  * returns-to-go. A reverse scan per row over the positions the response mask keeps; positions it
  * drops are skipped as if absent (the next kept position supplies the next value) and get 0:
  *

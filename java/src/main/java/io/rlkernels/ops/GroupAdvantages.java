@@ -6,7 +6,7 @@ import io.rlkernels.tensor.Tensor;
 import java.util.Locale;
 
 /**
- * Group-normalised advantages (DESIGN §5.2): each sequence's reward against the other sequences
+ * Group-normalised advantages (ARCHITECTURE §5.2): each sequence's reward against the other sequences
  * of its group (the samples of one prompt).
  *
  * <pre>

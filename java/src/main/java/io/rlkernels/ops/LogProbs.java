@@ -6,7 +6,7 @@ import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
 /**
- * Token log-probs (DESIGN §5.1): log-softmax of logits [N, V] at temperature T, gathered at the
+ * Token log-probs (ARCHITECTURE §5.1): log-softmax of logits [N, V] at temperature T, gathered at the
  * sampled tokens, with the entropy of each row and their backward.
  *
  * <pre>

@@ -7,7 +7,7 @@ import io.rlkernels.tensor.Tensor;
 import java.util.Locale;
 
 /**
- * Clipped importance-ratio policy losses, forward and dL/dlogp fused (DESIGN §5.3). Per kept
+ * Clipped importance-ratio policy losses, forward and dL/dlogp fused (ARCHITECTURE §5.3). Per kept
  * token i (mask m_i = 1) of a flat batch of N tokens:
  *
  * <pre>

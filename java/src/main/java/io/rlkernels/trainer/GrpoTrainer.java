@@ -18,7 +18,7 @@ import java.util.SplittableRandom;
  */
 public final class GrpoTrainer {
 
-    /** The variant: its advantages and its aggregation (DESIGN §5.2, §5.3). */
+    /** The variant: its advantages and its aggregation (ARCHITECTURE §5.2, §5.3). */
     public enum Algorithm {
         /** (r - mean) / std in the group; seq-mean-token-mean over the batch's sequences. */
         GRPO,

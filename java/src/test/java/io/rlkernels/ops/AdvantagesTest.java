@@ -26,7 +26,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Group advantages, GAE, returns and whitening on every backend against the f64 reference (DESIGN §5.2). */
+/** Group advantages, GAE, returns and whitening on every backend against the f64 reference (ARCHITECTURE §5.2). */
 class AdvantagesTest {
 
     static Stream<BackendUnderTest> fast() {

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** BGPO (DESIGN §5.4): equivalence on-policy, the bound off-policy, every backend, constant memory. */
+/** BGPO (ARCHITECTURE §5.4): equivalence on-policy, the bound off-policy, every backend, constant memory. */
 class BgpoTest {
 
     /** A batch: S response sequences of random lengths, n_t samples of logits [R, V], stratified masks. */

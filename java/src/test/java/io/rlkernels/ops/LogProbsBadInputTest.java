@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Bad input gives an IllegalArgumentException naming the argument, the expected and the found
- * value, before any kernel runs (DESIGN §7): the poisoned outputs stay unwritten.
+ * value, before any kernel runs (ARCHITECTURE §7): the poisoned outputs stay unwritten.
  */
 class LogProbsBadInputTest {
     private static final long N = 5;

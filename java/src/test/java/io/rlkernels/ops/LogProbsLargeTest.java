@@ -15,7 +15,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Row offsets past 2^31 elements (DESIGN §4: 16,384 tokens x 151,936 vocabulary overflow an int).
+ * Row offsets past 2^31 elements (ARCHITECTURE §4: 16,384 tokens x 151,936 vocabulary overflow an int).
  * bf16 logits [14,200, 151,936]: 2.16e9 elements, 4.3 GB; the last rows start beyond 2^31.
  * The emulated backend is left out (too slow at this size); native and cuda run it.
  */

@@ -21,7 +21,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Token log-probs on every backend against the f64 reference (DESIGN §5.1, §8). */
+/** Token log-probs on every backend against the f64 reference (ARCHITECTURE §5.1, §8). */
 class LogProbsTest {
     private static final DType[] FLOAT_TYPES = {DType.F32, DType.BF16, DType.F16};
     /** V = 1, below a vector, not a multiple of any vector width, of a 2048-element chunk, or of a block. */

@@ -30,7 +30,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Clipped policy losses on every backend against the f64 reference (DESIGN §5.3). */
+/** Clipped policy losses on every backend against the f64 reference (ARCHITECTURE §5.3). */
 class PolicyLossTest {
 
     /** A random batch on the host: S sequences of random lengths, some tokens and one sequence masked out. */
@@ -279,7 +279,7 @@ class PolicyLossTest {
 
     // ---- the gradient against finite differences of an independent f64 loss ----
 
-    /** The loss of DESIGN §5.3 in f64, written again from the definition (no shared code with the backends). */
+    /** The loss of ARCHITECTURE §5.3 in f64, written again from the definition (no shared code with the backends). */
     static double lossF64(Config c, double[] lp, double[] old, double[] a, double[] m, double[] ref, double[] h, int[] lengths) {
         int n = lp.length;
         double denom = c.denominator();

@@ -5,7 +5,7 @@ import io.rlkernels.tensor.DType;
 /**
  * |actual - expected| <= atol + rtol * |expected| (or, {@code larger}, the larger of the two): the one
  * place tests take their tolerances from.
- * The figures are what f32 accumulation can promise against the f64 reference (DESIGN §8);
+ * The figures are what f32 accumulation can promise against the f64 reference (ARCHITECTURE §8);
  * a 16-bit input is widened exactly, so it needs no looser forward tolerance — only a 16-bit
  * output (an in-place gradient) does, by its rounding.
  */

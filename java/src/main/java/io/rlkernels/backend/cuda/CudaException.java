@@ -1,6 +1,6 @@
 package io.rlkernels.backend.cuda;
 
-/** A failed CUDA driver call: names the call and its error code (DESIGN §7). */
+/** A failed CUDA driver call: names the call and its error code (ARCHITECTURE §7). */
 public final class CudaException extends RuntimeException {
     private final String call;
     private final int code;

@@ -8,7 +8,7 @@
 // its tokens and keeps its statistics; one block reduction per block writes a partial, and
 // rlk_policy_finish adds the partials in block order. Everything is f64 and in a fixed order, so
 // the result is bitwise the same run after run; the loss of micro-batches given the global
-// denominator adds up to the whole batch's. Launch shapes: CudaBackend.policyLaunch.
+// denominator adds up to the whole batch's. Launch shape: CudaBackend.runPolicyLoss (policyBlocks).
 #include "common.cuh"
 
 namespace {

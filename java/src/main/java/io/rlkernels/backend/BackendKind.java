@@ -2,7 +2,7 @@ package io.rlkernels.backend;
 
 import java.util.Locale;
 
-/** The backends, fastest last; {@code auto} picks cuda, else native, else reference. */
+/** The backends; {@code auto} picks cuda, else native, else reference ({@code emulated} is for tests, never picked). */
 public enum BackendKind {
     /** Plain Java, f64 accumulation: the oracle for every test. */
     REFERENCE,

@@ -30,10 +30,17 @@ import io.rlkernels.tensor.Tensor;
  */
 public final class CudaBackend extends BackendBase {
     /**
-     * Blocks per grid at most; kernels loop over further rows (grid-stride). Tests lower it with
-     * {@code -Drlk.cuda.maxGrid=N} so that small inputs take the grid-stride path too.
+     * Blocks per grid at most; every kernel loops over what its grid does not cover (grid-stride).
+     * Tests lower it with {@code -Drlk.cuda.maxGrid=N} so that small inputs take that path too:
+     * every launch shape below goes through {@link #grid}.
      */
     static final int MAX_GRID = 1 << 20;
+
+    /** The blocks of a launch: {@code wanted}, at most {@code cap} and the grid limit, at least 1. */
+    static int grid(long wanted, long cap) {
+        long limit = Math.min(cap, Integer.getInteger("rlk.cuda.maxGrid", MAX_GRID));
+        return (int) Math.max(1, Math.min(wanted, limit));
+    }
     /** Alignment that enables the 16-byte vector path. */
     private static final int VECTOR_BYTES = 16;
 
@@ -129,7 +136,7 @@ public final class CudaBackend extends BackendBase {
         while (threads < 512 && threads * 4L < vectors) {
             threads *= 2;
         }
-        return new LaunchShape((int) Math.min(rows, Integer.getInteger("rlk.cuda.maxGrid", MAX_GRID)), threads, 0);
+        return new LaunchShape(grid(rows, MAX_GRID), threads, 0);
     }
 
     @Override
@@ -195,9 +202,9 @@ public final class CudaBackend extends BackendBase {
     /** A team per group: a warp for groups up to 256 members (eight to a block), else a block of 256. */
     static LaunchShape groupLaunch(int groups, int maxGroupSize) {
         if (maxGroupSize <= 256) {
-            return new LaunchShape(Math.max(1, Math.min((groups + 7) / 8, MAX_GRID)), 256, 0);
+            return new LaunchShape(grid((groups + 7) / 8, MAX_GRID), 256, 0);
         }
-        return new LaunchShape(Math.max(1, Math.min(groups, MAX_GRID)), 256, 0);
+        return new LaunchShape(grid(groups, MAX_GRID), 256, 0);
     }
 
     /** One block per row, threads enough for a tile of 8 positions each (rlk_gae). */
@@ -206,17 +213,17 @@ public final class CudaBackend extends BackendBase {
         while (threads < 256 && threads * 8L < t) {
             threads *= 2;
         }
-        return new LaunchShape((int) Math.max(1, Math.min(rows, MAX_GRID)), threads, 0);
+        return new LaunchShape(grid(rows, MAX_GRID), threads, 0);
     }
 
     /** Grid-stride element-wise kernels. */
     static LaunchShape elementwiseLaunch(long n) {
-        return new LaunchShape((int) Math.max(1, Math.min((n + 255) / 256, 65_535L)), 256, 0);
+        return new LaunchShape(grid((n + 255) / 256, 65_535), 256, 0);
     }
 
-    /** Blocks of partial sums of a whole-tensor reduction: a function of n only, so the sums are too. */
+    /** Blocks of partial sums of a whole-tensor reduction: a function of n only (and of the grid limit), so the sums are too. */
     static int reductionBlocks(long n) {
-        return (int) Math.max(1, Math.min((n + 2047) / 2048, 1024));
+        return grid((n + 2047) / 2048, 1024);
     }
 
     @Override
@@ -346,7 +353,7 @@ public final class CudaBackend extends BackendBase {
 
     /** Blocks of the policy loss: one per segment up to 4,096 (each writes a partial of POLICY_PARTIAL doubles). */
     static int policyBlocks(long segments) {
-        return (int) Math.max(1, Math.min(segments, 4096));
+        return grid(segments, 4096);
     }
 
     @Override
@@ -411,7 +418,7 @@ public final class CudaBackend extends BackendBase {
 
     /** Warps per block of rlk_bgpo_coefficients (a warp per sequence), and blocks: at most 1,024 partials. */
     static LaunchShape bgpoLaunch(int sequences) {
-        return new LaunchShape(Math.max(1, Math.min((sequences + 7) / 8, 1024)), 256, 0);
+        return new LaunchShape(grid((sequences + 7) / 8, 1024), 256, 0);
     }
 
     @Override
@@ -452,7 +459,7 @@ public final class CudaBackend extends BackendBase {
     /** One block of 16 x 16 threads per tile of C, at most 65,535 blocks (grid-stride over the rest). */
     static LaunchShape matmulLaunch(long m, long n) {
         long tiles = ((m + 15) / 16) * ((n + 15) / 16);
-        return new LaunchShape((int) Math.max(1, Math.min(tiles, 65_535)), 256, 0);
+        return new LaunchShape(grid(tiles, 65_535), 256, 0);
     }
 
     @Override

@@ -328,14 +328,18 @@ class LogProbsTest {
         long n = 7;
         long v = 2053;
         LogProbs.Config c = LogProbs.Config.defaults();
-        try (Backend b = bt.open();
-             HostTensor logits = TestData.logits(rng, DType.F32, n, v, 3.0);
-             HostTensor targets = TestData.targets(rng, DType.I32, n, v, 0.0, c.ignoreIndex());
-             HostTensor g = TestData.normal(rng, n, 1.0);
-             Outputs fwd = referenceForward(c, logits, targets);
-             HostTensor want = backward(new ReferenceBackend(), c, logits, targets, fwd, g, null, gradDtype);
-             HostTensor got = backward(b, c, logits, targets, fwd, g, null, gradDtype)) {
-            Compare.assertClose(bt + " grad " + gradDtype + " seed=" + seed, want, got, Tolerance.forOutput(gradDtype));
+        try (Backend b = bt.open()) {
+            for (DType logitsDtype : FLOAT_TYPES) { // every (logits, gradient) pair: each is its own CUDA kernel
+                try (HostTensor logits = TestData.logits(rng, logitsDtype, n, v, 3.0);
+                     HostTensor targets = TestData.targets(rng, DType.I32, n, v, 0.0, c.ignoreIndex());
+                     HostTensor g = TestData.normal(rng, n, 1.0);
+                     Outputs fwd = referenceForward(c, logits, targets);
+                     HostTensor want = backward(new ReferenceBackend(), c, logits, targets, fwd, g, null, gradDtype);
+                     HostTensor got = backward(b, c, logits, targets, fwd, g, null, gradDtype)) {
+                    Compare.assertClose(bt + " logits " + logitsDtype + " grad " + gradDtype + " seed=" + seed, want, got,
+                            Tolerance.forOutput(gradDtype));
+                }
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 // streaming loads, and one block-wide reduction.
 //
 // Only plain CUDA C++ is used (no inline PTX), so the same source also compiles for the CPU
-// emulator (cuda-kernels/emu, issue 3). Where a hardware intrinsic is faster it is used under
+// emulator (cuda-kernels/emu). Where a hardware intrinsic is faster it is used under
 // __CUDA_ARCH__ and the portable bit-level form is the readable specification beside it.
 #pragma once
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch baselines for bench/gpu (issue 3): token log-probs forward and backward, and the
+"""PyTorch baselines for bench/gpu: token log-probs forward and backward, and the
 device-to-device copy rate that serves as the bandwidth ceiling. Prints one JSON object per line
 on stdout (logs go to stderr); bench/gpu/report.py joins them with GpuLogProbsBench's lines.
 

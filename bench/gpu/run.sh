@@ -383,7 +383,7 @@ for tool in ${RLK_SANITIZER_TOOLS:-memcheck racecheck synccheck}; do
   if [ "$do_sanitizer" = 1 ]; then step "sanitizer-$tool" step_sanitizer "$tool"; else record "sanitizer-$tool" skipped "--no-sanitizer"; fi
 done
 
-step_bench_ops() { # advantages, GAE, whitening, policy loss: cuda beside native (issues 4, 5)
+step_bench_ops() { # advantages, GAE, whitening, policy loss: cuda beside native
   with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuOpsBench \
     --out "$out/bench/ops.md"
   local rc=$?

@@ -24,7 +24,7 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * Group advantages over S = 2^20 sequences in groups of 16 (ids shuffled, so groups are not
- * contiguous), GAE and masked whitening over B = 256 rows of T = 4,096 tokens (issue 4).
+ * contiguous), GAE and masked whitening over B = 256 rows of T = 4,096 tokens.
  * Bytes per op ({@link #bytesMoved}): what the op must read and write at least.
  */
 @State(Scope.Benchmark)

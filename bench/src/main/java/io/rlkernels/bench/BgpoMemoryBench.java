@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Peak memory and time of one BGPO step against the number of Monte Carlo samples n_t (issue 6):
+ * Peak memory and time of one BGPO step against the number of Monte Carlo samples n_t:
  * the accumulator (one sample at a time) beside the retain-all baseline, which optimises the
  * non-linear ELBO objective exp(mean_j d_ij) A_i directly and so must hold every sample's logits
  * (and hidden states) until all n_t values are known. Both run a linear head, logits = H_j W^T,

@@ -36,7 +36,7 @@ import jcuda.driver.JCudaDriver;
 
 /**
  * Token log-probs forward and backward on the cuda backend with device-resident tensors, for
- * bench/gpu (issue 3). Prints one JSON object per line on stdout (logs go to stderr) which
+ * bench/gpu. Prints one JSON object per line on stdout (logs go to stderr) which
  * bench/gpu/report.py joins with the PyTorch baselines of bench/gpu/bench_torch.py.
  *
  * <pre>

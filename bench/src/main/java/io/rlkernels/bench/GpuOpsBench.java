@@ -21,7 +21,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * The advantage and policy-loss kernels on a GPU for bench/gpu (issues 4 and 5): group advantages
+ * The advantage and policy-loss kernels on a GPU for bench/gpu: group advantages
  * over S = 2^20 sequences in groups of 16 (scattered ids), GAE, discounted returns and masked
  * whitening over B = 256 rows of T = 4,096 tokens, the policy loss over N = 2^20 tokens (PPO
  * token-mean; GSPO with a k3 KL term); on the cuda backend with device tensors (input checks off,

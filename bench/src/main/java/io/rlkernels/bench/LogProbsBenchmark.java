@@ -19,7 +19,7 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * Token log-probs forward and backward on the CPU backends (issue 2). Bytes moved per op: the
+ * Token log-probs forward and backward on the CPU backends. Bytes moved per op: the
  * forward reads the logits once (N*V*element size); the backward reads them once and writes an
  * f32 gradient. {@link BenchReport} turns the times into GB/s beside the read-bandwidth probe.
  */

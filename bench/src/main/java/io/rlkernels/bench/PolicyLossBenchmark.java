@@ -21,7 +21,7 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The policy loss over N = 2^20 tokens in sequences of 1,024 (issue 5): PPO with token ratio and
+ * The policy loss over N = 2^20 tokens in sequences of 1,024: PPO with token ratio and
  * token-mean; GSPO (sequence ratio, seq-mean-token-mean) with a k3 KL term. Bytes per op
  * ({@link #bytesMoved}): logp, old logp, advantages, an f32 mask (and the reference logp for KL)
  * read, the gradient written.

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The thin trainer learns its tasks, reproducibly, and BGPO's memory does not follow n_t (issue 7). */
+/** The thin trainer learns its tasks, reproducibly, and BGPO's memory does not follow n_t. */
 class TrainerTest {
     @TempDir
     Path dir;

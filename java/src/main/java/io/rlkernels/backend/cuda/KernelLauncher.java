@@ -4,7 +4,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * What the Java side of the CUDA backend needs from a device: memory, copies, and kernel launches
- * by name. Two implementations: the JCuda driver API on a real GPU, and (issue 3) the emulator
+ * by name. Two implementations: the JCuda driver API on a real GPU, and the emulator
  * that runs the same kernel sources on the CPU with host memory as device memory.
  * Failures throw {@link CudaException} naming the call and its error code.
  */

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The emulator catches what it claims (issue 3): kernels of cuda-kernels/emu/selftest.cu, run
+ * The emulator catches what it claims: kernels of cuda-kernels/emu/selftest.cu, run
  * through the same launcher the emulated backend uses, on the x86-64 context switch;
  * {@link EmulatorSelfTestUcontext} runs the same on the portable ucontext fallback.
  */

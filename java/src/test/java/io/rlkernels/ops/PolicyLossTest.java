@@ -122,11 +122,13 @@ class PolicyLossTest {
         }
     }
 
-    /** Runs the op with every tensor where the backend computes, outputs poisoned first. */
+    /** Runs the op with every tensor where the backend computes, outputs (the statistics too) poisoned first. */
     static Result run(Backend b, Config c, PolicyLoss.Inputs in) {
         long n = in.tokens();
         List<Tensor> owned = new ArrayList<>();
-        try (HostTensor poison = TestData.poisoned(DType.F32, n)) {
+        try (HostTensor poison = TestData.poisoned(DType.F32, n);
+             HostTensor statsPoison = TestData.poisoned(DType.F64, PolicyLoss.STATS_LENGTH);
+             HostTensor statsHost = HostTensor.allocate(DType.F64, PolicyLoss.STATS_LENGTH)) {
             Tensor logp = track(owned, b.upload((HostTensor) in.logp()));
             Tensor old = track(owned, b.upload((HostTensor) in.oldLogp()));
             Tensor adv = track(owned, b.upload((HostTensor) in.advantages()));
@@ -135,7 +137,15 @@ class PolicyLossTest {
             Tensor ent = in.entropy() == null ? null : track(owned, b.upload((HostTensor) in.entropy()));
             Tensor grad = track(owned, b.upload(poison));
             Tensor gradH = track(owned, b.upload(poison));
-            Stats stats = b.policyLoss(c, new PolicyLoss.Inputs(logp, old, adv, mask, in.sequences(), ref, ent), grad, gradH);
+            Tensor statsOut = track(owned, b.upload(statsPoison)); // every slot must be written
+            b.policyLoss(c, new PolicyLoss.Inputs(logp, old, adv, mask, in.sequences(), ref, ent), grad, gradH, statsOut);
+            b.download(statsOut, statsHost);
+            for (int k = 0; k < PolicyLoss.STATS_LENGTH; k++) {
+                if (Double.isNaN(statsHost.getDouble(k))) {
+                    throw new AssertionError(b.description() + ": stats slot " + k + " was not written (still the poison)");
+                }
+            }
+            Stats stats = Stats.of(statsHost);
             Result r = new Result(HostTensor.allocate(DType.F32, n), HostTensor.allocate(DType.F32, n), stats);
             b.download(grad, r.grad());
             b.download(gradH, r.gradEntropy());

@@ -1,6 +1,7 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
+import io.rlkernels.internal.SplitMix64;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -330,9 +331,6 @@ public final class Bgpo {
     }
 
     private static long mix(long seed, long i, long j) {
-        long z = seed + 0x9E3779B97F4A7C15L * (i + 1) + 0xC2B2AE3D27D4EB4FL * (j + 2);
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return z ^ (z >>> 31);
+        return SplitMix64.mix(seed + SplitMix64.GOLDEN_GAMMA * (i + 1) + 0xC2B2AE3D27D4EB4FL * (j + 2));
     }
 }

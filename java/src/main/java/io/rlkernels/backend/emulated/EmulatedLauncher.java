@@ -5,6 +5,7 @@ import io.rlkernels.backend.cuda.KernelArgs;
 import io.rlkernels.backend.cuda.KernelLauncher;
 import io.rlkernels.backend.cuda.LaunchShape;
 import io.rlkernels.backend.emulated.internal.EmulatorLibrary;
+import io.rlkernels.internal.SplitMix64;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -106,10 +107,7 @@ public final class EmulatedLauncher implements KernelLauncher {
     private static Seed nextSeed() {
         synchronized (SEEDS) {
             long k = launches++;
-            long z = base + (k + 1) * 0x9E3779B97F4A7C15L; // splitmix64
-            z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-            z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-            return new Seed(z ^ (z >>> 31), base, k);
+            return new Seed(SplitMix64.mix(base + (k + 1) * SplitMix64.GOLDEN_GAMMA), base, k);
         }
     }
 

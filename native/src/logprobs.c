@@ -5,8 +5,8 @@
  * Forward, one pass over memory per row: the row is swept in chunks that fit in L1; a chunk's
  * max is taken first, the running sums are rescaled once if the max grew, then the chunk is
  * swept again from cache for the exponentials, while the next chunk is prefetched (without it,
- * memory idles through sweep 2 and the core through sweep 1: measured 16 % faster). All exponents are taken relative to the raw max
- * m, in base 2:  a_v = (z_v - m) * log2(e) / T <= 0, so nothing overflows and, for logits of
+ * memory idles through sweep 2 and the core through sweep 1: measured 16 % faster). All exponents
+ * are taken relative to the raw max m, in base 2:  a_v = (z_v - m) * log2(e) / T <= 0, so nothing overflows and, for logits of
  * magnitude 1e4, no digits are lost to a large common offset:
  *   s = ties + eps,  ties = #{v : z_v = m} (each 2^0 = 1),  eps = sum over z_v < m of 2^a_v,
  *   t = sum 2^a_v * a_v,
@@ -14,9 +14,9 @@
  *   H = ln s - ln2 * t / s  (both terms >= 0).
  * Precision (to float32's, for near-certain tokens too: p_y = 1 - 1e-7 has ln s = 1e-7): the
  * maximum's exact 1s are counted apart from eps, so eps keeps its digits instead of being added to
- * a lane that holds 1 (which drops everything below 2^-24); only chunks that hold the running max
- * test for ties. The f32 lane sums of a chunk are added into double row sums when the chunk ends,
- * and the row's outputs are formed in double. The forward writes (m, ln s) per row, lse_parts,
+ * a lane that holds 1 (which drops everything below 2^-24); only the block (FLUSH vectors) that
+ * holds the running max tests for ties. Each block's f32 lane sums are widened into double lane
+ * sums when its chunk ends, and the row's outputs are formed in double. The forward writes (m, ln s) per row, lse_parts,
  * for the backward.
  * (In the code a is kept in the units of vf_exp2u, a * RLK_EXP2_UNITS.)
  * Backward: p_v = 2^(a_v - ln s * log2(e)) from m and ln s, so nothing depends on |lse|; at the

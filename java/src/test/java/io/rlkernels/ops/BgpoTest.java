@@ -126,7 +126,7 @@ class BgpoTest {
                         for (int k = 0; k < batch.v; k++) {
                             row[k] = logits[j].getFloat(p * batch.v + k);
                         }
-                        sum += io.rlkernels.backend.reference.ReferenceBackend.logProbsRow(row, (int) batch.targets.getLong(p),
+                        sum += io.rlkernels.backend.reference.LogProbsReference.logProbsRow(row, (int) batch.targets.getLong(p),
                                 temperature).logp();
                     }
                 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.BackendKind;
+import io.rlkernels.backend.reference.LogProbsReference;
 import io.rlkernels.backend.reference.ReferenceBackend;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
@@ -52,7 +53,7 @@ class LogProbsLargeTest {
             b.logProbs(c, logits, targets, logp, lse, entropy, lseParts);
             for (int r = 0; r < checkedRows.length; r++) {
                 long i = checkedRows[r];
-                ReferenceBackend.Row want = ReferenceBackend.logProbsRow(rows[r], (int) targets.getLong(i), 1.0);
+                LogProbsReference.Row want = LogProbsReference.logProbsRow(rows[r], (int) targets.getLong(i), 1.0);
                 String ctx = bt + " row " + i + " (offset " + i * V + ") seed=" + seed;
                 assertEquals(want.logp(), logp.getFloat(i), 1e-5 * Math.abs(want.logp()) + 2e-6, ctx + " logp");
                 assertEquals(want.entropy(), entropy.getFloat(i), 1e-5 * Math.abs(want.entropy()) + 2e-6, ctx + " entropy");
@@ -64,7 +65,7 @@ class LogProbsLargeTest {
             long last = N - 1;
             int y = (int) targets.getLong(last);
             double[] dz = new double[(int) V];
-            ReferenceBackend.logProbsGradRow(rows[rows.length - 1], y, 1.0, lseParts.getFloat(2 * last), lseParts.getFloat(2 * last + 1),
+            LogProbsReference.logProbsGradRow(rows[rows.length - 1], y, 1.0, lseParts.getFloat(2 * last), lseParts.getFloat(2 * last + 1),
                     0, 1, 0, dz);
             for (long j = 0; j < V; j += 997) {
                 assertEquals(dz[(int) j], logits.getFloat(last * V + j), Math.abs(dz[(int) j]) / 128 + 1e-7,

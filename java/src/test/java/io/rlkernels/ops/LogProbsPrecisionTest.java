@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.reference.LogProbsReference;
 import io.rlkernels.backend.reference.ReferenceBackend;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HalfFloats;
@@ -27,7 +28,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * 2^-24, which matters where the whole row's gradient is that small), on the rows RL fine-tuning produces — near-certain tokens
  * (p_y = 1 - 1e-3, 1 - 1e-6, 1 - 1e-7, 1 - 1e-30), logits offset by 1e4 or of magnitude 1e4, banned tokens —
  * at temperatures 0.3 to 2, V from 1 to 262,144, f32, bf16 and f16 (compared on the rounded
- * values). The truth is computed here in f64 from the definition (ReferenceBackend.logProbsRow).
+ * values). The truth is computed here in f64 from the definition (LogProbsReference.logProbsRow).
  *
  * <p>The gradient is checked twice: from g = dL/dlogp alone (what a policy loss gives), every
  * element within 1e-5 of itself; and from g and h = dL/dH together, where an element is the sum of
@@ -109,7 +110,7 @@ class LogProbsPrecisionTest {
                  HostTensor outG = download(b, gradG); HostTensor outGH = download(b, gradGH)) {
                 for (int r = 0; r < n; r++) {
                     String at = ctx + " " + kinds[r] + " (row " + r + ", target " + targets[r] + ")";
-                    ReferenceBackend.Row want = ReferenceBackend.logProbsRow(rows[r], targets[r], t);
+                    LogProbsReference.Row want = LogProbsReference.logProbsRow(rows[r], targets[r], t);
                     close(at + " logp", want.logp(), logp.getFloat(r), Tolerance.LOGPROBS_FORWARD);
                     close(at + " lse", want.lse(), lse.getFloat(r), Tolerance.LOGPROBS_FORWARD);
                     close(at + " entropy", want.entropy(), entropy.getFloat(r), Tolerance.LOGPROBS_FORWARD);
@@ -117,9 +118,9 @@ class LogProbsPrecisionTest {
                     close(at + " ln s", want.logSum(), parts.getFloat(2L * r + 1), Tolerance.LOGPROBS_FORWARD);
                     double[] termG = new double[(int) v];
                     double[] termH = new double[(int) v];
-                    ReferenceBackend.logProbsGradRow(rows[r], targets[r], t, want.max(), want.logSum(), want.entropy(),
+                    LogProbsReference.logProbsGradRow(rows[r], targets[r], t, want.max(), want.logSum(), want.entropy(),
                             g.getFloat(r), 0, termG);
-                    ReferenceBackend.logProbsGradRow(rows[r], targets[r], t, want.max(), want.logSum(), want.entropy(),
+                    LogProbsReference.logProbsGradRow(rows[r], targets[r], t, want.max(), want.logSum(), want.entropy(),
                             0, h.getFloat(r), termH);
                     double largestG = 0;
                     double largestGH = 0;

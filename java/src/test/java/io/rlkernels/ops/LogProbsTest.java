@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.reference.LogProbsReference;
 import io.rlkernels.backend.reference.ReferenceBackend;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
@@ -370,9 +371,9 @@ class LogProbsTest {
                 for (int j = 0; j < v; j++) {
                     double saved = z[j];
                     z[j] = saved + eps;
-                    ReferenceBackend.Row up = ReferenceBackend.logProbsRow(z, y, t);
+                    LogProbsReference.Row up = LogProbsReference.logProbsRow(z, y, t);
                     z[j] = saved - eps;
-                    ReferenceBackend.Row down = ReferenceBackend.logProbsRow(z, y, t);
+                    LogProbsReference.Row down = LogProbsReference.logProbsRow(z, y, t);
                     z[j] = saved;
                     double numeric = (g.getFloat(i) * (up.logp() - down.logp()) + h.getFloat(i) * (up.entropy() - down.entropy()))
                             / (2 * eps);

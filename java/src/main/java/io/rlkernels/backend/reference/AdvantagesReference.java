@@ -1,0 +1,168 @@
+package io.rlkernels.backend.reference;
+
+import static io.rlkernels.backend.reference.HostArgs.host;
+import static io.rlkernels.backend.reference.HostArgs.finite;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+
+/**
+ * The advantage ops (contracts: {@link io.rlkernels.ops.GroupAdvantages}, {@link io.rlkernels.ops.Gae},
+ * {@link io.rlkernels.ops.MaskedWhiten}; ARCHITECTURE §5.2) in f64: two-pass group statistics, the
+ * reverse GAE scan, masked whitening.
+ */
+final class AdvantagesReference {
+    private AdvantagesReference() {}
+
+    static void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        GroupAdvantages.check(config, rewards, groups, advantages);
+        HostTensor r = host("rewards", rewards);
+        HostTensor out = host("advantages", advantages);
+        Check.finite("rewards", r);
+        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        try {
+            HostTensor order = layout.order();
+            HostTensor offsets = layout.offsets();
+            for (int g = 0; g < layout.groups(); g++) {
+                long begin = offsets.getLong(g);
+                long n = offsets.getLong(g + 1) - begin;
+                double mean = 0;
+                for (long k = begin; k < begin + n; k++) {
+                    mean += r.getFloat(order.getLong(k));
+                }
+                mean /= n;
+                double squares = 0; // two-pass: the deviations first, then their squares
+                for (long k = begin; k < begin + n; k++) {
+                    double d = r.getFloat(order.getLong(k)) - mean;
+                    squares += d * d;
+                }
+                double std = n > 1 ? Math.sqrt(squares / (config.unbiasedStd() ? n - 1 : n)) : 0;
+                for (long k = begin; k < begin + n; k++) {
+                    long i = order.getLong(k);
+                    double x = r.getFloat(i);
+                    double a = n == 1 ? 0 : switch (config.mode()) {
+                        case GRPO, BATCH -> x == mean ? 0 : (x - mean) / (std + config.eps()); // constant: 0 for any eps
+                        case DRGRPO -> x - mean;
+                        case RLOO -> (x - mean) * n / (n - 1);
+                        case NONE -> x;
+                    };
+                    out.setFloat(i, (float) a);
+                }
+            }
+        } finally {
+            if (layout != groups) {
+                layout.close();
+            }
+        }
+        long bad = Check.firstOutside(out, Float.MAX_VALUE);
+        if (bad >= 0) {
+            throw GroupAdvantages.overflow(config, bad, out.getFloat(bad));
+        }
+    }
+
+    static void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        HostTensor a = host("perSequence", perSequence);
+        HostTensor m = host("mask", mask);
+        HostTensor out = host("perToken", perToken);
+        long t = mask.dim(1);
+        for (long s = 0; s < a.numel(); s++) {
+            for (long j = 0; j < t; j++) {
+                out.setFloat(s * t + j, m.getFloat(s * t + j) != 0 ? a.getFloat(s) : 0f);
+            }
+        }
+    }
+
+    static void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+        Gae.check(rewards, values, mask, advantages, returns);
+        scan(config.gamma(), config.lambda(), host("rewards", rewards), host("values", values), host("mask", mask),
+                host("advantages", advantages), host("returns", returns));
+    }
+
+    static void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+        Gae.checkGamma(gamma);
+        Gae.check(rewards, null, mask, returns);
+        scan(gamma, 1, host("rewards", rewards), null, host("mask", mask), null, host("returns", returns));
+    }
+
+    /**
+     * The reverse scan of both: with values, GAE (advantages and returns = advantages + values);
+     * without, discounted returns-to-go (A_t = r_t + gamma * A_next, lambda unused).
+     */
+    private static void scan(double gamma, double lambda, HostTensor r, HostTensor v, HostTensor m, HostTensor adv,
+                             HostTensor ret) {
+        Check.finite("rewards", r);
+        if (v != null) {
+            Check.finite("values", v);
+        }
+        long b = r.dim(0);
+        long t = r.dim(1);
+        for (long row = 0; row < b; row++) {
+            double next = 0;      // A at the next kept position
+            double nextValue = 0; // V at the next kept position
+            for (long j = t - 1; j >= 0; j--) {
+                long i = row * t + j;
+                if (m.getFloat(i) == 0) {
+                    if (adv != null) {
+                        adv.setFloat(i, 0f);
+                    }
+                    ret.setFloat(i, 0f);
+                    continue;
+                }
+                if (v == null) {
+                    next = r.getFloat(i) + gamma * next;
+                    ret.setFloat(i, (float) next);
+                } else {
+                    double value = v.getFloat(i);
+                    double delta = r.getFloat(i) + gamma * nextValue - value;
+                    next = delta + gamma * lambda * next;
+                    nextValue = value;
+                    adv.setFloat(i, (float) next);
+                    ret.setFloat(i, (float) (next + value));
+                }
+            }
+        }
+        for (HostTensor out : adv == null ? new HostTensor[] {ret} : new HostTensor[] {adv, ret}) {
+            long bad = Check.firstOutside(out, Float.MAX_VALUE);
+            if (bad >= 0) {
+                throw Gae.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
+            }
+        }
+    }
+
+    static void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+        MaskedWhiten.check(x, mask, out);
+        HostTensor in = host("x", x);
+        HostTensor m = host("mask", mask);
+        HostTensor o = host("out", out);
+        Check.finite("x", in);
+        long n = in.numel();
+        long kept = 0;
+        double mean = 0;
+        for (long i = 0; i < n; i++) {
+            if (m.getFloat(i) != 0) {
+                mean += in.getFloat(i);
+                kept++;
+            }
+        }
+        mean = kept > 0 ? mean / kept : 0;
+        double squares = 0;
+        for (long i = 0; i < n; i++) {
+            if (m.getFloat(i) != 0) {
+                double d = in.getFloat(i) - mean;
+                squares += d * d;
+            }
+        }
+        long dof = config.unbiased() ? kept - 1 : kept;
+        double var = dof > 0 ? squares / dof : 0;
+        double std = Math.sqrt(var + config.eps());
+        for (long i = 0; i < n; i++) {
+            o.setFloat(i, m.getFloat(i) != 0 && std > 0 ? (float) ((in.getFloat(i) - mean) / std) : 0f);
+        }
+    }
+}

@@ -94,7 +94,6 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
 // of blockDim * RLK_GAE_ITEMS positions is scanned in parallel: each thread composes the maps of
 // its items, thread 0 chains the threads' maps right to left, each thread replays its items.
 // V_next needs the same treatment first: the value of the next kept position.
-#define RLK_GAE_ITEMS 8
 
 extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     rlk_gae(const float *rewards, const float *values, const void *mask, int mask_u8, long long b, long long t,

@@ -93,9 +93,8 @@ extern "C" __global__ void rlk_bgpo_finish(const double *partial, int blocks, do
 }
 
 // ---- C = alpha op(A) op(B) + beta C, f32, row-major: 16 x 16 tiles through shared memory ----
-// One block of 256 threads per tile of C (blocks numbered row of tiles by row); each element sums
+// One block of RLK_MM_TILE^2 threads per tile of C (blocks numbered row of tiles by row); each element sums
 // over k tile by tile, in order. A readable kernel for BGPO's linear head; cuBLAS would be faster.
-#define RLK_MM_TILE 16
 
 extern "C" __global__ void __launch_bounds__(RLK_MM_TILE * RLK_MM_TILE)
     rlk_matmul(int trans_a, int trans_b, long long m, long long n, long long k, float alpha, const float *a,

@@ -13,9 +13,7 @@
 
 #define RLK_LOG2E 1.4426950408889634f
 #define RLK_LN2 0.6931471805599453f
-#define RLK_WARP 32
-#define RLK_MAX_THREADS 1024
-static_assert(RLK_MAX_THREADS % RLK_WARP == 0, "blocks are whole warps");
+
 
 // ---- element types: f32, bf16 and f16 (the latter two held as raw 16-bit words) ----
 
@@ -84,10 +82,11 @@ template <> __device__ __forceinline__ f16_t from_float<f16_t>(float x) {
 
 template <typename T> struct Vec {
   static constexpr int N = 16 / sizeof(T);
-  static_assert(N * sizeof(T) == 16, "a vector is 16 bytes");
+  static_assert(N * sizeof(T) == RLK_VECTOR_BYTES, "a vector is RLK_VECTOR_BYTES (the alignment Java checks)");
   T v[N];
 };
-static_assert(sizeof(Vec<float>) == 16 && sizeof(Vec<bf16_t>) == 16, "vectors are packed");
+static_assert(sizeof(Vec<float>) == RLK_VECTOR_BYTES && sizeof(Vec<bf16_t>) == RLK_VECTOR_BYTES, "vectors are packed");
+static_assert(RLK_MAX_THREADS % RLK_WARP == 0, "blocks are whole warps");
 
 // A read-once load that should not displace reused data from L2.
 template <typename T> __device__ __forceinline__ Vec<T> load_stream(const T *p) {

@@ -80,8 +80,8 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
   }
 }
 
-// Launched with 256 threads (CudaBackend.policyLoss): the bound lets ptxas keep every f64 in registers.
-extern "C" __global__ void __launch_bounds__(256)
+// Launched with RLK_PL_THREADS threads (PolicyLossLaunch): the bound lets ptxas keep every f64 in registers.
+extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
     rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
                     const float *ref, const float *entropy, const int *offsets, long long sequences, long long n,
                     int loss_type, int ratio_level, int agg, int kl, float clip_low, float clip_high, float dual_clip,

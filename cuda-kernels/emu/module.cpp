@@ -51,6 +51,9 @@ static const emu::KernelEntry kRegistry[] = {
 #include EMU_REGISTRY
     emu::KernelEntry{nullptr, nullptr, nullptr, 0, nullptr}};
 
+// CRC-32 of the rlk_contract.h the module was compiled against (EmulatorLibrary checks it).
+extern "C" __attribute__((visibility("default"))) unsigned emu_contract_crc(void) { return RLK_CONTRACT_CRC; }
+
 extern "C" const emu::KernelEntry *emu_registry(int *count) {
   *count = (int)(sizeof kRegistry / sizeof kRegistry[0]) - 1;
   return kRegistry;

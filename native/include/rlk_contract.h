@@ -52,6 +52,17 @@ enum rlk_policy_stat {
 /* Tokens per segment when the policy loss needs no sequences (token ratio, token-mean). */
 #define RLK_PL_CHUNK 4096
 
+/* The interface version of librlkernels.so (rlk_abi_version): bumped when a signature changes. */
+#define RLK_ABI_VERSION 3
+
+/* ---- launch constants the Java launch shapes and the CUDA kernels both rely on ---- */
+#define RLK_WARP 32          /* threads of a warp: warp-per-item kernels take blockDim / RLK_WARP items a block */
+#define RLK_MAX_THREADS 1024 /* __launch_bounds__ of the generic kernels: no launch shape exceeds it */
+#define RLK_VECTOR_BYTES 16  /* the log-probs kernels' vector loads: the vector path needs this alignment */
+#define RLK_PL_THREADS 256   /* threads of rlk_policy_loss (its __launch_bounds__, for f64 in registers) */
+#define RLK_GAE_ITEMS 8      /* positions a thread scans in one tile of rlk_gae */
+#define RLK_MM_TILE 16       /* rlk_matmul: RLK_MM_TILE^2 threads per tile of C */
+
 /* BGPO's f64 running state, slot by slot, in the order of Bgpo.Stats's components. */
 enum rlk_bgpo_stat {
   RLK_BGPO_LOSS = 0,

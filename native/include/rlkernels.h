@@ -23,6 +23,8 @@ extern "C" {
 
 /* Version of this interface; Java refuses a library whose version differs. */
 int rlk_abi_version(void);
+/* CRC-32 of the rlk_contract.h this library was compiled from (checked against the jar's copy). */
+unsigned rlk_contract_crc(void);
 
 /* The variant in use and the ones this CPU supports (a bit per enum rlk_isa). */
 int rlk_isa_selected(void);

@@ -8,7 +8,6 @@
 
 #include "rlkernels.h"
 
-#define RLK_ABI_VERSION 3
 
 #define DECLARE_VARIANT(sfx)                                                                       \
   int rlk_logprobs_fwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
@@ -82,6 +81,8 @@ const char *rlk_isa_name(int isa) {
 }
 
 int rlk_abi_version(void) { return RLK_ABI_VERSION; }
+
+unsigned rlk_contract_crc(void) { return RLK_CONTRACT_CRC; }
 int rlk_max_threads(void) { return omp_get_max_threads(); }
 void rlk_set_num_threads(int n) {
   if (n > 0) omp_set_num_threads(n);

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.rlkernels.backend.cuda.CudaBackend;
 import io.rlkernels.backend.nativecpu.NativeBackend;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.GroupAdvantages;
@@ -110,6 +109,15 @@ class ContractHeaderTest {
         return camel.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase(Locale.ROOT);
     }
 
+    /** A package-private class of the library, by name. */
+    private static Class<?> internalClass(String name) {
+        try {
+            return Class.forName(name);
+        } catch (ClassNotFoundException e) {
+            throw new AssertionError(name + " is gone: where does the constant live now?", e);
+        }
+    }
+
     private static int staticInt(Class<?> type, String name) {
         try {
             Field f = type.getDeclaredField(name);
@@ -131,9 +139,8 @@ class ContractHeaderTest {
         int[] codes = PolicyLoss.codes(c);
         assertEquals(header("RLK_LOSS_CISPO"), codes[0], "PolicyLoss.codes: the loss type first");
         sameSlots("RLK_PL_", PolicyLoss.Stats.class, "RLK_PL_STATS", PolicyLoss.STATS_LENGTH);
-        assertEquals(header("RLK_PL_CHUNK"), staticInt(CudaBackend.class, "POLICY_CHUNK"), "CudaBackend.POLICY_CHUNK");
-        assertEquals(header("RLK_PL_DENOMINATOR"), staticInt(CudaBackend.class, "POLICY_PARTIAL"),
-                "CudaBackend.POLICY_PARTIAL: the slots before the denominator");
+        assertEquals(header("RLK_PL_DENOMINATOR"), staticInt(internalClass("io.rlkernels.backend.cuda.PolicyLossLaunch"), "POLICY_PARTIAL"),
+                "PolicyLossLaunch.POLICY_PARTIAL: the slots before the denominator");
     }
 
     @Test
@@ -161,6 +168,49 @@ class ContractHeaderTest {
             }
         }
         assertTrue(checked >= 2, "NativeBackend names RLK_OK and RLK_OVERFLOW");
+    }
+
+    /** Each #define of the header and the Java constant that must equal it ("class#FIELD"). */
+    private static final Map<String, String> CONSTANTS = Map.of(
+            "RLK_ABI_VERSION", "io.rlkernels.backend.nativecpu.internal.NativeLibrary#ABI_VERSION",
+            "RLK_PL_CHUNK", "io.rlkernels.backend.cuda.PolicyLossLaunch#POLICY_CHUNK",
+            "RLK_PL_THREADS", "io.rlkernels.backend.cuda.PolicyLossLaunch#THREADS",
+            "RLK_WARP", "io.rlkernels.backend.cuda.CudaBackend#WARP",
+            "RLK_MAX_THREADS", "io.rlkernels.backend.cuda.CudaBackend#MAX_THREADS",
+            "RLK_VECTOR_BYTES", "io.rlkernels.backend.cuda.LogProbsLaunch#VECTOR_BYTES",
+            "RLK_GAE_ITEMS", "io.rlkernels.backend.cuda.AdvantagesLaunch#GAE_ITEMS",
+            "RLK_MM_TILE", "io.rlkernels.backend.cuda.MatmulLaunch#TILE");
+
+    @Test
+    void everyConstantHasItsJavaTwin() {
+        Map<String, Integer> defines = new LinkedHashMap<>(HEADER);
+        defines.keySet().removeAll(ENUMERATORS.keySet());
+        assertEquals(new java.util.TreeSet<>(CONSTANTS.keySet()), new java.util.TreeSet<>(defines.keySet()),
+                "the #defines of rlk_contract.h, each with the Java constant that equals it");
+        for (Map.Entry<String, String> e : CONSTANTS.entrySet()) {
+            String[] where = e.getValue().split("#");
+            assertEquals(header(e.getKey()), staticInt(internalClass(where[0]), where[1]), e.getValue() + " = " + e.getKey());
+        }
+        int threads = header("RLK_PL_THREADS");
+        assertTrue(threads % header("RLK_WARP") == 0 && threads <= header("RLK_MAX_THREADS"), "RLK_PL_THREADS: whole warps");
+    }
+
+    @Test
+    void theLibrariesWereBuiltFromTheHeaderTheJarCarries() throws IOException {
+        byte[] source = Files.readAllBytes(header());
+        byte[] shipped = io.rlkernels.internal.BundledFiles.read(io.rlkernels.internal.Contract.RESOURCE).orElseThrow();
+        assertTrue(java.util.Arrays.equals(source, shipped), "the jar's rlk_contract.h is the source's");
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update(source);
+        int value = (int) crc.getValue();
+        assertEquals(null, io.rlkernels.internal.Contract.mismatch("librlkernels.so", value));
+        String refused = io.rlkernels.internal.Contract.mismatch("librlkernels.so", value ^ 1);
+        assertTrue(refused != null && refused.contains("librlkernels.so") && refused.contains("rebuild"), refused);
+        // both libraries loaded, so each passed the check at load (a mismatch makes them unavailable)
+        assertTrue(io.rlkernels.backend.Backends.availability(io.rlkernels.backend.BackendKind.NATIVE).available(),
+                io.rlkernels.backend.Backends.availability(io.rlkernels.backend.BackendKind.NATIVE).reason());
+        assertTrue(io.rlkernels.backend.Backends.availability(io.rlkernels.backend.BackendKind.EMULATED).available(),
+                io.rlkernels.backend.Backends.availability(io.rlkernels.backend.BackendKind.EMULATED).reason());
     }
 
     @Test

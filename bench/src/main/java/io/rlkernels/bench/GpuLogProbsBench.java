@@ -5,6 +5,8 @@ import io.rlkernels.backend.cuda.CudaBackend;
 import io.rlkernels.backend.cuda.KernelArgs;
 import io.rlkernels.backend.cuda.KernelLauncher;
 import io.rlkernels.backend.cuda.LaunchShape;
+import io.rlkernels.backend.cuda.internal.CudaProbe;
+import io.rlkernels.backend.cuda.internal.JCudaLauncher;
 import io.rlkernels.internal.Json;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
@@ -144,13 +146,11 @@ public final class GpuLogProbsBench {
 
     /** The cuda backend, on a launcher that remembers the last launch so that it can be replayed alone. */
     private static Recorder openRecorder() {
-        CudaBackend plain;
-        try {
-            plain = CudaBackend.open();
-        } catch (IllegalStateException e) {
-            throw new Unavailable(e.getMessage());
+        CudaProbe.Result probe = CudaProbe.result();
+        if (!probe.available()) {
+            throw new Unavailable("cuda backend unavailable: " + probe.reason());
         }
-        return new Recorder(plain);
+        return new Recorder(new JCudaLauncher(0, probe.fatbin()));
     }
 
     /** A {@link KernelLauncher} that passes every call on and keeps the last launch. */
@@ -162,9 +162,9 @@ public final class GpuLogProbsBench {
         LaunchShape shape;
         KernelArgs args;
 
-        Recorder(CudaBackend plain) {
-            this.plain = plain;
-            this.inner = plain.launcher();
+        Recorder(KernelLauncher inner) {
+            this.inner = inner;
+            this.plain = new CudaBackend(inner, BackendKind.CUDA);
             this.backend = new CudaBackend(this, BackendKind.CUDA);
         }
 

@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.rlkernels.backend.BackendKind;
-import io.rlkernels.backend.cuda.CudaBackend;
 import io.rlkernels.backend.cuda.KernelArgs;
 import io.rlkernels.backend.cuda.KernelLauncher;
 import io.rlkernels.backend.cuda.LaunchShape;
@@ -160,7 +158,7 @@ class GpuLogProbsBenchTest {
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
         PrintStream stdout = System.out;
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-        try (GpuLogProbsBench.Recorder rec = new GpuLogProbsBench.Recorder(new CudaBackend(launcher, BackendKind.CUDA))) {
+        try (GpuLogProbsBench.Recorder rec = new GpuLogProbsBench.Recorder(launcher)) {
             GpuLogProbsBench.logProbs(spec, rec);
         } finally {
             System.setOut(stdout);

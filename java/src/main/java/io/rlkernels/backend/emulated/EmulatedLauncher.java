@@ -38,7 +38,8 @@ public final class EmulatedLauncher implements KernelLauncher {
 
     @Override
     public String describe() {
-        return "CUDA emulator on the CPU (" + lib.workers() + " workers, randomised schedule)";
+        return "CUDA emulator on the CPU (" + lib.workers() + " workers, randomised schedule), " + lib.kernels().size()
+                + " kernels";
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.rlkernels.backend.emulated.internal;
 
 import io.rlkernels.internal.BundledFiles;
+import io.rlkernels.internal.Contract;
 import io.rlkernels.internal.Downcalls;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -75,10 +76,14 @@ public final class EmulatorLibrary {
                         + " is not in the jar: the build did not compile the kernels for the emulator (is g++ installed?)";
             }
             // Loaded for the life of the process: global arena.
-            return new EmulatorLibrary(resource, SymbolLookup.libraryLookup(file.get(), Arena.global()));
+            SymbolLookup lib = SymbolLookup.libraryLookup(file.get(), Arena.global());
+            int crc = (int) Linker.nativeLinker().downcallHandle(find(lib, "emu_contract_crc"),
+                    FunctionDescriptor.of(JAVA_INT)).invokeExact();
+            String mismatch = Contract.mismatch(resource.substring(resource.lastIndexOf('/') + 1), crc);
+            return mismatch != null ? mismatch : new EmulatorLibrary(resource, lib);
         } catch (IllegalCallerException e) {
             return "native access is disabled: run java with --enable-native-access=ALL-UNNAMED";
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             return "cannot load the emulator module " + resource + ": " + e.getMessage();
         }
     }

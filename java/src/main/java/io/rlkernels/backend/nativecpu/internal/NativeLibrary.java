@@ -1,6 +1,7 @@
 package io.rlkernels.backend.nativecpu.internal;
 
 import io.rlkernels.internal.BundledFiles;
+import io.rlkernels.internal.Contract;
 import io.rlkernels.internal.Downcalls;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -111,6 +112,12 @@ public final class NativeLibrary {
                     FunctionDescriptor.of(JAVA_INT)).invokeExact();
             if (abi != ABI_VERSION) {
                 return "librlkernels.so has interface version " + abi + ", this jar expects " + ABI_VERSION + ": rebuild";
+            }
+            int crc = (int) Linker.nativeLinker().downcallHandle(find(lib, "rlk_contract_crc"),
+                    FunctionDescriptor.of(JAVA_INT)).invokeExact();
+            String mismatch = Contract.mismatch("librlkernels.so", crc);
+            if (mismatch != null) {
+                return mismatch;
             }
             return nl;
         } catch (IllegalArgumentException e) {

@@ -1,0 +1,40 @@
+package io.rlkernels.backend.cuda;
+
+import io.rlkernels.ops.Matmul;
+import io.rlkernels.tensor.Tensor;
+
+/** The f32 matrix product (rlk_matmul; contract {@link io.rlkernels.ops.Matmul}): a block per 16 x 16 tile. */
+final class MatmulLaunch {
+    private final CudaBackend backend;
+    private final KernelLauncher launcher;
+    private final DeviceChecks checks;
+
+    MatmulLaunch(CudaBackend backend, KernelLauncher launcher, DeviceChecks checks) {
+        this.backend = backend;
+        this.launcher = launcher;
+        this.checks = checks;
+    }
+
+    /** The side of a tile of C (RLK_MM_TILE): a block of TILE x TILE threads each. */
+    static final int TILE = 16;
+
+    /** One block per tile of C, at most 65,535 blocks (grid-stride over the rest). */
+    static LaunchShape matmulLaunch(long m, long n) {
+        long tiles = ((m + TILE - 1) / TILE) * ((n + TILE - 1) / TILE);
+        return new LaunchShape(CudaBackend.grid(tiles, 65_535), TILE * TILE, 0);
+    }
+
+    void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        try (Staging s = new Staging(launcher, backend)) {
+            long pa = s.in("a", a);
+            long pb = s.in("b", b);
+            long pc = beta == 0 ? s.out("c", c) : s.inOut("c", c);
+            if (d.m() > 0 && d.n() > 0) {
+                launcher.launch("rlk_matmul", matmulLaunch(d.m(), d.n()), new KernelArgs().i32(transA ? 1 : 0).i32(transB ? 1 : 0)
+                        .i64(d.m()).i64(d.n()).i64(d.k()).f32(alpha).ptr(pa).ptr(pb).f32(beta).ptr(pc));
+            }
+            s.finish();
+        }
+    }
+}

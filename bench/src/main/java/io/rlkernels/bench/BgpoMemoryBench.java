@@ -1,5 +1,6 @@
 package io.rlkernels.bench;
 
+import io.rlkernels.backend.internal.BackendBase;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.Backends;
 import io.rlkernels.backend.BgpoAccumulator;
@@ -151,7 +152,7 @@ public final class BgpoMemoryBench {
             b.matmul(false, true, 1f, h, w, 0f, z);
             Tensor m = ledger.add(b.upload(slice(masks.masks(), j, r)));
             Tensor t = ledger.add(b.allocate(y.dtype(), r));
-            b.maskRows(y, m, v, t);
+            BackendBase.of("b", b).maskRows(y, m, v, t);
             Tensor lseParts = ledger.add(b.allocate(DType.F32, r, 2));
             Tensor logp = ledger.add(b.allocate(DType.F32, r));
             b.logProbs(lp, z, t, logp, null, null, lseParts);

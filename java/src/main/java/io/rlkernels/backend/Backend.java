@@ -144,28 +144,6 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * out[i] = mask[i] ? targets[i] : {@link Bgpo#UNMASKED} (same integer dtype as targets; mask u8
-     * or f32). Every target, masked or not, must be a token id in [0, vocab).
-     */
-    void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out);
-
-    /**
-     * BGPO's per-sequence step of one sample: from the masked rows' logp [R], each sequence's value
-     * l = w * sum logp (into values [S]), its bound f and the upstream gradient dL/dlogp of its
-     * masked rows (into upstream [R], 0 elsewhere); the loss and statistics are added into state.
-     * See {@link Bgpo}.
-     */
-    void bgpoCoefficients(Bgpo.Config config, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
-                          Tensor advantages, Tensor values, Tensor upstream, Tensor state);
-
-    /**
-     * One BGPO Monte Carlo sample, fused: log-probs of the masked rows, the sequences' values and
-     * bound coefficients, and the logits gradient of this sample (into gradLogits, which may be
-     * the logits themselves). Adds the loss and statistics into state (f64 [Bgpo.STATS_LENGTH]).
-     */
-    void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state);
-
-    /**
      * C = alpha op(A) op(B) + beta C in f32, row-major, op(X) = X or its transpose. Each element
      * is summed over k in order: the same result whatever the thread count.
      */

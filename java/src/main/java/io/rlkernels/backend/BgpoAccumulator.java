@@ -1,5 +1,7 @@
 package io.rlkernels.backend;
 
+import io.rlkernels.backend.internal.BackendBase;
+import io.rlkernels.backend.internal.BgpoWorkspace;
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.SequenceLayout;
@@ -19,12 +21,12 @@ import io.rlkernels.tensor.Tensor;
  * dH = dlogits W, so no sample's logits outlive its step.
  */
 public final class BgpoAccumulator implements AutoCloseable {
-    private final Backend backend;
+    private final BackendBase backend;
     private final Bgpo.Config config;
     private final SequenceLayout rows;
     private final Tensor targets;
     private final Tensor advantages;
-    private final Bgpo.Workspace workspace;
+    private final BgpoWorkspace workspace;
     private final Tensor state;
     private Tensor headLogits; // [R, V] for stepLinear, made on first use
     private int consumed;
@@ -37,7 +39,7 @@ public final class BgpoAccumulator implements AutoCloseable {
         }
         rows.requireAlive("rows");
         Check.alive("advantages", advantages);
-        this.backend = backend;
+        this.backend = BackendBase.of("backend", backend);
         this.config = config;
         this.rows = rows;
         this.targets = targets;
@@ -46,7 +48,7 @@ public final class BgpoAccumulator implements AutoCloseable {
         Check.dtype("targets", targets, DType.I32, DType.I64);
         long r = rows.tokens();
         int s = rows.sequences();
-        this.workspace = new Bgpo.Workspace(backend.allocate(targets.dtype(), r), backend.allocate(DType.F32, r),
+        this.workspace = new BgpoWorkspace(backend.allocate(targets.dtype(), r), backend.allocate(DType.F32, r),
                 backend.allocate(DType.F32, r, 2), backend.allocate(DType.F32, r), backend.allocate(DType.F32, s));
         try (HostTensor init = HostTensor.allocate(DType.F64, Bgpo.STATS_LENGTH)) {
             double[] v = Bgpo.Stats.initial();

@@ -234,26 +234,6 @@ public final class Bgpo {
     public record Sample(Tensor logits, Tensor targets, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                          Tensor advantages) {}
 
-    /**
-     * Per-row and per-sequence scratch of one sample, reused by every sample: sized by R and S,
-     * never by n_t. {@code values} receives l_ij of the last sample.
-     */
-    public record Workspace(Tensor rowTargets, Tensor logp, Tensor lseParts, Tensor upstream, Tensor values)
-            implements AutoCloseable {
-        public long bytes() {
-            return rowTargets.byteSize() + logp.byteSize() + lseParts.byteSize() + upstream.byteSize() + values.byteSize();
-        }
-
-        @Override
-        public void close() {
-            rowTargets.close();
-            logp.close();
-            lseParts.close();
-            upstream.close();
-            values.close();
-        }
-    }
-
     /** The target id the per-sample forward gives rows a sample does not mask (they are skipped). */
     public static final long UNMASKED = -1;
 

@@ -147,7 +147,9 @@ public final class BgpoTrainer {
             try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = sampleMask(masks, j, r);
                  HostTensor masked = HostTensor.allocate(DType.I32, r); HostTensor out = HostTensor.of(logp);
                  HostTensor lse = HostTensor.allocate(DType.F32, r)) {
-                backend.maskRows(y, m, TinyPolicy.DIGITS, masked);
+                for (int i = 0; i < r; i++) { // rows this sample does not mask are skipped
+                    masked.setLong(i, m.getFloat(i) != 0 ? y.getLong(i) : Bgpo.UNMASKED);
+                }
                 backend.logProbs(lp, z, masked, out, lse, null);
             }
             for (int i = 0; i < s; i++) {

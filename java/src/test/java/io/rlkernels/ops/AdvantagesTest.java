@@ -224,13 +224,13 @@ class AdvantagesTest {
         try (NativeBackend b = NativeBackend.open(); HostTensor rewards = TestData.normal(rng, 300_000, 3.0);
              HostTensor ids = groupIds(rng, 300_000, 9000, DType.I64);
              HostTensor tokens = TestData.normal(rng, 200_000, 1.0); HostTensor mask = randomMask(rng, DType.F32, 1, 200_000)) {
-            int threads = b.library().maxThreads();
+            int threads = b.threads();
             HostTensor x = HostTensor.wrap(tokens.segment(), DType.F32, 1, 200_000);
             try {
-                b.library().setNumThreads(1);
+                b.setThreads(1);
                 try (HostTensor one = advantages(b, GroupAdvantages.Config.defaults(), rewards, ids);
                      HostTensor w1 = whiten(b, MaskedWhiten.Config.defaults(), x, mask)) {
-                    b.library().setNumThreads(Math.max(2, threads));
+                    b.setThreads(Math.max(2, threads));
                     try (HostTensor many = advantages(b, GroupAdvantages.Config.defaults(), rewards, ids);
                          HostTensor w2 = whiten(b, MaskedWhiten.Config.defaults(), x, mask)) {
                         assertArrayEquals(one.toFloatArray(), many.toFloatArray(), "seed=" + seed);
@@ -238,7 +238,7 @@ class AdvantagesTest {
                     }
                 }
             } finally {
-                b.library().setNumThreads(threads);
+                b.setThreads(threads);
             }
         }
     }

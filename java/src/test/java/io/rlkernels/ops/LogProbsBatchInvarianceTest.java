@@ -122,14 +122,14 @@ class LogProbsBatchInvarianceTest {
                 }
                 if (bt.kind() == BackendKind.NATIVE) { // one thread instead of every core
                     NativeBackend nb = (NativeBackend) b;
-                    int threads = nb.library().maxThreads();
-                    nb.library().setNumThreads(1);
+                    int threads = nb.threads();
+                    nb.setThreads(1);
                     try (Outputs single = run(b, z, y, g, h)) {
                         for (int r : ROWS) {
                             assertSameRow(ctx + " row " + r + " on 1 thread", batch, r, single, r);
                         }
                     } finally {
-                        nb.library().setNumThreads(threads);
+                        nb.setThreads(threads);
                     }
                 } else { // one block for every row (grid-stride) instead of a block a row
                     String saved = System.setProperty("rlk.cuda.maxGrid", "1");

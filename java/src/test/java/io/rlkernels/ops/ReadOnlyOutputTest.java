@@ -1,5 +1,6 @@
 package io.rlkernels.ops;
 
+import io.rlkernels.backend.internal.BackendBase;
 import static io.rlkernels.testing.Refusals.assertRefused;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -117,15 +118,15 @@ class ReadOnlyOutputTest {
                 refused("gradEntropy", () -> b.policyLoss(pc, in, grad(N), readOnly(DType.F32, N), stats));
                 refused("stats", () -> b.policyLoss(pc, in, grad(N), grad(N), readOnly(DType.F64, PolicyLoss.STATS_LENGTH)));
 
-                refused("out", () -> b.maskRows(targets, flatMask, V, readOnly(DType.I32, N)));
+                refused("out", () -> BackendBase.of("b", b).maskRows(targets, flatMask, V, readOnly(DType.I32, N)));
                 Bgpo.Config bc = Bgpo.Config.defaults(2);
                 HostTensor perSeq = keep(HostTensor.of(new float[] {0.5f, 0.25f}));
                 HostTensor state = keep(HostTensor.allocate(DType.F64, Bgpo.STATS_LENGTH));
-                refused("values", () -> b.bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, readOnly(DType.F32, 2),
+                refused("values", () -> BackendBase.of("b", b).bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, readOnly(DType.F32, 2),
                         grad(N), state));
-                refused("upstream", () -> b.bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, grad(2),
+                refused("upstream", () -> BackendBase.of("b", b).bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, grad(2),
                         readOnly(DType.F32, N), state));
-                refused("state", () -> b.bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, grad(2), grad(N),
+                refused("state", () -> BackendBase.of("b", b).bgpoCoefficients(bc, row, seqs, flatMask, perSeq, perSeq, perSeq, grad(2), grad(N),
                         readOnly(DType.F64, Bgpo.STATS_LENGTH)));
                 try (var acc = new io.rlkernels.backend.BgpoAccumulator(b, bc, seqs, targets, perSeq)) {
                     refused("gradLogits", () -> acc.step(mappedLogits, flatMask, perSeq, perSeq, mappedLogits));

@@ -1,5 +1,6 @@
-package io.rlkernels.backend;
+package io.rlkernels.backend.internal;
 
+import io.rlkernels.backend.Backend;
 import io.rlkernels.internal.Check;
 import io.rlkernels.internal.Lifetime;
 import io.rlkernels.ops.Bgpo;
@@ -24,6 +25,10 @@ import java.util.List;
  * So a tensor or layout closed from another thread while an op uses it is freed when the op ends
  * (or, if closed first, refused by name), a closed backend refuses further ops, and a backend
  * closed while an op runs is released when the op ends. Nothing leaks either way.
+ *
+ * <p>Not API (the module does not export this package): it also carries BGPO's building blocks
+ * ({@link #maskRows}, {@link #bgpoCoefficients}, {@link #bgpoStep} with its {@link BgpoWorkspace}),
+ * which {@link io.rlkernels.backend.BgpoAccumulator} composes and tests check one by one.
  */
 public abstract class BackendBase implements Backend {
     private final Lifetime lifetime = new Lifetime(this::release);
@@ -138,14 +143,29 @@ public abstract class BackendBase implements Backend {
         }
     }
 
-    @Override
+    /** The library's implementation behind a {@link Backend}; refuses any other implementation by name. */
+    public static BackendBase of(String arg, Backend backend) {
+        if (backend instanceof BackendBase b) {
+            return b;
+        }
+        throw Check.fail(arg, "a backend of this library (Backends.open)", backend == null ? "null" : backend.getClass().getName());
+    }
+
+    /**
+     * out[i] = mask[i] ? targets[i] : {@link Bgpo#UNMASKED} (same integer dtype as targets; mask u8
+     * or f32). Every target, masked or not, must be a token id in [0, vocab).
+     */
     public final void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
         try (Leases l = enter().hold("targets", targets).hold("mask", mask).hold("out", out)) {
             runMaskRows(targets, mask, vocab, out);
         }
     }
 
-    @Override
+    /**
+     * BGPO's per-sequence step of one sample: from the masked rows' logp [R], each sequence's value
+     * l = w * sum logp (into values [S]), its bound f and the upstream gradient dL/dlogp of its
+     * masked rows (into upstream [R], 0 elsewhere); the loss and statistics are added into state.
+     */
     public final void bgpoCoefficients(Bgpo.Config config, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights,
                                        Tensor oldValues, Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
         try (Leases l = enter().hold("logp", logp).hold("rows", rows).hold("mask", mask).hold("weights", weights)
@@ -155,8 +175,12 @@ public abstract class BackendBase implements Backend {
         }
     }
 
-    @Override
-    public final void bgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+    /**
+     * One BGPO Monte Carlo sample, fused: log-probs of the masked rows, the sequences' values and
+     * bound coefficients, and the logits gradient of this sample (into gradLogits, which may be
+     * the logits themselves). Adds the loss and statistics into state (f64 [Bgpo.STATS_LENGTH]).
+     */
+    public final void bgpoStep(Bgpo.Config config, Bgpo.Sample in, BgpoWorkspace ws, Tensor gradLogits, Tensor state) {
         try (Leases l = enter().hold("gradLogits", gradLogits).hold("state", state)) {
             if (in != null) {
                 l.hold("logits", in.logits()).hold("targets", in.targets()).hold("rows", in.rows()).hold("mask", in.mask())
@@ -228,9 +252,9 @@ public abstract class BackendBase implements Backend {
      * One BGPO sample from the primitives: the masked rows' targets (every target checked in
      * [0, V)), their log-probs, the sequences' coefficients, and the log-probs backward.
      */
-    protected void runBgpoStep(Bgpo.Config config, Bgpo.Sample in, Bgpo.Workspace ws, Tensor gradLogits, Tensor state) {
+    protected void runBgpoStep(Bgpo.Config config, Bgpo.Sample in, BgpoWorkspace ws, Tensor gradLogits, Tensor state) {
         if (in == null || ws == null) {
-            throw Check.fail(in == null ? "sample" : "workspace", "a " + (in == null ? "Bgpo.Sample" : "Bgpo.Workspace"), "null");
+            throw Check.fail(in == null ? "sample" : "workspace", "a " + (in == null ? "Bgpo.Sample" : "BgpoWorkspace"), "null");
         }
         Bgpo.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
                 gradLogits, ws.values(), state);

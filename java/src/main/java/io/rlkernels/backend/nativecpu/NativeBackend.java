@@ -1,6 +1,6 @@
 package io.rlkernels.backend.nativecpu;
 
-import io.rlkernels.backend.BackendBase;
+import io.rlkernels.backend.internal.BackendBase;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
@@ -79,9 +79,29 @@ public final class NativeBackend extends BackendBase {
         return NativeLibrary.unavailableReason();
     }
 
-    /** The library itself, for benchmarks and tests that pick an instruction-set variant. */
-    public NativeLibrary library() {
-        return lib;
+    /** The variants this CPU runs, by name ("x86-64", "avx2", "avx512"). */
+    public static java.util.List<String> supportedIsas() {
+        NativeLibrary l = loadedLibrary();
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (int isa = ISA_X86_64; isa <= ISA_AVX512; isa++) {
+            if ((l.isaSupportedMask() & (1 << isa)) != 0) {
+                out.add(l.isaName(isa));
+            }
+        }
+        return out;
+    }
+
+    /** The OpenMP threads the kernels use (process-wide). */
+    public int threads() {
+        return lib.maxThreads();
+    }
+
+    /** Sets the OpenMP threads the kernels use (process-wide, at least 1), for tests and benchmarks. */
+    public void setThreads(int n) {
+        if (n < 1) {
+            throw io.rlkernels.internal.Check.fail("threads", "at least 1", n);
+        }
+        lib.setNumThreads(n);
     }
 
     @Override

@@ -1,0 +1,26 @@
+/**
+ * RLKernels: the hot loops of RL fine-tuning of language models (ARCHITECTURE §1).
+ *
+ * <p>The API is three packages: {@code tensor} (host and device tensors), {@code ops} (each op's
+ * configuration, inputs and statistics) and {@code backend} ({@code Backend}, {@code Backends},
+ * {@code BgpoAccumulator}). Everything else — the backends' implementations, their FFM and JCuda
+ * bindings, the CLI and the trainer — is internal to the module. The backends use native code:
+ * run with {@code --enable-native-access=io.rlkernels} on the module path
+ * ({@code ALL-UNNAMED} on the class path).
+ */
+module io.rlkernels {
+    exports io.rlkernels.tensor;
+    exports io.rlkernels.ops;
+    exports io.rlkernels.backend;
+
+    requires java.logging;
+    requires jcuda;
+
+    // the command line and the trainer's progress bar and plot: optional dependencies
+    requires static info.picocli;
+    requires static me.tongfei.progressbar;
+    requires static org.knowm.xchart;
+    requires static java.desktop;
+
+    opens io.rlkernels.cli to info.picocli;
+}

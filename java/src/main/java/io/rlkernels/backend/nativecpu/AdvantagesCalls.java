@@ -1,0 +1,87 @@
+package io.rlkernels.backend.nativecpu;
+
+import static io.rlkernels.backend.nativecpu.NativeCalls.check;
+import static io.rlkernels.backend.nativecpu.NativeCalls.host;
+import static io.rlkernels.backend.nativecpu.NativeCalls.segment;
+
+import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
+import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.GroupAdvantages;
+import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The advantage ops on librlkernels (rlk_group_advantages, rlk_sequence_to_tokens, rlk_gae,
+ * rlk_masked_whiten; contracts {@link io.rlkernels.ops.GroupAdvantages}, {@link io.rlkernels.ops.Gae},
+ * {@link io.rlkernels.ops.MaskedWhiten}).
+ */
+final class AdvantagesCalls {
+    private final NativeLibrary lib;
+    private final NativeCalls calls;
+
+    AdvantagesCalls(NativeCalls calls) {
+        this.lib = calls.lib();
+        this.calls = calls;
+    }
+
+    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        GroupAdvantages.check(config, rewards, groups, advantages);
+        HostTensor r = host("rewards", rewards);
+        boolean bounded = calls.requireFinite("rewards", r, GroupAdvantages.INPUT_BOUND);
+        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        try {
+            check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
+                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
+                    "rlk_group_advantages");
+        } finally {
+            if (layout != groups) {
+                layout.close();
+            }
+        }
+        if (!bounded) {
+            calls.refuseOverflow(host("advantages", advantages), (i, v) -> GroupAdvantages.overflow(config, i, v));
+        }
+    }
+
+    void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
+        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        check(lib.sequenceToTokens(segment("perSequence", perSequence), segment("mask", mask), mask.dtype() == DType.U8,
+                mask.dim(0), mask.dim(1), segment("perToken", perToken)), "rlk_sequence_to_tokens");
+    }
+
+    void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
+        Gae.check(rewards, values, mask, advantages, returns);
+        float bound = Gae.inputBound(rewards.dim(1));
+        boolean bounded = calls.requireFinite("rewards", host("rewards", rewards), bound)
+                & calls.requireFinite("values", host("values", values), bound);
+        check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
+                segment("returns", returns)), "rlk_gae");
+        if (!bounded) {
+            calls.refuseOverflow(host("advantages", advantages), (i, v) -> Gae.overflow("advantages", i, v));
+            calls.refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        }
+    }
+
+    void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
+        Gae.checkGamma(gamma);
+        Gae.check(rewards, null, mask, returns);
+        boolean bounded = calls.requireFinite("rewards", host("rewards", rewards), Gae.inputBound(rewards.dim(1)));
+        check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
+                rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
+        if (!bounded) {
+            calls.refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+        }
+    }
+
+    void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
+        MaskedWhiten.check(x, mask, out);
+        calls.requireFinite("x", host("x", x));
+        check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
+                config.unbiased(), segment("out", out)), "rlk_masked_whiten");
+    }
+}

@@ -72,7 +72,7 @@ class OpBgpoCommandTest {
                         }
                     }
                     double loss = acc.stats().loss();
-                    assertEquals(loss, Npy.read(out.resolve("loss.npy"), arena).getFloat(0), 1e-6 * Math.abs(loss) + 1e-7);
+                    Tolerance.F32_ROUNDED.assertClose(loss, Npy.read(out.resolve("loss.npy"), arena).getFloat(0), "loss.npy");
                     Map<String, Object> metrics = StrictJson.object(Files.readString(out.resolve("metrics.json")));
                     assertEquals((long) samples * s, metrics.get("sequence_samples"));
                     assertFalse(metrics.containsKey("non_finite_count"), metrics.toString());

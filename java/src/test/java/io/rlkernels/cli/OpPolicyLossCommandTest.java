@@ -63,7 +63,7 @@ class OpPolicyLossCommandTest {
                         new PolicyLoss.Inputs(logp, old, adv, mask, layout, ref, null), want, null);
                 Compare.assertClose("op policy_loss grad seed=" + seed, want, Npy.read(out.resolve("grad_logp.npy"), arena),
                         new Tolerance(1e-7, 1e-5));
-                assertEquals(s.loss(), Npy.read(out.resolve("loss.npy"), arena).getFloat(0), 1e-6 * Math.abs(s.loss()));
+                Tolerance.F32_ROUNDED.assertClose(s.loss(), Npy.read(out.resolve("loss.npy"), arena).getFloat(0), "loss.npy");
                 String metrics = Files.readString(out.resolve("metrics.json"));
                 java.util.Map<String, Object> parsed = io.rlkernels.testing.StrictJson.object(metrics);
                 assertEquals((long) s.tokens(), parsed.get("tokens"), metrics);

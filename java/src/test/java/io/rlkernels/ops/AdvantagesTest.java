@@ -126,8 +126,8 @@ class AdvantagesTest {
                  HostTensor b = advantages(new ReferenceBackend(),
                          GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.RLOO), rewards, ids)) {
                 for (int i = 0; i < s; i++) {
-                    assertEquals(grpo[i], a.getFloat(i), 1e-5 * (1 + Math.abs(grpo[i])), "grpo " + i + " seed=" + seed);
-                    assertEquals(rloo[i], b.getFloat(i), 1e-5 * (1 + Math.abs(rloo[i])), "rloo " + i + " seed=" + seed);
+                    Tolerance.ADVANTAGE.assertClose(grpo[i], a.getFloat(i), "grpo " + i + " seed=" + seed);
+                    Tolerance.ADVANTAGE.assertClose(rloo[i], b.getFloat(i), "rloo " + i + " seed=" + seed);
                 }
             }
         }
@@ -168,7 +168,7 @@ class AdvantagesTest {
                             case RLOO -> (r[i] - mean) * 4 / 3;
                             case NONE -> r[i];
                         };
-                        assertEquals(want, got.getFloat(i), 1e-4 * Math.abs(want), bt + " " + mode + " [" + i + "]");
+                        Tolerance.ADVANTAGE.assertClose(want, got.getFloat(i), bt + " " + mode + " [" + i + "]");
                     }
                 }
             }

@@ -178,7 +178,7 @@ class BgpoTest {
                         }
                         Bgpo.Stats w = want.stats();
                         Bgpo.Stats g = got.stats();
-                        assertEquals(w.loss(), g.loss(), 1e-5 * Math.abs(w.loss()) + 1e-7, ctx + " loss");
+                        Tolerance.STATISTIC.assertClose(w.loss(), g.loss(), ctx + " loss");
                         assertEquals(w.seen(), g.seen(), ctx + " seen");
                         // a sample whose psi lies within rounding of a clip bound may be counted on either side of it,
                         // on one backend and not the other: each count within 1, and their total within 1
@@ -187,10 +187,10 @@ class BgpoTest {
                         assertEquals(w.clipDual(), g.clipDual(), 1, ctx + " clipped dual");
                         assertEquals(w.clipHigh() + w.clipLow() + w.clipDual(), g.clipHigh() + g.clipLow() + g.clipDual(), 1, ctx + " clipped");
                         assertEquals(w.empty(), g.empty(), ctx + " empty");
-                        assertEquals(w.dSum(), g.dSum(), 1e-5 * (Math.abs(w.dSum()) + 1), ctx + " sum d");
-                        assertEquals(w.dMin(), g.dMin(), 1e-5 * (Math.abs(w.dMin()) + 1), ctx + " min d");
-                        assertEquals(w.dMax(), g.dMax(), 1e-5 * (Math.abs(w.dMax()) + 1), ctx + " max d");
-                        assertEquals(w.psiSum(), g.psiSum(), 1e-5 * (Math.abs(w.psiSum()) + 1), ctx + " sum psi");
+                        Tolerance.STATISTIC.assertClose(w.dSum(), g.dSum(), ctx + " sum d");
+                        Tolerance.STATISTIC.assertClose(w.dMin(), g.dMin(), ctx + " min d");
+                        Tolerance.STATISTIC.assertClose(w.dMax(), g.dMax(), ctx + " max d");
+                        Tolerance.STATISTIC.assertClose(w.psiSum(), g.psiSum(), ctx + " sum psi");
                     } finally {
                         for (HostTensor t : old) {
                             t.close();
@@ -199,6 +199,56 @@ class BgpoTest {
                 }
             }
         }
+    }
+
+    /**
+     * BGPO's state is added into, never overwritten (so it cannot be poisoned): the same sample
+     * consumed twice gives exactly twice every sum and count, and the same min and max, on every
+     * backend (a + a is exact in f64).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void theStateIsAddedIntoNotOverwritten(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Bgpo.Config c = Bgpo.Config.defaults(2).withClip(0.05f, 0.05f).withDualClip(1.5f);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 7, 12, 64, 1, DType.F32, null)) {
+            HostTensor[] old = offPolicy(rng, batch, 0.5);
+            try (Tensor y = b.upload(batch.targets); Tensor adv = b.upload(batch.advantages);
+                 BgpoAccumulator acc = new BgpoAccumulator(b, c, batch.rows, y, adv);
+                 Tensor z = b.upload(batch.logits[0]); Tensor m = b.upload(batch.mask(0)); Tensor w = b.upload(batch.weights(0));
+                 Tensor o = b.upload(old[0]); Tensor g = b.allocate(DType.F32, batch.r, batch.v)) {
+                acc.step(z, m, w, o, g);
+                double[] once = slots(acc.stats());
+                acc.step(z, m, w, o, g);
+                double[] twice = slots(acc.stats());
+                String ctx = bt + " seed=" + seed;
+                assertTrue(once[Bgpo.STAT_SEEN] == batch.s && once[Bgpo.STAT_LOSS] != 0, ctx + ": the sample counted");
+                for (int k = 0; k < Bgpo.STATS_LENGTH; k++) {
+                    double want = k == Bgpo.STAT_D_MIN || k == Bgpo.STAT_D_MAX ? once[k] : 2 * once[k];
+                    assertEquals(want, twice[k], ctx + " slot " + k + " after the same sample twice");
+                }
+            } finally {
+                for (HostTensor t : old) {
+                    t.close();
+                }
+            }
+        }
+    }
+
+    private static double[] slots(Bgpo.Stats st) {
+        double[] v = new double[Bgpo.STATS_LENGTH];
+        v[Bgpo.STAT_LOSS] = st.loss();
+        v[Bgpo.STAT_SEEN] = st.seen();
+        v[Bgpo.STAT_CLIP_HIGH] = st.clipHigh();
+        v[Bgpo.STAT_CLIP_LOW] = st.clipLow();
+        v[Bgpo.STAT_CLIP_DUAL] = st.clipDual();
+        v[Bgpo.STAT_EMPTY] = st.empty();
+        v[Bgpo.STAT_D_SUM] = st.dSum();
+        v[Bgpo.STAT_D_MIN] = st.dMin();
+        v[Bgpo.STAT_D_MAX] = st.dMax();
+        v[Bgpo.STAT_PSI_SUM] = st.psiSum();
+        return v;
     }
 
     /** The ELBO objective's loss, -1/D sum_i A_i exp(mean_j d_ij), in f64 (the function BGPO bounds). */
@@ -238,12 +288,12 @@ class BgpoTest {
                         batch.logits[j].setFloat(e, saved);
                         double h = (double) (float) (saved + eps) - (float) (saved - eps);
                         double numeric = (up - down) / h;
-                        assertEquals(numeric, got.grads().get(j).getFloat(e), 1e-5 + 1e-3 * Math.abs(numeric),
+                        Tolerance.BGPO_FINITE_DIFFERENCE.assertClose(numeric, got.grads().get(j).getFloat(e),
                                 bt + " sample " + j + " logit " + e + " seed=" + seed);
                     }
                 }
                 // and the value: on-policy, the bound's loss equals the objective's, -1/D sum A
-                assertEquals(elboLoss(batch, batch.logits, old, d), got.stats().loss(), 1e-6, bt + " loss on-policy seed=" + seed);
+                Tolerance.STATISTIC.assertClose(elboLoss(batch, batch.logits, old, d), got.stats().loss(), bt + " loss on-policy seed=" + seed);
             } finally {
                 for (HostTensor t : oldT) {
                     t.close();
@@ -401,9 +451,9 @@ class BgpoTest {
                         masked += a.masks().getLong((long) j * r + begin + p);
                     }
                     assertEquals(x, masked, "sample " + j + " of sequence " + i + " masks x positions");
-                    assertEquals(1.0 / x, a.weights().getFloat((long) j * lengths.length + i), 1e-7, "w = 1/x");
+                    Tolerance.F32_ROUNDED.assertClose(1.0 / x, a.weights().getFloat((long) j * lengths.length + i), "w = 1/x");
                     long xc = c.counts().getLong((long) j * lengths.length + i);
-                    assertEquals((double) lengths[i] / xc, c.weights().getFloat((long) j * lengths.length + i), 1e-5, "w = L/x");
+                    Tolerance.F32_ROUNDED.assertClose((double) lengths[i] / xc, c.weights().getFloat((long) j * lengths.length + i), "w = L/x");
                 }
                 // stratified: consecutive samples step by L / n_t (mod L)
                 for (int j = 1; j < 8; j++) {

@@ -10,6 +10,7 @@ import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.testing.BackendUnderTest;
 import io.rlkernels.testing.TestData;
+import io.rlkernels.testing.Tolerance;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -55,8 +56,8 @@ class LogProbsLargeTest {
                 long i = checkedRows[r];
                 LogProbsReference.Row want = LogProbsReference.logProbsRow(rows[r], (int) targets.getLong(i), 1.0);
                 String ctx = bt + " row " + i + " (offset " + i * V + ") seed=" + seed;
-                assertEquals(want.logp(), logp.getFloat(i), 1e-5 * Math.abs(want.logp()) + 2e-6, ctx + " logp");
-                assertEquals(want.entropy(), entropy.getFloat(i), 1e-5 * Math.abs(want.entropy()) + 2e-6, ctx + " entropy");
+                Tolerance.F32_OUTPUT.assertClose(want.logp(), logp.getFloat(i), ctx + " logp");
+                Tolerance.F32_OUTPUT.assertClose(want.entropy(), entropy.getFloat(i), ctx + " entropy");
             }
             // an in-place backward over the whole buffer; the last row's gradient sums to zero when only g is given
             try (HostTensor g = HostTensor.allocate(DType.F32, N).fill(1f)) {

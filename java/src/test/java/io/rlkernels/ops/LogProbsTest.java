@@ -195,8 +195,8 @@ class LogProbsTest {
             logits.setFloat(v + targets.getLong(1), Float.NEGATIVE_INFINITY);
             try (Outputs expected = referenceForward(c, logits, targets);
                  Outputs actual = forward(b, c, logits, targets, true)) {
-                assertEquals(0.0f, actual.logp().getFloat(0), 1e-6, "only the target is allowed: logp = 0");
-                assertEquals(0.0f, actual.entropy().getFloat(0), 1e-6, "only the target is allowed: H = 0");
+                Tolerance.LOGPROBS_FORWARD.assertClose(0.0, actual.logp().getFloat(0), "only the target is allowed: logp = 0");
+                Tolerance.LOGPROBS_FORWARD.assertClose(0.0, actual.entropy().getFloat(0), "only the target is allowed: H = 0");
                 assertEquals(Float.NEGATIVE_INFINITY, actual.logp().getFloat(1), "a banned target has logp = -inf");
                 assertForwardClose(bt + " -inf seed=" + seed, expected, actual, Tolerance.F32_OUTPUT);
                 HostTensor g = TestData.normal(rng, n, 1.0);

@@ -87,6 +87,22 @@ class NonFiniteTest {
                         }
                     }
                     assertEquals(Float.NEGATIVE_INFINITY, logp.getFloat(5), ctx + ": a banned target's logp");
+                    // into poisoned outputs: a NaN row's NaN is written, not the poison left in place
+                    try (HostTensor p = TestData.poisoned(DType.F32, 7); Tensor pl = b.upload(p); Tensor pe = b.upload(p);
+                         Tensor ps = b.upload(p); Tensor pp = b.upload(TestData.poisoned(DType.F32, 7, 2));
+                         HostTensor back = HostTensor.allocate(DType.F32, 7); HostTensor backParts = HostTensor.allocate(DType.F32, 7, 2)) {
+                        b.logProbs(c, b.upload(z), b.upload(y), pl, ps, pe, pp);
+                        for (Tensor out : new Tensor[] {pl, ps, pe}) {
+                            b.download(out, back);
+                            for (int i = 0; i < 7; i++) {
+                                assertTrue(!TestData.isPoison(back, i), ctx + " row " + i + " of an output left unwritten");
+                            }
+                        }
+                        b.download(pp, backParts);
+                        for (int i = 0; i < 14; i++) {
+                            assertTrue(!TestData.isPoison(backParts, i), ctx + " lseParts element " + i + " left unwritten");
+                        }
+                    }
                     for (int i : new int[] {0, 5, 6}) {
                         assertTrue(Tolerance.F32_OUTPUT.accepts(((HostTensor) want.lse()).getFloat(i), lse.getFloat(i)), ctx + " lse row " + i);
                         assertTrue(Tolerance.F32_OUTPUT.accepts(((HostTensor) want.entropy()).getFloat(i), entropy.getFloat(i)),

@@ -10,7 +10,8 @@ public final class Compare {
     private Compare() {}
 
     /**
-     * Fails unless every element is within {@code tol}. The message names {@code context}
+     * Fails unless every element is within {@code tol}, and none of {@code actual} still holds the
+     * poison ({@link TestData#POISON}: unwritten), even where a NaN is expected. The message names {@code context}
      * (backend, dtype, seed...), the shape, the number of mismatches and up to ten of them.
      */
     public static void assertClose(String context, HostTensor expected, HostTensor actual, Tolerance tol) {
@@ -22,9 +23,12 @@ public final class Compare {
         for (long i = 0, n = expected.numel(); i < n; i++) {
             double e = expected.getFloat(i);
             double a = actual.getFloat(i);
-            if (!tol.accepts(e, a)) {
+            boolean unwritten = TestData.isPoison(actual, i);
+            if (unwritten || !tol.accepts(e, a)) {
                 if (bad < 10) {
-                    report.append(String.format("%n  [%s] expected %.9g, actual %.9g (|diff| %.3g)", index(expected.shape(), i),
+                    report.append(unwritten ? String.format("%n  [%s] expected %.9g, never written (still the poison)",
+                            index(expected.shape(), i), e)
+                            : String.format("%n  [%s] expected %.9g, actual %.9g (|diff| %.3g)", index(expected.shape(), i),
                             e, a, Math.abs(a - e)));
                 }
                 bad++;

@@ -44,8 +44,36 @@ public final class TestData {
     }
 
     /** A new host tensor filled with NaN, so that elements a kernel forgets to write fail the comparison. */
+    /**
+     * The poison outputs are filled with before a run: a quiet NaN with a payload no kernel makes
+     * (its high bits survive narrowing to bf16 and f16), so an element left unwritten is told apart
+     * from a NaN the op computes ({@link #isPoison}).
+     */
+    public static final float POISON = Float.intBitsToFloat(0x7FE55A5A);
+
     public static HostTensor poisoned(DType dtype, long... shape) {
-        return HostTensor.allocate(dtype, shape).fill(Float.NaN);
+        return HostTensor.allocate(dtype, shape).fill(POISON);
+    }
+
+    /** Whether element i of t holds the poison's exact bits (in t's dtype): an output never written. */
+    public static boolean isPoison(HostTensor t, long i) {
+        return rawBits(t, i) == POISON_BITS.computeIfAbsent(t.dtype(), d -> {
+            try (HostTensor one = poisoned(d, 1)) {
+                return rawBits(one, 0);
+            }
+        });
+    }
+
+    private static final java.util.Map<DType, Long> POISON_BITS = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static long rawBits(HostTensor t, long i) {
+        java.lang.foreign.MemorySegment s = t.segment();
+        return switch ((int) t.dtype().byteSize()) {
+            case 2 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i);
+            case 4 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, i);
+            case 8 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i);
+            default -> s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
+        };
     }
 
     public static HostTensor copy(HostTensor src) {

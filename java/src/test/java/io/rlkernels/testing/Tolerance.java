@@ -48,6 +48,47 @@ public record Tolerance(double atol, double rtol, boolean larger) {
         return q >= 0x1p-24 || !(q > 0) ? 1e-5 : 0x1p-21 * Math.abs(Math.log(q) / Math.log(2)); // q = 0: dz underflows
     }
 
+    /** A float32 output that is a double rounded once (w = 1/x, a loss written as f32): half an ulp. */
+    public static final Tolerance F32_ROUNDED = new Tolerance(0, 0x1p-24);
+
+    /** A float32 output against a closed form typed in the test (a formula of f32 inputs, f64 in the test). */
+    public static final Tolerance F32_CLOSED_FORM = new Tolerance(1e-9, 1e-6);
+
+    /**
+     * A statistic summed in f64 from float32 terms (a loss, sum d, sum psi) against the f64 reference:
+     * f32 rounding of each term, relative to the larger of the sum and 1 (sums of terms of either sign).
+     */
+    public static final Tolerance STATISTIC = new Tolerance(1e-5, 1e-5);
+
+    /** The same f64 statistic on one backend two ways: a whole batch against its micro-batches or ranks summed. */
+    public static final Tolerance F64_REGROUPED = new Tolerance(1e-12, 1e-6);
+
+    /** Statistics of the policy loss against the reference: f64 sums of f64 token terms (counts are exact). */
+    public static final Tolerance F64_STATISTIC = new Tolerance(1e-9, 1e-9);
+
+    /**
+     * An f32 gradient against central differences (step 1e-6) of the f64 loss: the difference's
+     * truncation and the kernel's f32 rounding. Policy loss.
+     */
+    public static final Tolerance FINITE_DIFFERENCE = new Tolerance(2e-5, 1e-4);
+
+    /**
+     * The same through BGPO's bound of the ELBO objective, at a step of 1e-3 on f32 logits (smaller
+     * steps drown in the rounding of the logits themselves): O(h^2) truncation of exp(mean d).
+     */
+    public static final Tolerance BGPO_FINITE_DIFFERENCE = new Tolerance(1e-5, 1e-3);
+
+    /** Group advantages in f32 against the f64 formula typed in the test: (r - mean) / (std + eps) and kin. */
+    public static final Tolerance ADVANTAGE = new Tolerance(1e-5, 1e-5);
+
+    /** Fails with {@code message}, the bound and the difference unless {@code actual} is accepted. */
+    public void assertClose(double expected, double actual, String message) {
+        if (!accepts(expected, actual)) {
+            throw new AssertionError(String.format("%s: expected %.9g, actual %.9g (|diff| %.3g, atol %.1g, rtol %.1g)", message,
+                    expected, actual, Math.abs(actual - expected), atol, rtol));
+        }
+    }
+
     public static Tolerance forOutput(DType outputDtype) {
         return switch (outputDtype) {
             case F32 -> F32_OUTPUT;

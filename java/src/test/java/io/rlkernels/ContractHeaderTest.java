@@ -1,5 +1,6 @@
 package io.rlkernels;
 
+import io.rlkernels.ops.internal.PolicyLossChecks;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -136,7 +137,7 @@ class ContractHeaderTest {
         sameCodes("RLK_AGG_", PolicyLoss.Aggregation.class, Enum::ordinal);
         sameCodes("RLK_KL_", PolicyLoss.KlEstimator.class, Enum::ordinal);
         PolicyLoss.Config c = PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.CISPO);
-        int[] codes = PolicyLoss.codes(c);
+        int[] codes = PolicyLossChecks.codes(c);
         assertEquals(header("RLK_LOSS_CISPO"), codes[0], "PolicyLoss.codes: the loss type first");
         sameSlots("RLK_PL_", PolicyLoss.Stats.class, "RLK_PL_STATS", PolicyLoss.STATS_LENGTH);
         assertEquals(header("RLK_PL_DENOMINATOR"), staticInt(internalClass("io.rlkernels.backend.cuda.PolicyLossLaunch"), "POLICY_PARTIAL"),

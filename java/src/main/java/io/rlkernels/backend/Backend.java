@@ -1,14 +1,13 @@
 package io.rlkernels.backend;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.internal.Check;
-import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
-import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -40,6 +39,21 @@ public interface Backend extends AutoCloseable {
     void download(Tensor src, HostTensor dst);
 
     /**
+     * Whether inputs that live on the device are checked like host ones (target ids in range,
+     * rewards finite, upstream gradients bounded) before the kernels run: on by default. The
+     * checks copy a few bytes back and wait, so a call on device tensors is not asynchronous; a
+     * training loop that checked its data once may turn them off (the kernels still never read out
+     * of bounds: a bad target id gives NaN for its row). Host inputs are always checked, and a
+     * backend without device memory has nothing to turn off. Returns this backend.
+     */
+    default Backend checkDeviceInputs(boolean check) {
+        return this;
+    }
+
+    /** Waits for every kernel launched on device tensors so far (nothing to wait for on a host backend). */
+    default void synchronize() {}
+
+    /**
      * Token log-probs forward: writes logp and, when not null, lse, the entropy and lseParts (the
      * row's max m and ln s, [N, 2] f32: what the backward takes). See {@link LogProbs}.
      */
@@ -54,14 +68,14 @@ public interface Backend extends AutoCloseable {
     /**
      * Token log-probs backward: writes dL/dlogits into {@code gradLogits} (f32, or the logits'
      * own buffer for an in-place backward) from the forward's {@code lseParts}. See
-     * {@link LogProbs#checkBackward}.
+     * {@code LogProbsChecks.checkBackward}.
      */
     void logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                           Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits);
 
     /** Allocating forward (lseParts included); {@code withEntropy} chooses whether the entropy is computed. */
     default LogProbs.Result logProbs(LogProbs.Config config, Tensor logits, Tensor targets, boolean withEntropy) {
-        LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
+        LogProbs.Dims d = LogProbsChecks.checkInputs(logits, targets);
         Tensor logp = allocate(DType.F32, d.rows());
         Tensor lse = allocate(DType.F32, d.rows());
         Tensor entropy = withEntropy ? allocate(DType.F32, d.rows()) : null;
@@ -79,7 +93,7 @@ public interface Backend extends AutoCloseable {
     /** Allocating backward: a new f32 gradient of the logits' shape. */
     default Tensor logProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                     Tensor gradLogp, Tensor gradEntropy) {
-        LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
+        LogProbs.Dims d = LogProbsChecks.checkInputs(logits, targets);
         Tensor grad = allocate(DType.F32, d.rows(), d.vocab());
         try {
             logProbsBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, grad);

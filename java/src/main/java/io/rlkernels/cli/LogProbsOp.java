@@ -1,5 +1,6 @@
 package io.rlkernels.cli;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
@@ -33,7 +34,7 @@ final class LogProbsOp implements CliOp {
         HostTensor gradLogp = in.optionalNpy("grad_logp.npy");
         HostTensor gradEntropy = in.optionalNpy("grad_entropy.npy");
 
-        LogProbs.Dims d = LogProbs.checkInputs(logits, targets);
+        LogProbs.Dims d = LogProbsChecks.checkInputs(logits, targets);
         try (HostTensor logp = HostTensor.allocate(DType.F32, d.rows());
              HostTensor lse = HostTensor.allocate(DType.F32, d.rows());
              HostTensor entropy = HostTensor.allocate(DType.F32, d.rows());

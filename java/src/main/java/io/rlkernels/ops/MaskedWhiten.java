@@ -1,8 +1,6 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
-import io.rlkernels.tensor.DType;
-import io.rlkernels.tensor.Tensor;
 
 /**
  * Whitening of token values under a mask (verl's masked_whiten): over the kept positions,
@@ -24,16 +22,5 @@ public final class MaskedWhiten {
         public static Config defaults() {
             return new Config(DEFAULT_EPS, true);
         }
-    }
-
-    public static void check(Tensor x, Tensor mask, Tensor out) {
-        Check.alive("x", x);
-        Check.dtype("x", x, DType.F32);
-        Check.alive("mask", mask);
-        Check.dtype("mask", mask, DType.F32, DType.U8);
-        Check.shape("mask", mask, x.shape());
-        Check.output("out", out);
-        Check.dtype("out", out, DType.F32);
-        Check.shape("out", out, x.shape());
     }
 }

@@ -1,7 +1,6 @@
 package io.rlkernels.ops;
 
 import io.rlkernels.internal.Check;
-import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 import java.util.Locale;
@@ -262,73 +261,5 @@ public final class PolicyLoss {
                     clipLow + o.clipLow, clipDual + o.clipDual, negApproxKlSum + o.negApproxKlSum, ratioSum + o.ratioSum,
                     Math.min(ratioMin, o.ratioMin), Math.max(ratioMax, o.ratioMax), denominator);
         }
-    }
-
-    /**
-     * Checks the inputs and outputs: gradLogp [N] f32 (required); gradEntropy [N] f32 or null;
-     * stats f64 [STATS_LENGTH].
-     */
-    public static void check(Config config, Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
-        if (config == null) {
-            throw Check.fail("config", "a PolicyLoss.Config", "null");
-        }
-        if (in == null) {
-            throw Check.fail("inputs", "a PolicyLoss.Inputs", "null");
-        }
-        Check.alive("logp", in.logp());
-        Check.dtype("logp", in.logp(), DType.F32);
-        Check.rank("logp", in.logp(), 1);
-        long n = in.tokens();
-        row("oldLogp", in.oldLogp(), n);
-        row("advantages", in.advantages(), n);
-        Check.alive("mask", in.mask());
-        Check.dtype("mask", in.mask(), DType.F32, DType.U8);
-        Check.shape("mask", in.mask(), n);
-        if (in.refLogp() != null) {
-            row("refLogp", in.refLogp(), n);
-        } else if (config.kl() != KlEstimator.NONE && config.klCoef() != 0) {
-            throw Check.fail("refLogp", "reference log-probs for the " + config.kl() + " KL term", "null");
-        }
-        if (in.entropy() != null) {
-            row("entropy", in.entropy(), n);
-        } else if (config.entropyCoef() != 0) {
-            throw Check.fail("entropy", "the entropy of each token for an entropy coefficient of " + config.entropyCoef(), "null");
-        }
-        if (in.sequences() != null) {
-            in.sequences().requireAlive("sequences");
-        }
-        if (in.sequences() != null && in.sequences().tokens() != n) {
-            throw Check.fail("sequences", "a layout of " + n + " tokens", in.sequences().tokens() + " tokens");
-        }
-        if (in.sequences() == null && config.needsSequences()) {
-            throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + " and agg " + config.aggregation(),
-                    "null");
-        }
-        Check.output("gradLogp", gradLogp);
-        row("gradLogp", gradLogp, n);
-        if (gradEntropy != null) {
-            Check.output("gradEntropy", gradEntropy);
-            row("gradEntropy", gradEntropy, n);
-        }
-        Check.output("stats", stats);
-        Check.dtype("stats", stats, DType.F64);
-        Check.shape("stats", stats, STATS_LENGTH);
-    }
-
-    /** The refusal of finite inputs whose per-token gradient float32 cannot hold. */
-    public static IllegalArgumentException overflow(String output, long index, float value) {
-        return Check.overflowed("advantages, denominator, klCoef, entropyCoef", output, index, value,
-                "a token's gradient is its coefficient over the denominator");
-    }
-
-    private static void row(String arg, Tensor t, long n) {
-        Check.alive(arg, t);
-        Check.dtype(arg, t, DType.F32);
-        Check.shape(arg, t, n);
-    }
-
-    /** Kernel codes: loss type, ratio level, aggregation and KL estimator as the native and CUDA kernels number them. */
-    public static int[] codes(Config c) {
-        return new int[] {c.loss().ordinal(), c.ratio().ordinal(), c.aggregation().ordinal(), c.kl().ordinal()};
     }
 }

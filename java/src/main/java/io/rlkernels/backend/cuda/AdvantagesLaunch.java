@@ -1,5 +1,8 @@
 package io.rlkernels.backend.cuda;
 
+import io.rlkernels.ops.internal.MaskedWhitenChecks;
+import io.rlkernels.ops.internal.GroupAdvantagesChecks;
+import io.rlkernels.ops.internal.GaeChecks;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
@@ -52,11 +55,11 @@ final class AdvantagesLaunch {
     }
 
     void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantages.check(config, rewards, groups, advantages);
-        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
+        GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try (Staging s = new Staging(launcher, backend)) {
             long r = s.in("rewards", rewards);
-            boolean bounded = checks.requireFinite(s, "rewards", rewards, r, GroupAdvantages.INPUT_BOUND);
+            boolean bounded = checks.requireFinite(s, "rewards", rewards, r, GroupAdvantagesChecks.INPUT_BOUND);
             DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(backend.copyIn(layout.order()), backend.copyIn(layout.offsets())));
             long out = s.out("advantages", advantages);
             if (layout.groups() > 0) {
@@ -66,7 +69,7 @@ final class AdvantagesLaunch {
                         .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).ptr(out));
             }
             if (!bounded) {
-                checks.requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantages.overflow(config, i, v));
+                checks.requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantagesChecks.overflow(config, i, v));
             }
             s.finish();
         } finally {
@@ -86,7 +89,7 @@ final class AdvantagesLaunch {
     }
 
     void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
-        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        GroupAdvantagesChecks.checkBroadcast(perSequence, mask, perToken);
         long n = perToken.numel();
         try (Staging s = new Staging(launcher, backend)) {
             long a = s.in("perSequence", perSequence);
@@ -101,13 +104,13 @@ final class AdvantagesLaunch {
     }
 
     void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
-        Gae.check(rewards, values, mask, advantages, returns);
+        GaeChecks.check(rewards, values, mask, advantages, returns);
         scan(config.gamma(), config.lambda(), rewards, values, mask, advantages, returns);
     }
 
     void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
-        Gae.check(rewards, null, mask, returns);
+        GaeChecks.check(rewards, null, mask, returns);
         scan(gamma, 1f, rewards, null, mask, null, returns);
     }
 
@@ -117,7 +120,7 @@ final class AdvantagesLaunch {
         long t = rewards.dim(1);
         try (Staging s = new Staging(launcher, backend)) {
             long r = s.in("rewards", rewards);
-            float bound = Gae.inputBound(t);
+            float bound = GaeChecks.inputBound(t);
             boolean bounded = checks.requireFinite(s, "rewards", rewards, r, bound);
             long v = 0;
             if (values != null) {
@@ -132,17 +135,17 @@ final class AdvantagesLaunch {
                         .i32(mask.dtype() == DType.U8 ? 1 : 0).i64(b).i64(t).f32(gamma).f32(lambda).ptr(adv).ptr(ret));
             }
             if (!bounded && advantages != null) {
-                checks.requireRepresentable(s, advantages, adv, Float.MAX_VALUE, (i, x) -> Gae.overflow("advantages", i, x));
+                checks.requireRepresentable(s, advantages, adv, Float.MAX_VALUE, (i, x) -> GaeChecks.overflow("advantages", i, x));
             }
             if (!bounded) {
-                checks.requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> Gae.overflow("returns", i, x));
+                checks.requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> GaeChecks.overflow("returns", i, x));
             }
             s.finish();
         }
     }
 
     void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
-        MaskedWhiten.check(x, mask, out);
+        MaskedWhitenChecks.check(x, mask, out);
         long n = x.numel();
         try (Staging s = new Staging(launcher, backend)) {
             long in = x == out ? s.inOut("x", x) : s.in("x", x);

@@ -1,5 +1,6 @@
 package io.rlkernels.backend.cuda;
 
+import io.rlkernels.ops.internal.BgpoChecks;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -23,7 +24,7 @@ final class BgpoLaunch {
     }
 
     void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, vocab, out);
+        BgpoChecks.checkMaskRows(targets, mask, vocab, out);
         checks.checkTargets(targets, vocab, null);
         long n = targets.numel();
         try (Staging s = new Staging(launcher, backend)) {
@@ -46,13 +47,13 @@ final class BgpoLaunch {
 
     void coefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
-        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        BgpoChecks.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         if (weights instanceof HostTensor hw) {
-            Bgpo.checkWeights(hw);
+            BgpoChecks.checkWeights(hw);
         } else if (backend.checksDeviceInputs()) {
             try (HostTensor hw = HostTensor.allocate(DType.F32, weights.shape())) {
                 backend.download(weights, hw);
-                Bgpo.checkWeights(hw);
+                BgpoChecks.checkWeights(hw);
             }
         }
         try (Staging s = new Staging(launcher, backend)) {
@@ -72,8 +73,8 @@ final class BgpoLaunch {
                     .f32(c.dualClip()).f64(1.0 / (c.denominatorFor(rows.sequences()) * c.samples())).ptr(vals).ptr(up)
                     .ptr(partial));
             launcher.launch("rlk_bgpo_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(shape.gridX()).ptr(st));
-            checks.requireRepresentable(s, values, vals, Float.MAX_VALUE, (i, v) -> Bgpo.overflow(c, "values", i, v));
-            checks.requireRepresentable(s, upstream, up, Bgpo.upstreamLimit(c), (i, v) -> Bgpo.overflow(c, "upstream", i, v));
+            checks.requireRepresentable(s, values, vals, Float.MAX_VALUE, (i, v) -> BgpoChecks.overflow(c, "values", i, v));
+            checks.requireRepresentable(s, upstream, up, BgpoChecks.upstreamLimit(c), (i, v) -> BgpoChecks.overflow(c, "upstream", i, v));
             s.finish();
         }
     }

@@ -11,7 +11,6 @@ import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
-import io.rlkernels.ops.Matmul;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -138,6 +137,7 @@ public final class CudaBackend extends BackendBase {
      * kernels still never read out of bounds (a bad target id gives NaN for its row). Host inputs
      * are always checked.
      */
+    @Override
     public CudaBackend checkDeviceInputs(boolean check) {
         this.checkDeviceInputs = check;
         return this;
@@ -147,7 +147,7 @@ public final class CudaBackend extends BackendBase {
         return checkDeviceInputs;
     }
 
-    /** Waits for every kernel launched on device tensors so far. */
+    @Override
     public void synchronize() {
         launcher.synchronize();
     }

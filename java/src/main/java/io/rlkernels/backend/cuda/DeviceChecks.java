@@ -1,7 +1,7 @@
 package io.rlkernels.backend.cuda;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.internal.Check;
-import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.DeviceTensor;
 import io.rlkernels.tensor.HostTensor;
@@ -140,9 +140,9 @@ final class DeviceChecks {
         }
         try {
             if (ignoreIndex == null) {
-                LogProbs.checkTokenIds(h, vocab);
+                LogProbsChecks.checkTokenIds(h, vocab);
             } else {
-                LogProbs.checkTargets(h, vocab, ignoreIndex);
+                LogProbsChecks.checkTargets(h, vocab, ignoreIndex);
             }
         } finally {
             if (h != targets) {

@@ -1,5 +1,6 @@
 package io.rlkernels.backend.cuda;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
@@ -35,7 +36,7 @@ final class LogProbsLaunch {
 
     void forward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
                                Tensor lseParts) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
+        LogProbs.Dims d = LogProbsChecks.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         checks.checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
@@ -56,7 +57,7 @@ final class LogProbsLaunch {
             launcher.launch("rlk_logprobs_fwd_" + logits.dtype().shortName(), rowLaunch(d.rows(), d.vocab(), logits.dtype()), args);
             long firstOverflow = checked ? checks.readCell(overflow) : d.rows();
             if (firstOverflow < d.rows()) {
-                throw LogProbs.overflow(firstOverflow, config);
+                throw LogProbsChecks.overflow(firstOverflow, config);
             }
             s.finish();
         }
@@ -64,7 +65,7 @@ final class LogProbsLaunch {
 
     void backward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbsChecks.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         checks.checkTargets(targets, d.vocab(), config.ignoreIndex());
         if (d.rows() == 0) {
             return;
@@ -75,8 +76,8 @@ final class LogProbsLaunch {
             long y = s.in("targets", targets);
             long partsIn = s.in("lseParts", lseParts);
             long entropyIn = gradEntropy == null ? 0 : s.in("entropy", entropy);
-            float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
-            String why = LogProbs.upstreamReason(config.temperature());
+            float[] limits = LogProbsChecks.upstreamLimits(config.temperature(), d.vocab());
+            String why = LogProbsChecks.upstreamReason(config.temperature());
             long g = gradLogp == null ? 0 : checks.boundedInput(s, "gradLogp", gradLogp, limits[0], why);
             long h = gradEntropy == null ? 0 : checks.boundedInput(s, "gradEntropy", gradEntropy, limits[1], why);
             long out = inPlace ? z : s.out("gradLogits", gradLogits);

@@ -1,6 +1,6 @@
 package io.rlkernels.backend.cuda;
 
-import io.rlkernels.ops.Matmul;
+import io.rlkernels.ops.internal.MatmulChecks;
 import io.rlkernels.tensor.Tensor;
 
 /** The f32 matrix product (rlk_matmul; contract {@link io.rlkernels.ops.Matmul}): a block per 16 x 16 tile. */
@@ -25,7 +25,7 @@ final class MatmulLaunch {
     }
 
     void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        MatmulChecks.Dims d = MatmulChecks.check(transA, transB, alpha, a, b, beta, c);
         try (Staging s = new Staging(launcher, backend)) {
             long pa = s.in("a", a);
             long pb = s.in("b", b);

@@ -1,5 +1,6 @@
 package io.rlkernels.backend.cuda;
 
+import io.rlkernels.ops.internal.PolicyLossChecks;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -33,7 +34,7 @@ final class PolicyLossLaunch {
     }
 
     void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
-        PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
+        PolicyLossChecks.check(c, in, gradLogp, gradEntropy, stats);
         SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
         long n = in.tokens();
         try (Staging s = new Staging(launcher, backend)) {
@@ -58,7 +59,7 @@ final class PolicyLossLaunch {
             }
             int blocks = policyBlocks(segments);
             long partial = s.scratch(8L * POLICY_PARTIAL * blocks);
-            int[] codes = PolicyLoss.codes(c);
+            int[] codes = PolicyLossChecks.codes(c);
             launcher.launch("rlk_policy_loss", new LaunchShape(blocks, THREADS, 0), new KernelArgs().ptr(logp).ptr(old).ptr(adv)
                     .ptr(mask).i32(u8).ptr(ref).ptr(entropy).ptr(offsets).i64(seqs == null ? 0 : seqs.sequences()).i64(n)
                     .i32(codes[0]).i32(codes[1]).i32(codes[2]).i32(codes[3]).f32(c.clipLow()).f32(c.clipHigh())
@@ -66,9 +67,9 @@ final class PolicyLossLaunch {
                     .ptr(gradH).ptr(partial));
             launcher.launch("rlk_policy_finish", new LaunchShape(1, 32, 0), new KernelArgs().ptr(partial).i32(blocks)
                     .f64(c.denominator()).ptr(denominator).ptr(out));
-            checks.requireRepresentable(s, gradLogp, grad, Float.MAX_VALUE, (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
+            checks.requireRepresentable(s, gradLogp, grad, Float.MAX_VALUE, (i, v) -> PolicyLossChecks.overflow("gradLogp", i, v));
             if (gradEntropy != null) {
-                checks.requireRepresentable(s, gradEntropy, gradH, Float.MAX_VALUE, (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
+                checks.requireRepresentable(s, gradEntropy, gradH, Float.MAX_VALUE, (i, v) -> PolicyLossChecks.overflow("gradEntropy", i, v));
             }
             s.finish();
         }

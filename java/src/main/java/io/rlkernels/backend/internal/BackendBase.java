@@ -1,5 +1,6 @@
 package io.rlkernels.backend.internal;
 
+import io.rlkernels.ops.internal.BgpoChecks;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.internal.Check;
 import io.rlkernels.internal.Lifetime;
@@ -256,7 +257,7 @@ public abstract class BackendBase implements Backend {
         if (in == null || ws == null) {
             throw Check.fail(in == null ? "sample" : "workspace", "a " + (in == null ? "Bgpo.Sample" : "BgpoWorkspace"), "null");
         }
-        Bgpo.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
+        BgpoChecks.checkStep(config, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
                 gradLogits, ws.values(), state);
         LogProbs.Config lp = Bgpo.logProbsConfig(config);
         runMaskRows(in.targets(), in.mask(), in.logits().dim(1), ws.rowTargets());

@@ -1,5 +1,8 @@
 package io.rlkernels.backend.nativecpu;
 
+import io.rlkernels.ops.internal.MaskedWhitenChecks;
+import io.rlkernels.ops.internal.GroupAdvantagesChecks;
+import io.rlkernels.ops.internal.GaeChecks;
 import static io.rlkernels.backend.nativecpu.NativeCalls.check;
 import static io.rlkernels.backend.nativecpu.NativeCalls.host;
 import static io.rlkernels.backend.nativecpu.NativeCalls.segment;
@@ -29,10 +32,10 @@ final class AdvantagesCalls {
     }
 
     void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantages.check(config, rewards, groups, advantages);
+        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
-        boolean bounded = calls.requireFinite("rewards", r, GroupAdvantages.INPUT_BOUND);
-        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        boolean bounded = calls.requireFinite("rewards", r, GroupAdvantagesChecks.INPUT_BOUND);
+        GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try {
             check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
                     config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
@@ -43,43 +46,43 @@ final class AdvantagesCalls {
             }
         }
         if (!bounded) {
-            calls.refuseOverflow(host("advantages", advantages), (i, v) -> GroupAdvantages.overflow(config, i, v));
+            calls.refuseOverflow(host("advantages", advantages), (i, v) -> GroupAdvantagesChecks.overflow(config, i, v));
         }
     }
 
     void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
-        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        GroupAdvantagesChecks.checkBroadcast(perSequence, mask, perToken);
         check(lib.sequenceToTokens(segment("perSequence", perSequence), segment("mask", mask), mask.dtype() == DType.U8,
                 mask.dim(0), mask.dim(1), segment("perToken", perToken)), "rlk_sequence_to_tokens");
     }
 
     void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
-        Gae.check(rewards, values, mask, advantages, returns);
-        float bound = Gae.inputBound(rewards.dim(1));
+        GaeChecks.check(rewards, values, mask, advantages, returns);
+        float bound = GaeChecks.inputBound(rewards.dim(1));
         boolean bounded = calls.requireFinite("rewards", host("rewards", rewards), bound)
                 & calls.requireFinite("values", host("values", values), bound);
         check(lib.gae(segment("rewards", rewards), segment("values", values), segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), config.gamma(), config.lambda(), segment("advantages", advantages),
                 segment("returns", returns)), "rlk_gae");
         if (!bounded) {
-            calls.refuseOverflow(host("advantages", advantages), (i, v) -> Gae.overflow("advantages", i, v));
-            calls.refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+            calls.refuseOverflow(host("advantages", advantages), (i, v) -> GaeChecks.overflow("advantages", i, v));
+            calls.refuseOverflow(host("returns", returns), (i, v) -> GaeChecks.overflow("returns", i, v));
         }
     }
 
     void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
-        Gae.check(rewards, null, mask, returns);
-        boolean bounded = calls.requireFinite("rewards", host("rewards", rewards), Gae.inputBound(rewards.dim(1)));
+        GaeChecks.check(rewards, null, mask, returns);
+        boolean bounded = calls.requireFinite("rewards", host("rewards", rewards), GaeChecks.inputBound(rewards.dim(1)));
         check(lib.gae(segment("rewards", rewards), MemorySegment.NULL, segment("mask", mask), mask.dtype() == DType.U8,
                 rewards.dim(0), rewards.dim(1), gamma, 1f, MemorySegment.NULL, segment("returns", returns)), "rlk_gae");
         if (!bounded) {
-            calls.refuseOverflow(host("returns", returns), (i, v) -> Gae.overflow("returns", i, v));
+            calls.refuseOverflow(host("returns", returns), (i, v) -> GaeChecks.overflow("returns", i, v));
         }
     }
 
     void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
-        MaskedWhiten.check(x, mask, out);
+        MaskedWhitenChecks.check(x, mask, out);
         calls.requireFinite("x", host("x", x));
         check(lib.maskedWhiten(segment("x", x), segment("mask", mask), mask.dtype() == DType.U8, x.numel(), config.eps(),
                 config.unbiased(), segment("out", out)), "rlk_masked_whiten");

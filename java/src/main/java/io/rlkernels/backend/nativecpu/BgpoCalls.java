@@ -1,12 +1,13 @@
 package io.rlkernels.backend.nativecpu;
 
+import io.rlkernels.ops.internal.BgpoChecks;
+import io.rlkernels.ops.internal.LogProbsChecks;
 import static io.rlkernels.backend.nativecpu.NativeCalls.check;
 import static io.rlkernels.backend.nativecpu.NativeCalls.host;
 import static io.rlkernels.backend.nativecpu.NativeCalls.segment;
 
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.ops.Bgpo;
-import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
@@ -23,17 +24,17 @@ final class BgpoCalls {
     }
 
     void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, vocab, out);
-        LogProbs.checkTokenIds(host("targets", targets), vocab);
+        BgpoChecks.checkMaskRows(targets, mask, vocab, out);
+        LogProbsChecks.checkTokenIds(host("targets", targets), vocab);
         check(lib.maskRows(segment("targets", targets), targets.dtype().code(), segment("mask", mask), mask.dtype() == DType.U8,
                 targets.numel(), Bgpo.UNMASKED, segment("out", out)), "rlk_mask_rows");
     }
 
     void coefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
-        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        BgpoChecks.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         HostTensor w = host("weights", weights);
-        Bgpo.checkWeights(w);
+        BgpoChecks.checkWeights(w);
         calls.requireFinite("oldValues", host("oldValues", oldValues));
         calls.requireFinite("advantages", host("advantages", advantages));
         check(lib.bgpoCoefficients(segment("logp", logp), rows.offsets().segment(), rows.sequences(), segment("mask", mask),
@@ -42,9 +43,9 @@ final class BgpoCalls {
                 segment("values", values), segment("upstream", upstream), segment("state", state)), "rlk_bgpo_coefficients");
         for (String out : new String[] {"values", "upstream"}) {
             HostTensor o = host(out, out.equals("values") ? values : upstream);
-            long bad = calls.firstOutside(o, out.equals("values") ? Float.MAX_VALUE : Bgpo.upstreamLimit(c));
+            long bad = calls.firstOutside(o, out.equals("values") ? Float.MAX_VALUE : BgpoChecks.upstreamLimit(c));
             if (bad >= 0) {
-                throw Bgpo.overflow(c, out, bad, o.getFloat(bad));
+                throw BgpoChecks.overflow(c, out, bad, o.getFloat(bad));
             }
         }
     }

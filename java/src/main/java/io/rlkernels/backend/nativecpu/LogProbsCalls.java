@@ -1,5 +1,6 @@
 package io.rlkernels.backend.nativecpu;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import static io.rlkernels.backend.nativecpu.NativeCalls.check;
 import static io.rlkernels.backend.nativecpu.NativeCalls.host;
 import static io.rlkernels.backend.nativecpu.NativeCalls.optional;
@@ -25,9 +26,9 @@ final class LogProbsCalls {
 
     void forward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
                                Tensor lseParts) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
+        LogProbs.Dims d = LogProbsChecks.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         HostTensor y = host("targets", targets);
-        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        LogProbsChecks.checkTargets(y, d.vocab(), config.ignoreIndex());
         try (Arena call = Arena.ofConfined()) {
             MemorySegment overflow = call.allocate(ValueLayout.JAVA_LONG);
             int rc = lib.logprobsFwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
@@ -37,22 +38,22 @@ final class LogProbsCalls {
             check(rc, "rlk_logprobs_fwd");
             long row = overflow.get(ValueLayout.JAVA_LONG, 0);
             if (row >= 0) {
-                throw LogProbs.overflow(row, config);
+                throw LogProbsChecks.overflow(row, config);
             }
         }
     }
 
     void backward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbsChecks.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor y = host("targets", targets);
-        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
-        float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
+        LogProbsChecks.checkTargets(y, d.vocab(), config.ignoreIndex());
+        float[] limits = LogProbsChecks.upstreamLimits(config.temperature(), d.vocab());
         if (gradLogp != null) {
-            calls.requireWithin("gradLogp", host("gradLogp", gradLogp), limits[0], LogProbs.upstreamReason(config.temperature()));
+            calls.requireWithin("gradLogp", host("gradLogp", gradLogp), limits[0], LogProbsChecks.upstreamReason(config.temperature()));
         }
         if (gradEntropy != null) {
-            calls.requireWithin("gradEntropy", host("gradEntropy", gradEntropy), limits[1], LogProbs.upstreamReason(config.temperature()));
+            calls.requireWithin("gradEntropy", host("gradEntropy", gradEntropy), limits[1], LogProbsChecks.upstreamReason(config.temperature()));
         }
         int rc = lib.logprobsBwd(segment("logits", logits), logits.dtype().code(), y.segment(), targets.dtype().code(),
                 d.rows(), d.vocab(), config.temperature(), config.ignoreIndex(),

@@ -5,7 +5,7 @@ import static io.rlkernels.backend.nativecpu.NativeCalls.host;
 
 import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
-import io.rlkernels.ops.Matmul;
+import io.rlkernels.ops.internal.MatmulChecks;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
@@ -20,7 +20,7 @@ final class MatmulCalls {
     }
 
     void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        MatmulChecks.Dims d = MatmulChecks.check(transA, transB, alpha, a, b, beta, c);
         HostTensor ha = host("a", a);
         HostTensor hb = host("b", b);
         HostTensor hc = host("c", c);

@@ -1,5 +1,6 @@
 package io.rlkernels.backend.nativecpu;
 
+import io.rlkernels.ops.internal.PolicyLossChecks;
 import static io.rlkernels.backend.nativecpu.NativeCalls.check;
 import static io.rlkernels.backend.nativecpu.NativeCalls.host;
 import static io.rlkernels.backend.nativecpu.NativeCalls.optional;
@@ -23,7 +24,7 @@ final class PolicyLossCalls {
     }
 
     void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
-        PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
+        PolicyLossChecks.check(c, in, gradLogp, gradEntropy, stats);
         calls.requireFinite("logp", host("logp", in.logp()));
         calls.requireFinite("oldLogp", host("oldLogp", in.oldLogp()));
         calls.requireFinite("advantages", host("advantages", in.advantages()));
@@ -37,13 +38,13 @@ final class PolicyLossCalls {
         int rc = lib.policyLoss(segment("logp", in.logp()), segment("oldLogp", in.oldLogp()), segment("advantages", in.advantages()),
                 segment("mask", in.mask()), in.mask().dtype() == DType.U8, optional("refLogp", in.refLogp()),
                 optional("entropy", in.entropy()), seqs == null ? MemorySegment.NULL : seqs.offsets().segment(),
-                seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLoss.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
+                seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLossChecks.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
                 c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
                 optional("gradEntropy", gradEntropy), segment("stats", stats));
         if (rc == NativeCalls.RLK_OVERFLOW) { // the kernel saw a gradient float32 cannot hold: find and name it
-            calls.refuseOverflow(host("gradLogp", gradLogp), (i, v) -> PolicyLoss.overflow("gradLogp", i, v));
+            calls.refuseOverflow(host("gradLogp", gradLogp), (i, v) -> PolicyLossChecks.overflow("gradLogp", i, v));
             if (gradEntropy != null) {
-                calls.refuseOverflow(host("gradEntropy", gradEntropy), (i, v) -> PolicyLoss.overflow("gradEntropy", i, v));
+                calls.refuseOverflow(host("gradEntropy", gradEntropy), (i, v) -> PolicyLossChecks.overflow("gradEntropy", i, v));
             }
         }
         check(rc, "rlk_policy_loss");

@@ -1,5 +1,8 @@
 package io.rlkernels.backend.reference;
 
+import io.rlkernels.ops.internal.MaskedWhitenChecks;
+import io.rlkernels.ops.internal.GroupAdvantagesChecks;
+import io.rlkernels.ops.internal.GaeChecks;
 import static io.rlkernels.backend.reference.HostArgs.host;
 import static io.rlkernels.backend.reference.HostArgs.finite;
 
@@ -20,11 +23,11 @@ final class AdvantagesReference {
     private AdvantagesReference() {}
 
     static void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantages.check(config, rewards, groups, advantages);
+        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
         HostTensor r = host("rewards", rewards);
         HostTensor out = host("advantages", advantages);
         Check.finite("rewards", r);
-        GroupLayout layout = GroupAdvantages.layoutFor(config, groups);
+        GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try {
             HostTensor order = layout.order();
             HostTensor offsets = layout.offsets();
@@ -61,12 +64,12 @@ final class AdvantagesReference {
         }
         long bad = Check.firstOutside(out, Float.MAX_VALUE);
         if (bad >= 0) {
-            throw GroupAdvantages.overflow(config, bad, out.getFloat(bad));
+            throw GroupAdvantagesChecks.overflow(config, bad, out.getFloat(bad));
         }
     }
 
     static void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
-        GroupAdvantages.checkBroadcast(perSequence, mask, perToken);
+        GroupAdvantagesChecks.checkBroadcast(perSequence, mask, perToken);
         HostTensor a = host("perSequence", perSequence);
         HostTensor m = host("mask", mask);
         HostTensor out = host("perToken", perToken);
@@ -79,14 +82,14 @@ final class AdvantagesReference {
     }
 
     static void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
-        Gae.check(rewards, values, mask, advantages, returns);
+        GaeChecks.check(rewards, values, mask, advantages, returns);
         scan(config.gamma(), config.lambda(), host("rewards", rewards), host("values", values), host("mask", mask),
                 host("advantages", advantages), host("returns", returns));
     }
 
     static void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         Gae.checkGamma(gamma);
-        Gae.check(rewards, null, mask, returns);
+        GaeChecks.check(rewards, null, mask, returns);
         scan(gamma, 1, host("rewards", rewards), null, host("mask", mask), null, host("returns", returns));
     }
 
@@ -130,13 +133,13 @@ final class AdvantagesReference {
         for (HostTensor out : adv == null ? new HostTensor[] {ret} : new HostTensor[] {adv, ret}) {
             long bad = Check.firstOutside(out, Float.MAX_VALUE);
             if (bad >= 0) {
-                throw Gae.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
+                throw GaeChecks.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
             }
         }
     }
 
     static void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
-        MaskedWhiten.check(x, mask, out);
+        MaskedWhitenChecks.check(x, mask, out);
         HostTensor in = host("x", x);
         HostTensor m = host("mask", mask);
         HostTensor o = host("out", out);

@@ -1,12 +1,13 @@
 package io.rlkernels.backend.reference;
 
+import io.rlkernels.ops.internal.BgpoChecks;
+import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.backend.internal.BgpoWorkspace;
 import static io.rlkernels.backend.reference.HostArgs.host;
 import static io.rlkernels.backend.reference.HostArgs.finite;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Bgpo;
-import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -20,11 +21,11 @@ final class BgpoReference {
     private BgpoReference() {}
 
     static void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
-        Bgpo.checkMaskRows(targets, mask, vocab, out);
+        BgpoChecks.checkMaskRows(targets, mask, vocab, out);
         HostTensor y = host("targets", targets);
         HostTensor m = host("mask", mask);
         HostTensor o = host("out", out);
-        LogProbs.checkTokenIds(y, vocab);
+        LogProbsChecks.checkTokenIds(y, vocab);
         for (long i = 0; i < y.numel(); i++) {
             o.setLong(i, m.getFloat(i) != 0 ? y.getLong(i) : Bgpo.UNMASKED);
         }
@@ -32,11 +33,11 @@ final class BgpoReference {
 
     static void coefficients(Bgpo.Config c, Tensor logp, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
                                  Tensor advantages, Tensor values, Tensor upstream, Tensor state) {
-        Bgpo.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
+        BgpoChecks.checkCoefficients(c, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         HostTensor lp = host("logp", logp);
         HostTensor m = host("mask", mask);
         HostTensor w = host("weights", weights);
-        Bgpo.checkWeights(w);
+        BgpoChecks.checkWeights(w);
         HostTensor old = finite("oldValues", oldValues);
         HostTensor adv = finite("advantages", advantages);
         HostTensor out = host("values", values);
@@ -112,20 +113,20 @@ final class BgpoReference {
 
     /** The whole sample in f64, directly from the definition (not through the primitives above). */
     static void step(Bgpo.Config c, Bgpo.Sample in, BgpoWorkspace ws, Tensor gradLogits, Tensor state) {
-        Bgpo.checkStep(c, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
+        BgpoChecks.checkStep(c, in.logits(), in.targets(), in.rows(), in.mask(), in.weights(), in.oldValues(), in.advantages(),
                 gradLogits, ws.values(), state);
         HostTensor z = host("logits", in.logits());
         HostTensor y = host("targets", in.targets());
         HostTensor m = host("mask", in.mask());
         HostTensor w = host("weights", in.weights());
-        Bgpo.checkWeights(w);
+        BgpoChecks.checkWeights(w);
         HostTensor old = finite("oldValues", in.oldValues());
         HostTensor adv = finite("advantages", in.advantages());
         HostTensor out = host("gradLogits", gradLogits);
         HostTensor values = host("values", ws.values());
         SequenceLayout rows = in.rows();
         long v = z.dim(1);
-        LogProbs.checkTokenIds(y, v);
+        LogProbsChecks.checkTokenIds(y, v);
         double t = c.temperature();
         double scale = 1.0 / (c.denominatorFor(rows.sequences()) * c.samples());
         double[] st = Bgpo.Stats.initial();
@@ -150,12 +151,12 @@ final class BgpoReference {
             st[Bgpo.STAT_EMPTY] += any ? 0 : 1;
             values.setFloat(s, (float) (w.getFloat(s) * sum));
             if (Float.isInfinite(values.getFloat(s))) {
-                throw Bgpo.overflow(c, "values", s, values.getFloat(s));
+                throw BgpoChecks.overflow(c, "values", s, values.getFloat(s));
             }
             double g = -adv.getFloat(s) * k.dfdd() * w.getFloat(s) * scale; // dL/dlogp of a masked row
             for (long p = b; p < e; p++) {
-                if (m.getFloat(p) != 0 && !(Math.abs((float) g) <= Bgpo.upstreamLimit(c))) {
-                    throw Bgpo.overflow(c, "upstream", p, (float) g);
+                if (m.getFloat(p) != 0 && !(Math.abs((float) g) <= BgpoChecks.upstreamLimit(c))) {
+                    throw BgpoChecks.overflow(c, "upstream", p, (float) g);
                 }
                 if (m.getFloat(p) != 0) {
                     LogProbsReference.Row r = rowsOfSeq[(int) (p - b)];
@@ -175,11 +176,11 @@ final class BgpoReference {
     private static void requireRepresentable(Bgpo.Config c, HostTensor values, HostTensor upstream) {
         long bad = Check.firstOutside(values, Float.MAX_VALUE);
         if (bad >= 0) {
-            throw Bgpo.overflow(c, "values", bad, values.getFloat(bad));
+            throw BgpoChecks.overflow(c, "values", bad, values.getFloat(bad));
         }
-        bad = Check.firstOutside(upstream, Bgpo.upstreamLimit(c));
+        bad = Check.firstOutside(upstream, BgpoChecks.upstreamLimit(c));
         if (bad >= 0) {
-            throw Bgpo.overflow(c, "upstream", bad, upstream.getFloat(bad));
+            throw BgpoChecks.overflow(c, "upstream", bad, upstream.getFloat(bad));
         }
     }
 }

@@ -1,10 +1,10 @@
 package io.rlkernels.backend.reference;
 
+import io.rlkernels.ops.internal.LogProbsChecks;
 import static io.rlkernels.backend.reference.HostArgs.host;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.LogProbs;
-import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
@@ -81,14 +81,14 @@ public final class LogProbsReference {
 
     static void forward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
                                Tensor lseParts) {
-        LogProbs.Dims d = LogProbs.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
+        LogProbs.Dims d = LogProbsChecks.checkForward(config, logits, targets, logp, lse, entropy, lseParts);
         HostTensor z = host("logits", logits);
         HostTensor y = host("targets", targets);
         HostTensor outLogp = host("logp", logp);
         HostTensor outLse = lse == null ? null : host("lse", lse);
         HostTensor outEntropy = entropy == null ? null : host("entropy", entropy);
         HostTensor outParts = lseParts == null ? null : host("lseParts", lseParts);
-        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
+        LogProbsChecks.checkTargets(y, d.vocab(), config.ignoreIndex());
         double[] row = new double[rowLength(d.vocab())];
 
         for (long i = 0; i < d.rows(); i++) {
@@ -96,7 +96,7 @@ public final class LogProbsReference {
             Row r = target == config.ignoreIndex() ? Row.IGNORED
                     : logProbsRow(readRow(z, i, row), (int) target, config.temperature());
             if (Float.isInfinite((float) r.lse()) || (Float.isInfinite((float) r.logp()) && Double.isFinite(row[(int) target]))) {
-                throw LogProbs.overflow(i, config);
+                throw LogProbsChecks.overflow(i, config);
             }
             outLogp.setFloat(i, (float) r.logp());
             if (outLse != null) {
@@ -114,7 +114,7 @@ public final class LogProbsReference {
 
     static void backward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts, Tensor entropy,
                                  Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits) {
-        LogProbs.Dims d = LogProbs.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
+        LogProbs.Dims d = LogProbsChecks.checkBackward(config, logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits);
         HostTensor z = host("logits", logits);
         HostTensor y = host("targets", targets);
         HostTensor parts = host("lseParts", lseParts);
@@ -122,13 +122,13 @@ public final class LogProbsReference {
         HostTensor g = gradLogp == null ? null : host("gradLogp", gradLogp);
         HostTensor h = gradEntropy == null ? null : host("gradEntropy", gradEntropy);
         HostTensor out = host("gradLogits", gradLogits);
-        LogProbs.checkTargets(y, d.vocab(), config.ignoreIndex());
-        float[] limits = LogProbs.upstreamLimits(config.temperature(), d.vocab());
+        LogProbsChecks.checkTargets(y, d.vocab(), config.ignoreIndex());
+        float[] limits = LogProbsChecks.upstreamLimits(config.temperature(), d.vocab());
         if (g != null) {
-            Check.within("gradLogp", g, limits[0], LogProbs.upstreamReason(config.temperature()));
+            Check.within("gradLogp", g, limits[0], LogProbsChecks.upstreamReason(config.temperature()));
         }
         if (h != null) {
-            Check.within("gradEntropy", h, limits[1], LogProbs.upstreamReason(config.temperature()));
+            Check.within("gradEntropy", h, limits[1], LogProbsChecks.upstreamReason(config.temperature()));
         }
         double[] row = new double[rowLength(d.vocab())];
         double[] dz = new double[row.length];

@@ -2,7 +2,7 @@ package io.rlkernels.backend.reference;
 
 import static io.rlkernels.backend.reference.HostArgs.host;
 
-import io.rlkernels.ops.Matmul;
+import io.rlkernels.ops.internal.MatmulChecks;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
@@ -11,7 +11,7 @@ final class MatmulReference {
     private MatmulReference() {}
 
     static void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        Matmul.Dims d = Matmul.check(transA, transB, alpha, a, b, beta, c);
+        MatmulChecks.Dims d = MatmulChecks.check(transA, transB, alpha, a, b, beta, c);
         HostTensor ha = host("a", a);
         HostTensor hb = host("b", b);
         HostTensor hc = host("c", c);

@@ -1,5 +1,6 @@
 package io.rlkernels.backend.reference;
 
+import io.rlkernels.ops.internal.PolicyLossChecks;
 import static io.rlkernels.backend.reference.HostArgs.host;
 import static io.rlkernels.backend.reference.HostArgs.finite;
 
@@ -18,7 +19,7 @@ final class PolicyLossReference {
     private PolicyLossReference() {}
 
     static void policyLoss(PolicyLoss.Config c, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy, Tensor stats) {
-        PolicyLoss.check(c, in, gradLogp, gradEntropy, stats);
+        PolicyLossChecks.check(c, in, gradLogp, gradEntropy, stats);
         HostTensor logp = finite("logp", in.logp());
         HostTensor old = finite("oldLogp", in.oldLogp());
         HostTensor adv = finite("advantages", in.advantages());
@@ -192,7 +193,7 @@ final class PolicyLossReference {
         for (HostTensor o : gradH == null ? new HostTensor[] {grad} : new HostTensor[] {grad, gradH}) {
             long bad = Check.firstOutside(o, Float.MAX_VALUE);
             if (bad >= 0) {
-                throw PolicyLoss.overflow(o == grad ? "gradLogp" : "gradEntropy", bad, o.getFloat(bad));
+                throw PolicyLossChecks.overflow(o == grad ? "gradLogp" : "gradEntropy", bad, o.getFloat(bad));
             }
         }
         HostTensor out = host("stats", stats);

@@ -1,12 +1,12 @@
-package io.rlkernels.ops;
+package io.rlkernels.ops.internal;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.Tensor;
 
-/** Shape checks of {@code Backend.matmul}: C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C. */
-public final class Matmul {
-    private Matmul() {}
+/** Shape checks of {@code Backend.matmul} (not API): C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C. */
+public final class MatmulChecks {
+    private MatmulChecks() {}
 
     /** M, N and K of a checked call. */
     public record Dims(long m, long n, long k) {}

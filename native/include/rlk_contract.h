@@ -32,7 +32,9 @@ enum rlk_aggregation {
   RLK_AGG_SEQ_MEAN_TOKEN_SUM = 2,
   RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3
 };
-enum rlk_kl { RLK_KL_NONE = 0, RLK_KL_K1 = 1, RLK_KL_K2 = 2, RLK_KL_K3 = 3, RLK_KL_ABS = 4 };
+/* The KL estimators; the _PLUS ones are verl's straight-through "k1+" and "k3+": k1's or k3's
+   value, k2's gradient (logp - ref). */
+enum rlk_kl { RLK_KL_NONE = 0, RLK_KL_K1 = 1, RLK_KL_K2 = 2, RLK_KL_K3 = 3, RLK_KL_ABS = 4, RLK_KL_K1_PLUS = 5, RLK_KL_K3_PLUS = 6 };
 
 /* The policy loss's f64 stats, slot by slot, in the order of PolicyLoss.Stats's components. */
 enum rlk_policy_stat {

@@ -55,7 +55,8 @@ RLK_HD rlk_clip rlk_ppo_clip(double r, double a, double clip_low, double clip_hi
 }
 
 /* The KL penalty of diff = logp - ref for enum rlk_kl, and its slope in logp. k3 is
-   exp(-diff) + diff - 1 with -diff clamped to [-20, 20] and the value capped at 10 (slope 0 there). */
+   exp(-diff) + diff - 1 with -diff clamped to [-20, 20] and the value capped at 10 (slope 0 there).
+   The straight-through k1+ and k3+ keep k1's or k3's value and take k2's slope, diff. */
 typedef struct {
   double k, dk;
 } rlk_kl_term;
@@ -66,7 +67,8 @@ RLK_HD rlk_kl_term rlk_kl(int kl, double diff) {
     case RLK_KL_NONE: break;
     case RLK_KL_K1: t.k = diff; t.dk = 1; break;
     case RLK_KL_K2: t.k = 0.5 * diff * diff; t.dk = diff; break;
-    case RLK_KL_K3: {
+    case RLK_KL_K3:
+    case RLK_KL_K3_PLUS: {
       const double x = rlk_clamp(-diff, -20, 20), ex = exp(x);
       t.k = ex - x - 1;
       t.dk = fabs(x) < 20 ? 1 - ex : 0;
@@ -74,8 +76,10 @@ RLK_HD rlk_kl_term rlk_kl(int kl, double diff) {
         t.k = 10;
         t.dk = 0;
       }
+      if (kl == RLK_KL_K3_PLUS) t.dk = diff;
       break;
     }
+    case RLK_KL_K1_PLUS: t.k = diff; t.dk = diff; break;
     default: t.k = fabs(diff); t.dk = diff > 0 ? 1 : (diff < 0 ? -1 : 0); break; /* RLK_KL_ABS */
   }
   return t;

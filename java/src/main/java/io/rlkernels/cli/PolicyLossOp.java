@@ -15,7 +15,7 @@ import java.util.Set;
  * optional ref_logp.npy and entropy.npy [N] float32; params loss (ppo, cispo, reinforce), ratio
  * (token, sequence), clip_low (0.2), clip_high (0.2), dual_clip (0 = off), agg (token-mean,
  * seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm), denom (default: what the mode
- * implies for this batch), kl (none, k1, k2, k3, abs), kl_coef (0), entropy_coef (0); out loss.npy
+ * implies for this batch), kl (a KlEstimator name; none), kl_coef (0), entropy_coef (0); out loss.npy
  * [1], grad_logp.npy [N] (and grad_entropy.npy with entropy) float32, metrics.json (strict JSON: a
  * non-finite value is null, counted in non_finite_count).
  */

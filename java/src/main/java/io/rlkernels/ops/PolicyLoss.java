@@ -80,8 +80,23 @@ public final class PolicyLoss {
         }
     }
 
+    /**
+     * KL(pi || ref) per token from d = logp - ref: k1 = d, k2 = d^2 / 2, k3 = exp(-d) + d - 1 (capped
+     * at 10), abs = |d|; and verl's straight-through "k1+" and "k3+", k1's or k3's value with k2's
+     * gradient d (unbiased: the expected gradient of k1 and k3 is not the KL's).
+     */
     public enum KlEstimator {
-        NONE, K1, K2, K3, ABS;
+        NONE, K1, K2, K3, ABS, K1_PLUS("k1+"), K3_PLUS("k3+");
+
+        private final String key;
+
+        KlEstimator() {
+            this.key = null;
+        }
+
+        KlEstimator(String key) {
+            this.key = key;
+        }
 
         public static KlEstimator parse(String s) {
             return PolicyLoss.parse(KlEstimator.class, "kl", s);
@@ -89,19 +104,19 @@ public final class PolicyLoss {
 
         @Override
         public String toString() {
-            return PolicyLoss.display(this);
+            return key != null ? key : PolicyLoss.display(this);
         }
     }
 
     private static <E extends Enum<E>> E parse(Class<E> type, String arg, String s) {
         for (E e : type.getEnumConstants()) {
-            if (display(e).equals(s.trim().toLowerCase(Locale.ROOT))) {
+            if (e.toString().equals(s.trim().toLowerCase(Locale.ROOT))) {
                 return e;
             }
         }
         StringBuilder names = new StringBuilder();
         for (E e : type.getEnumConstants()) {
-            names.append(names.length() > 0 ? ", " : "").append(display(e));
+            names.append(names.length() > 0 ? ", " : "").append(e);
         }
         throw Check.fail(arg, "one of " + names, s);
     }

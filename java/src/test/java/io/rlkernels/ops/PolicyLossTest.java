@@ -325,8 +325,9 @@ class PolicyLossTest {
                     case NONE -> 0;
                     case K1 -> d;
                     case K2 -> d * d / 2;
-                    case K3 -> Math.min(10, Math.exp(-d) + d - 1);
+                    case K3, K3_PLUS -> Math.min(10, Math.exp(-d) + d - 1);
                     case ABS -> Math.abs(d);
+                    case K1_PLUS -> d;
                 };
                 double w = c.aggregation() == Aggregation.SEQ_MEAN_TOKEN_MEAN ? 1 / (kept * denom) : 1 / denom;
                 loss += w * (l + c.klCoef() * kl - c.entropyCoef() * h[i]);
@@ -355,18 +356,20 @@ class PolicyLossTest {
                                 double[] m = toDouble(batch.mask);
                                 double[] ref = toDouble(batch.ref);
                                 double[] h = toDouble(batch.entropy);
+                                // the straight-through estimators' gradient is k2's: differentiate that loss
+                                Config fd = kl == KlEstimator.K1_PLUS || kl == KlEstimator.K3_PLUS ? c.withKl(KlEstimator.K2, 0.3f) : c;
                                 try (Result got = run(b, c, batch.inputs())) {
                                     double eps = 1e-6;
                                     for (int i = 0; i < batch.n; i++) {
                                         double saved = lp[i];
                                         lp[i] = saved + eps;
-                                        double up = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                        double up = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
                                         lp[i] = saved - eps;
-                                        double down = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                        double down = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
                                         lp[i] = saved;
                                         double numeric = (up - down) / (2 * eps);
                                         // a kink (clip boundary, |d| of abs) within eps shows as a jump: skip that token
-                                        double mid = lossF64(c, lp, old, a, m, ref, h, batch.lengths);
+                                        double mid = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
                                         if (Math.abs((up - mid) - (mid - down)) > 1e-9 * (1 + Math.abs(mid))) {
                                             continue;
                                         }
@@ -379,6 +382,33 @@ class PolicyLossTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * verl's straight-through "k1+" and "k3+": the loss of k1 or k3, the gradient of k2, on the
+     * same backend and inputs; bitwise, since each is the same arithmetic as the estimator it copies.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void straightThroughKlHasTheValueOfItsBaseAndTheGradientOfK2(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Config c = Config.defaults().withClip(0.2f, 0.28f).withDualClip(3f).withDenominator(40);
+        try (Backend b = bt.open(); Batch batch = new Batch(rng, 5, 20, DType.F32, false)) {
+            for (KlEstimator[] pair : new KlEstimator[][] {{KlEstimator.K1_PLUS, KlEstimator.K1}, {KlEstimator.K3_PLUS, KlEstimator.K3}}) {
+                try (Result plus = run(b, c.withKl(pair[0], 0.3f), batch.inputs());
+                     Result base = run(b, c.withKl(pair[1], 0.3f), batch.inputs());
+                     Result k2 = run(b, c.withKl(KlEstimator.K2, 0.3f), batch.inputs())) {
+                    String ctx = bt + " " + pair[0] + " seed=" + seed;
+                    assertEquals(base.stats().loss(), plus.stats().loss(), ctx + ": the loss is " + pair[1] + "'s");
+                    for (int i = 0; i < batch.n; i++) {
+                        assertEquals(k2.grad().getFloat(i), plus.grad().getFloat(i), ctx + ": dL/dlogp[" + i + "] is k2's");
+                    }
+                }
+            }
+            assertEquals(KlEstimator.K3_PLUS, KlEstimator.parse("k3+"));
+            assertEquals("k1+", KlEstimator.K1_PLUS.toString());
         }
     }
 

@@ -144,7 +144,7 @@ final class PolicyLossReference {
                             kl = 0.5 * diff * diff;
                             dKl = diff;
                         }
-                        case K3 -> { // x = ref - logp, clamped to [-20, 20]; value clamped to [-10, 10]
+                        case K3, K3_PLUS -> { // x = ref - logp, clamped to [-20, 20]; value clamped to [-10, 10]
                             double x = Math.max(-20, Math.min(20, -diff));
                             kl = Math.exp(x) - x - 1;
                             dKl = Math.abs(x) < 20 ? 1 - Math.exp(x) : 0;
@@ -152,6 +152,13 @@ final class PolicyLossReference {
                                 kl = 10;
                                 dKl = 0;
                             }
+                            if (c.kl() == PolicyLoss.KlEstimator.K3_PLUS) {
+                                dKl = diff; // straight-through: k3's value, k2's gradient
+                            }
+                        }
+                        case K1_PLUS -> { // k1's value, k2's gradient
+                            kl = diff;
+                            dKl = diff;
                         }
                         case ABS -> {
                             kl = Math.abs(diff);

@@ -38,6 +38,11 @@ class BgpoTest {
         final Bgpo.Samples masks;
 
         Batch(SplittableRandom rng, int sequences, int maxLength, int v, int samples, DType dtype, double[] advantageValues) {
+            this(rng, sequences, maxLength, v, samples, dtype, advantageValues, Bgpo.Weighting.PER_MASKED_TOKEN);
+        }
+
+        Batch(SplittableRandom rng, int sequences, int maxLength, int v, int samples, DType dtype, double[] advantageValues,
+              Bgpo.Weighting weighting) {
             this.samples = samples;
             this.v = v;
             this.s = sequences;
@@ -59,7 +64,7 @@ class BgpoTest {
             for (int j = 0; j < samples; j++) {
                 logits[j] = TestData.logits(rng, dtype, r, v, 2.0);
             }
-            masks = Bgpo.sample(rng.nextLong(), samples, rows, Bgpo.Weighting.PER_MASKED_TOKEN);
+            masks = Bgpo.sample(rng.nextLong(), samples, rows, weighting);
         }
 
         HostTensor mask(int j) {
@@ -163,22 +168,49 @@ class BgpoTest {
     void everyBackendMatchesTheReference(BackendUnderTest bt) {
         long seed = TestData.newSeed();
         SplittableRandom rng = new SplittableRandom(seed);
+        // every combination of the options, exhaustively: dual clip, denominator, temperature, weighting, dtype
         for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
-            for (Bgpo.Config c : new Bgpo.Config[] {Bgpo.Config.defaults(3), Bgpo.Config.defaults(4).withClip(0.1f, 0.15f).withDualClip(2f)
-                    .withDenominator(5)}) {
-                try (Backend b = bt.open(); Batch batch = new Batch(rng, 9, 30, 257, c.samples(), dtype, null)) {
+            for (int k = 0; k < 16; k++) {
+                Bgpo.Config c = new Bgpo.Config((k & 1) == 0 ? 0.2f : 0.1f, (k & 1) == 0 ? 0.2f : 0.15f, (k & 1) == 0 ? 0f : 2f,
+                        3 + (k & 1), (k & 2) == 0 ? Double.NaN : 5, (k & 4) == 0 ? 1f : 0.7f);
+                Bgpo.Weighting weighting = (k & 8) == 0 ? Bgpo.Weighting.PER_MASKED_TOKEN : Bgpo.Weighting.PER_MASK_RATIO;
+                try (Backend b = bt.open(); Batch batch = new Batch(rng, 9, 30, 257, c.samples(), dtype, null, weighting)) {
                     HostTensor[] old = offPolicy(rng, batch, 0.3);
                     try (Run want = run(new ReferenceBackend(), c, batch, old); Run got = run(b, c, batch, old)) {
-                        String ctx = bt + " " + dtype + " " + c + " seed=" + seed;
+                        String ctx = bt + " " + dtype + " " + c + " " + weighting + " seed=" + seed;
                         for (int j = 0; j < c.samples(); j++) {
+                            // the rows' upstream gradient is A psi'(d) w / (D n_t), psi' = exp(d) for A < 0: relative
+                            // to it, as exact as d, which is as exact as l (see the statistics below)
+                            double dRel = 0;
+                            for (int i = 0; i < batch.s; i++) {
+                                dRel = Math.max(dRel, Tolerance.LOGPROBS_FORWARD.bound(want.values().get(j).getFloat(i)));
+                            }
                             Compare.assertClose(ctx + " sample " + j + " gradient", want.grads().get(j), got.grads().get(j),
-                                    Tolerance.F32_OUTPUT);
+                                    Tolerance.F32_OUTPUT.plusRelative(dRel));
                             Compare.assertClose(ctx + " sample " + j + " values", want.values().get(j), got.values().get(j),
                                     Tolerance.F32_OUTPUT);
                         }
                         Bgpo.Stats w = want.stats();
                         Bgpo.Stats g = got.stats();
-                        Tolerance.STATISTIC.assertClose(w.loss(), g.loss(), ctx + " loss");
+                        // d = l - l_old is a difference of values |l| ~ w * sum |logp| (up to ~10^2): each d is as
+                        // exact as its l, a weighted sum of log-probs (their contract: LOGPROBS_FORWARD of |l|), and
+                        // the sums of d, psi and f as exact as their terms
+                        double dErr = 0;
+                        double dErrMax = 0;
+                        double psiErr = 0;
+                        double lossErr = 0;
+                        for (int j = 0; j < c.samples(); j++) {
+                            for (int i = 0; i < batch.s; i++) {
+                                double l = want.values().get(j).getFloat(i);
+                                double e = Tolerance.LOGPROBS_FORWARD.bound(l);
+                                double slope = Math.max(1, Math.exp(Math.min(20, l - old[j].getFloat(i)))); // |dpsi/dd|
+                                dErr += e;
+                                dErrMax = Math.max(dErrMax, e);
+                                psiErr += e * slope;
+                                lossErr += Math.abs(batch.advantages.getFloat(i)) * e * slope / (c.denominatorFor(batch.s) * c.samples());
+                            }
+                        }
+                        Tolerance.propagated(lossErr + Tolerance.STATISTIC.bound(w.loss())).assertClose(w.loss(), g.loss(), ctx + " loss");
                         assertEquals(w.seen(), g.seen(), ctx + " seen");
                         // a sample whose psi lies within rounding of a clip bound may be counted on either side of it,
                         // on one backend and not the other: each count within 1, and their total within 1
@@ -187,10 +219,10 @@ class BgpoTest {
                         assertEquals(w.clipDual(), g.clipDual(), 1, ctx + " clipped dual");
                         assertEquals(w.clipHigh() + w.clipLow() + w.clipDual(), g.clipHigh() + g.clipLow() + g.clipDual(), 1, ctx + " clipped");
                         assertEquals(w.empty(), g.empty(), ctx + " empty");
-                        Tolerance.STATISTIC.assertClose(w.dSum(), g.dSum(), ctx + " sum d");
-                        Tolerance.STATISTIC.assertClose(w.dMin(), g.dMin(), ctx + " min d");
-                        Tolerance.STATISTIC.assertClose(w.dMax(), g.dMax(), ctx + " max d");
-                        Tolerance.STATISTIC.assertClose(w.psiSum(), g.psiSum(), ctx + " sum psi");
+                        Tolerance.propagated(dErr).assertClose(w.dSum(), g.dSum(), ctx + " sum d");
+                        Tolerance.propagated(dErrMax).assertClose(w.dMin(), g.dMin(), ctx + " min d");
+                        Tolerance.propagated(dErrMax).assertClose(w.dMax(), g.dMax(), ctx + " max d");
+                        Tolerance.propagated(psiErr).assertClose(w.psiSum(), g.psiSum(), ctx + " sum psi");
                     } finally {
                         for (HostTensor t : old) {
                             t.close();

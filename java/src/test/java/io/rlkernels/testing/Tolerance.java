@@ -81,6 +81,27 @@ public record Tolerance(double atol, double rtol, boolean larger) {
     /** Group advantages in f32 against the f64 formula typed in the test: (r - mean) / (std + eps) and kin. */
     public static final Tolerance ADVANTAGE = new Tolerance(1e-5, 1e-5);
 
+    /**
+     * This tolerance with {@code extra} more relative error: an output scaled by a factor that
+     * carries a relative error of its own (BGPO's gradient by exp(d), d as exact as its l).
+     */
+    public Tolerance plusRelative(double extra) {
+        return new Tolerance(atol, rtol + extra, larger);
+    }
+
+    /** The largest |actual - expected| accepted for {@code expected} (finite). */
+    public double bound(double expected) {
+        return larger ? Math.max(atol, rtol * Math.abs(expected)) : atol + rtol * Math.abs(expected);
+    }
+
+    /**
+     * An absolute bound a test propagates from a named tolerance through a formula (a sum of
+     * differences is as exact as its terms, not as its result): {@code bound} and no relative part.
+     */
+    public static Tolerance propagated(double bound) {
+        return new Tolerance(bound, 0);
+    }
+
     /** Fails with {@code message}, the bound and the difference unless {@code actual} is accepted. */
     public void assertClose(double expected, double actual, String message) {
         if (!accepts(expected, actual)) {

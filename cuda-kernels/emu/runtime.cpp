@@ -558,6 +558,20 @@ __attribute__((visibility("default"))) int emu_free(void *p) {
   return 0;
 }
 
+// What is allocated: the bytes asked for, and the number of allocations (the driver's
+// cuMemGetInfo and its leak report at context release).
+__attribute__((visibility("default"))) size_t emu_allocated_bytes(void) {
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  size_t total = 0;
+  for (auto &a : allocations) total += a.second;
+  return total;
+}
+
+__attribute__((visibility("default"))) size_t emu_live_allocations(void) {
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  return allocations.size();
+}
+
 // 1 with the allocation's start and size when address lies inside a live allocation, else 0.
 __attribute__((visibility("default"))) int emu_allocation_of(uintptr_t address, uintptr_t *start, size_t *bytes) {
   std::lock_guard<std::mutex> lock(allocations_mutex);

@@ -14,6 +14,10 @@ import jcuda.driver.JCudaDriver;
  */
 public final class CudaProbe {
     public static final String FATBIN = "/io/rlkernels/cuda/rlkernels.fatbin";
+    /** The driver whose device is the CPU emulator (cuda-kernels/emu/driver.cpp), loaded only on request. */
+    public static final String EMULATED_DRIVER = "/io/rlkernels/emu/libcuda.so.1";
+    /** {@code RLKERNELS_CUDA_DRIVER=emulator}: the cuda backend runs, through JCuda, on that driver. */
+    public static final String DRIVER_SWITCH = "RLKERNELS_CUDA_DRIVER";
     private static final String NOT_BUILT = "/io/rlkernels/cuda/NOT_BUILT.txt";
 
     /** The probe's answer: the fatbin when CUDA can run, else the reason it cannot. */
@@ -42,7 +46,32 @@ public final class CudaProbe {
                 .orElse("rlkernels.fatbin is not in the jar (the CUDA kernels were not built)");
     }
 
+    /** Whether the emulated driver was asked for (and so stands in for libcuda.so.1 in this process). */
+    public static boolean emulatedDriver() {
+        return "emulator".equals(System.getenv(DRIVER_SWITCH));
+    }
+
     private static Result probe() {
+        String driver = System.getenv(DRIVER_SWITCH);
+        if (driver != null && !driver.isEmpty()) {
+            if (!driver.equals("emulator")) {
+                return new Result(null, 0, DRIVER_SWITCH + "=" + driver + ": expected \"emulator\" (or unset, for the real driver)");
+            }
+            // Loaded first, by path: its soname is libcuda.so.1, so the dynamic loader hands it to JCuda's
+            // native library and to the lookup below. A real driver is never shadowed unless asked.
+            Optional<java.nio.file.Path> file = BundledFiles.file(EMULATED_DRIVER);
+            if (file.isEmpty()) {
+                return new Result(null, 0, DRIVER_SWITCH + "=emulator, but the emulated driver is not in the jar"
+                        + " (the build did not compile cuda-kernels/emu)");
+            }
+            try {
+                SymbolLookup.libraryLookup(file.get(), Arena.global());
+            } catch (IllegalArgumentException e) {
+                return new Result(null, 0, "cannot load the emulated driver: " + e.getMessage());
+            } catch (IllegalCallerException e) {
+                return new Result(null, 0, "native access is disabled: run java with --enable-native-access=ALL-UNNAMED");
+            }
+        }
         try (Arena arena = Arena.ofConfined()) {
             SymbolLookup.libraryLookup("libcuda.so.1", arena);
         } catch (IllegalArgumentException e) {

@@ -6,7 +6,7 @@
 // CUDA_ERROR_NOT_SUPPORTED and names itself on stderr. It enforces what a device would: launch
 // limits with the driver's error codes, device ranges of every copy and memset, the attribute a
 // kernel needs for more than 48 KiB of dynamic shared memory, handles of the right kind; and it
-// counts what a context release leaves behind (emu_driver_leaks).
+// counts what a context release leaves behind (emu_driver_take_leaks).
 //
 // The types are declared here with the driver ABI's values (cuda.h is not needed to build it).
 #include <stdint.h>
@@ -43,6 +43,7 @@ enum {
   CUDA_ERROR_INVALID_HANDLE = 400,
   CUDA_ERROR_NOT_FOUND = 500,
   CUDA_ERROR_NOT_READY = 600,
+  CUDA_ERROR_ILLEGAL_ADDRESS = 700,
   CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
   CUDA_ERROR_LAUNCH_FAILED = 719,
   CUDA_ERROR_NOT_SUPPORTED = 801,
@@ -115,6 +116,8 @@ struct EmuModule : EmuObject {
 struct EmuFunction : EmuObject {
   const emu::KernelEntry *kernel;
   int max_dynamic_shared = kDefaultDynamicShared;
+  int registers = 0;      // per thread, from ptxas (0: not known)
+  int static_shared = 0;  // bytes
 };
 struct EmuStream : EmuObject {
   unsigned flags;
@@ -126,6 +129,13 @@ struct EmuEvent : EmuObject {
 namespace {
 
 EmuContext g_primary{{kContextMagic}};
+
+// Each kernel's registers and static shared memory on sm_90 (rlkernels.resources, from ptxas at
+// build time; emu_driver_set_resources). Once set, a kernel missing from it is not in the fatbin.
+struct Resources {
+  int registers, static_shared;
+};
+std::map<std::string, Resources> g_resources;
 thread_local CUcontext t_current = nullptr;
 
 CUresult not_initialized() { return g_initialized ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED; }
@@ -161,6 +171,7 @@ int emu_launch(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned
                unsigned long long seed, char *error, size_t error_len);
 size_t emu_allocated_bytes(void);
 size_t emu_live_allocations(void);
+size_t emu_free_all(void);
 }
 
 namespace {
@@ -248,21 +259,33 @@ API cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice device) {
   return CUDA_SUCCESS;
 }
 
-// The last release is where a real driver frees what the context holds: count what is left.
+// The last release destroys the context, and a real driver frees what it holds then: so does
+// this one, after counting it as leaked (emu_driver_take_leaks) and saying what it was.
 API cuDevicePrimaryCtxRelease_v2(CUdevice device) {
   if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
   if (--g_primary_refs == 0) {
-    const size_t allocations = emu_live_allocations();
+    const size_t bytes = emu_allocated_bytes();
+    const size_t allocations = emu_free_all();
     const size_t left = allocations + g_modules.size() + g_streams.size() + g_events.size();
     if (left > 0) {
       fprintf(stderr,
               "rlkernels emulated driver: the primary context was released with %zu allocations (%zu bytes), %zu "
-              "modules, %zu streams and %zu events still live\n",
-              allocations, emu_allocated_bytes(), g_modules.size(), g_streams.size(), g_events.size());
+              "modules, %zu streams and %zu events still live: leaked, and freed with the context\n",
+              allocations, bytes, g_modules.size(), g_streams.size(), g_events.size());
       g_leaks += (long long)left;
     }
+    for (void *m : g_modules) {
+      for (auto &f : static_cast<EmuModule *>(m)->functions) delete f.second;
+      delete static_cast<EmuModule *>(m);
+    }
+    for (void *s : g_streams) delete static_cast<EmuStream *>(s);
+    for (void *e : g_events) delete static_cast<EmuEvent *>(e);
+    g_modules.clear();
+    g_functions.clear();
+    g_streams.clear();
+    g_events.clear();
   }
   return CUDA_SUCCESS;
 }
@@ -345,6 +368,15 @@ API cuModuleGetFunction(CUfunction *fn, CUmodule module, const char *name) {
       EmuFunction *f = new EmuFunction();
       f->magic = kFunctionMagic;
       f->kernel = &all[i];
+      if (!g_resources.empty()) {
+        auto r = g_resources.find(name);
+        if (r == g_resources.end()) {  // the emulated module has it, the fatbin's ptxas report not
+          delete f;
+          return CUDA_ERROR_NOT_FOUND;
+        }
+        f->registers = r->second.registers;
+        f->static_shared = r->second.static_shared;
+      }
       module->functions[name] = f;
       g_functions.insert(f);
       *fn = f;
@@ -358,7 +390,7 @@ API cuFuncSetAttribute(CUfunction fn, int attrib, int value) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!live(g_functions, fn)) return CUDA_ERROR_INVALID_HANDLE;
   if (attrib != 8) return CUDA_ERROR_NOT_SUPPORTED;  // MAX_DYNAMIC_SHARED_SIZE_BYTES only
-  if (value < 0 || value > kMaxSharedOptIn) return CUDA_ERROR_INVALID_VALUE;
+  if (value < 0 || value > kMaxSharedOptIn - fn->static_shared) return CUDA_ERROR_INVALID_VALUE;
   fn->max_dynamic_shared = value;
   return CUDA_SUCCESS;
 }
@@ -369,6 +401,8 @@ API cuFuncGetAttribute(int *value, int attrib, CUfunction fn) {
   if (!live(g_functions, fn)) return CUDA_ERROR_INVALID_HANDLE;
   switch (attrib) {
     case 0: *value = 1024; return CUDA_SUCCESS;                      // MAX_THREADS_PER_BLOCK
+    case 1: *value = fn->static_shared; return CUDA_SUCCESS;         // SHARED_SIZE_BYTES
+    case 4: *value = fn->registers; return CUDA_SUCCESS;             // NUM_REGS
     case 8: *value = fn->max_dynamic_shared; return CUDA_SUCCESS;    // MAX_DYNAMIC_SHARED_SIZE_BYTES
     default: return CUDA_ERROR_NOT_SUPPORTED;
   }
@@ -380,13 +414,15 @@ API cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigne
                    unsigned shared_bytes, CUstream stream, void **params, void **extra) {
   if (CUresult r = need_context()) return r;
   const emu::KernelEntry *k;
-  int max_dynamic;
+  int max_dynamic, registers, static_shared;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (!live(g_functions, fn)) return CUDA_ERROR_INVALID_HANDLE;
     if (stream && !live(g_streams, stream)) return CUDA_ERROR_INVALID_HANDLE;
     k = fn->kernel;
     max_dynamic = fn->max_dynamic_shared;
+    registers = fn->registers;
+    static_shared = fn->static_shared;
   }
   if (extra) return CUDA_ERROR_NOT_SUPPORTED;  // parameters come as kernelParams
   if (k->arity > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
@@ -395,7 +431,16 @@ API cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigne
       (unsigned long long)bx * by * bz > 1024 || gx == 0 || gy == 0 || gz == 0 || gx > 2147483647u ||
       gy > 65535 || gz > 65535)
     return CUDA_ERROR_INVALID_VALUE;
-  if ((int)shared_bytes > max_dynamic) return CUDA_ERROR_INVALID_VALUE;
+  if ((int)shared_bytes > max_dynamic || (long long)shared_bytes + static_shared > kMaxSharedOptIn)
+    return CUDA_ERROR_INVALID_VALUE;
+  // registers are allocated per warp in units of 256; a block's warps must fit in the SM's 64 Ki
+  const unsigned long long warps = ((unsigned long long)bx * by * bz + 31) / 32;
+  const unsigned long long per_warp = ((unsigned long long)registers * 32 + 255) / 256 * 256;
+  if (per_warp * warps > 65536) {
+    fprintf(stderr, "rlkernels emulated driver: %s uses %d registers a thread: %llu threads a block need %llu, the SM has 65536\n",
+            k->name, registers, (unsigned long long)bx * by * bz, per_warp * warps);
+    return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
+  }
   unsigned char slots[8 * 64];
   int sizes[64];
   if (k->arity > 64) return CUDA_ERROR_NOT_SUPPORTED;
@@ -428,7 +473,11 @@ API cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
 API cuMemFree_v2(CUdeviceptr p) {
   if (CUresult r = need_context()) return r;
   if (p == 0) return CUDA_SUCCESS;
-  return emu_free((void *)(uintptr_t)p) == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  switch (emu_free((void *)(uintptr_t)p)) {
+    case 0: return CUDA_SUCCESS;
+    case 2: return CUDA_ERROR_ILLEGAL_ADDRESS;  // freed, but a kernel wrote past its end (said on stderr)
+    default: return CUDA_ERROR_INVALID_VALUE;   // not a live allocation: a double free, or a foreign address
+  }
 }
 
 API cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
@@ -626,6 +675,7 @@ const char *error_name(CUresult r) {
     case CUDA_ERROR_INVALID_HANDLE: return "CUDA_ERROR_INVALID_HANDLE";
     case CUDA_ERROR_NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
     case CUDA_ERROR_NOT_READY: return "CUDA_ERROR_NOT_READY";
+    case CUDA_ERROR_ILLEGAL_ADDRESS: return "CUDA_ERROR_ILLEGAL_ADDRESS";
     case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
     case CUDA_ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
     case CUDA_ERROR_NOT_SUPPORTED: return "CUDA_ERROR_NOT_SUPPORTED";
@@ -648,7 +698,24 @@ API cuGetErrorString(CUresult r, const char **text) {
 
 // ---- for tests: what the last context release left behind, and the launches so far ----
 
-extern "C" __attribute__((visibility("default"))) long long emu_driver_leaks(void) { return g_leaks.load(); }
+extern "C" __attribute__((visibility("default"))) long long emu_driver_take_leaks(void) { return g_leaks.exchange(0); }
+
+// The kernels' resources, "name registers static_shared_bytes" a line (rlkernels.resources, which
+// CudaProbe passes on before JCuda loads a module). Returns the number of kernels read.
+extern "C" __attribute__((visibility("default"))) int emu_driver_set_resources(const char *text) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_resources.clear();
+  const char *p = text;
+  while (p && *p) {
+    char name[256];
+    int regs, smem, used = 0;
+    if (sscanf(p, "%255s %d %d%n", name, &regs, &smem, &used) != 3) break;
+    g_resources[name] = Resources{regs, smem};
+    p += used;
+    while (*p == '\n' || *p == '\r' || *p == ' ') p++;
+  }
+  return (int)g_resources.size();
+}
 extern "C" __attribute__((visibility("default"))) unsigned long long emu_driver_launches(void) {
   return g_launches.load();
 }

@@ -16,6 +16,9 @@
 // Shared memory (the module's thread_local block) is poisoned with 0xFF bytes — NaN for every
 // float type — at each block's start; device allocations are poisoned the same way.
 #include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <link.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -45,6 +48,9 @@
 namespace emu {
 __thread const ThreadView *current;
 }
+
+// The kernel a worker thread is running, for the fault reporter (set while a launch runs).
+static thread_local const char *current_kernel = nullptr;
 
 namespace {
 
@@ -363,6 +369,7 @@ void poison_shared(Worker &w, const Launch &L) {
   }
   tls_worker = &w;  // the runtime's own thread_locals live in the same block
   emu::current = nullptr;
+  current_kernel = L.kernel->name;
 }
 
 bool run_block(Worker &w, Launch &L, long long linear) {
@@ -473,11 +480,13 @@ struct Pool {
         L = launch;
       }
       w.launch = L;
+      current_kernel = L->kernel->name;
       for (;;) {
         const long long b = L->next_block++;
         if (b >= L->blocks || L->failed || !run_block(w, *L, b)) break;
       }
       w.launch = nullptr;
+      current_kernel = nullptr;
       std::lock_guard<std::mutex> lock(m);
       if (--busy == 0) done.notify_all();
     }
@@ -528,48 +537,149 @@ __attribute__((visibility("default"))) const char *emu_kernel_name(int i) {
 
 __attribute__((visibility("default"))) int emu_workers(void) { return pool().size; }
 
-// Device memory is host memory, poisoned (0xFF: NaN) like fresh GPU memory is garbage. Live
-// allocations are kept in a table, as a driver does: a foreign address is checked against it
-// (emu_allocation_of, what cuPointerGetAttribute answers on a GPU) and freeing an address that
-// is not an allocation is an error, not a crash.
+// Device memory is host memory, poisoned (0xFF: NaN) like fresh GPU memory is garbage. Each
+// allocation is its own mapping between guard pages, placed so that its 256-byte-rounded end
+// touches the upper guard page: reading or writing past the rounding faults, and the fault is
+// reported with the kernel and the allocation (fault_reporter below) before the process stops.
+// Bytes between the size asked for and the rounding keep the poison; a kernel that wrote there is
+// reported when the allocation is freed. Freed memory is given back to the OS and its pages stay
+// mapped PROT_NONE in a quarantine (the last kQuarantine frees), so a use after free faults too
+// and an address is not handed out again soon. Live allocations are kept in a table, as a driver
+// does: a foreign address is checked against it (emu_allocation_of, what cuPointerGetAttribute
+// answers on a GPU) and freeing an address that is not an allocation is an error, not a crash.
+struct Region {
+  uintptr_t map;      // the mapping, guard pages included
+  size_t map_bytes;
+  uintptr_t start;    // what the caller got
+  size_t bytes;       // what it asked for
+  size_t rounded;     // bytes..rounded: poison that must stay
+  bool freed;
+};
 static std::mutex allocations_mutex;
-static std::map<uintptr_t, size_t> allocations;  // start -> bytes asked for
+static std::map<uintptr_t, Region> allocations;  // start -> region, live
+static std::vector<Region> quarantine;            // freed, oldest first
+constexpr size_t kQuarantine = 4096;
+static const size_t kPage = (size_t)sysconf(_SC_PAGESIZE);
 
-__attribute__((visibility("default"))) void *emu_malloc(size_t bytes) {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
-  if (rounded < bytes) return nullptr;  // wrapped around
-  void *p = aligned_alloc(256, rounded);
-  if (!p) return nullptr;
-  memset(p, 0xFF, rounded);
-  std::lock_guard<std::mutex> lock(allocations_mutex);
-  allocations[(uintptr_t)p] = bytes;
-  return p;
+// The fault reporter reads a snapshot of the regions without a lock (it runs in a signal
+// handler): a fixed array rewritten under allocations_mutex.
+constexpr size_t kReported = 1 << 16;
+static Region reported[kReported];
+static std::atomic<size_t> reported_count{0};
+
+static void snapshot_locked() {
+  size_t n = 0;
+  for (auto &a : allocations)
+    if (n < kReported) reported[n++] = a.second;
+  for (auto it = quarantine.rbegin(); it != quarantine.rend() && n < kReported; ++it) reported[n++] = *it;
+  reported_count.store(n, std::memory_order_release);
 }
 
-// 0, or 1 when p is not a live allocation (nothing is freed then).
+static struct sigaction previous_segv, previous_bus;
+
+static void say(const char *text) {
+  ssize_t ignored = write(2, text, strlen(text));
+  (void)ignored;
+}
+
+static void fault_reporter(int sig, siginfo_t *info, void *context) {
+  const uintptr_t a = (uintptr_t)info->si_addr;
+  const size_t n = reported_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; i++) {
+    const Region &r = reported[i];
+    if (a < r.map || a >= r.map + r.map_bytes) continue;
+    char line[512];
+    const char *kernel = current_kernel ? current_kernel : "(no kernel: host code)";
+    if (r.freed) {
+      snprintf(line, sizeof line,
+               "\nCUDA emulator: %s touched 0x%lx, inside allocation 0x%lx (%zu bytes), which was freed: use after "
+               "free\n",
+               kernel, (unsigned long)a, (unsigned long)r.start, r.bytes);
+    } else {
+      snprintf(line, sizeof line,
+               "\nCUDA emulator: %s touched 0x%lx, byte %lld of allocation 0x%lx (%zu bytes): out of bounds\n", kernel,
+               (unsigned long)a, (long long)(a - r.start), (unsigned long)r.start, r.bytes);
+    }
+    say(line);
+    break;  // and fall through to the previous handler: the process stops with this line said
+  }
+  const struct sigaction &prev = sig == SIGBUS ? previous_bus : previous_segv;
+  if (prev.sa_flags & SA_SIGINFO) {
+    prev.sa_sigaction(sig, info, context);
+  } else if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
+    signal(sig, SIG_DFL);  // returning re-runs the faulting access, which now ends the process
+  } else {
+    prev.sa_handler(sig);
+  }
+}
+
+static void install_fault_reporter() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fault_reporter;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+    sigaction(SIGBUS, &sa, &previous_bus);
+  });
+}
+
+__attribute__((visibility("default"))) void *emu_malloc(size_t bytes) {
+  install_fault_reporter();
+  const size_t asked = std::max<size_t>(bytes, 1);
+  const size_t rounded = (asked + 255) / 256 * 256;
+  if (rounded < asked) return nullptr;  // wrapped around
+  const size_t span = (rounded + kPage - 1) / kPage * kPage;
+  if (span < rounded || span > SIZE_MAX - 2 * kPage) return nullptr;
+  void *m = mmap(nullptr, span + 2 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  const uintptr_t map = (uintptr_t)m;
+  if (mprotect((void *)(map + kPage), span, PROT_READ | PROT_WRITE) != 0) {
+    munmap(m, span + 2 * kPage);
+    return nullptr;
+  }
+  const uintptr_t start = map + kPage + (span - rounded);  // 256-aligned: span and rounded are multiples of 256
+  memset((void *)start, 0xFF, rounded);
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  allocations[start] = Region{map, span + 2 * kPage, start, bytes, rounded, false};
+  snapshot_locked();
+  return (void *)start;
+}
+
+// 0; 1 when p is not a live allocation (nothing is freed then); 2 when it was freed but a kernel
+// had written past its end, inside the rounding (said on stderr).
 __attribute__((visibility("default"))) int emu_free(void *p) {
+  Region r;
   {
     std::lock_guard<std::mutex> lock(allocations_mutex);
     auto it = allocations.find((uintptr_t)p);
     if (it == allocations.end()) return 1;
+    r = it->second;
     allocations.erase(it);
   }
-  free(p);
-  return 0;
-}
-
-// What is allocated: the bytes asked for, and the number of allocations (the driver's
-// cuMemGetInfo and its leak report at context release).
-__attribute__((visibility("default"))) size_t emu_allocated_bytes(void) {
+  int status = 0;
+  const unsigned char *tail = (const unsigned char *)r.start;
+  for (size_t i = std::max<size_t>(r.bytes, 1); i < r.rounded; i++) {
+    if (tail[i] != 0xFF) {
+      fprintf(stderr, "CUDA emulator: allocation 0x%lx (%zu bytes) was written %zu bytes past its end\n",
+              (unsigned long)r.start, r.bytes, i - r.bytes + 1);
+      status = 2;
+      break;
+    }
+  }
+  madvise((void *)r.map, r.map_bytes, MADV_DONTNEED);  // the memory goes back; the addresses stay taken
+  mprotect((void *)r.map, r.map_bytes, PROT_NONE);
+  r.freed = true;
   std::lock_guard<std::mutex> lock(allocations_mutex);
-  size_t total = 0;
-  for (auto &a : allocations) total += a.second;
-  return total;
-}
-
-__attribute__((visibility("default"))) size_t emu_live_allocations(void) {
-  std::lock_guard<std::mutex> lock(allocations_mutex);
-  return allocations.size();
+  quarantine.push_back(r);
+  if (quarantine.size() > kQuarantine) {
+    munmap((void *)quarantine.front().map, quarantine.front().map_bytes);
+    quarantine.erase(quarantine.begin());
+  }
+  snapshot_locked();
+  return status;
 }
 
 // 1 with the allocation's start and size when address lies inside a live allocation, else 0.
@@ -578,11 +688,36 @@ __attribute__((visibility("default"))) int emu_allocation_of(uintptr_t address, 
   auto it = allocations.upper_bound(address);
   if (it == allocations.begin()) return 0;
   --it;
-  const size_t size = std::max<size_t>(it->second, 1);
+  const size_t size = std::max<size_t>(it->second.bytes, 1);
   if (address - it->first >= size) return 0;
   *start = it->first;
-  *bytes = it->second;
+  *bytes = it->second.bytes;
   return 1;
+}
+
+// What is allocated: the bytes asked for, and the number of allocations (the driver's
+// cuMemGetInfo and its leak report at context release).
+__attribute__((visibility("default"))) size_t emu_allocated_bytes(void) {
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  size_t total = 0;
+  for (auto &a : allocations) total += a.second.bytes;
+  return total;
+}
+
+// Frees every live allocation (a context's destruction); returns how many there were.
+__attribute__((visibility("default"))) size_t emu_free_all(void) {
+  std::vector<uintptr_t> live;
+  {
+    std::lock_guard<std::mutex> lock(allocations_mutex);
+    for (auto &a : allocations) live.push_back(a.first);
+  }
+  for (uintptr_t p : live) emu_free((void *)p);
+  return live.size();
+}
+
+__attribute__((visibility("default"))) size_t emu_live_allocations(void) {
+  std::lock_guard<std::mutex> lock(allocations_mutex);
+  return allocations.size();
 }
 
 // Launches kernel `name` on a grid of blocks; `args` holds one 8-byte slot per parameter and

@@ -89,3 +89,8 @@ extern "C" __global__ void selftest_switches(int iterations, int *out) {
   }
   out[blockIdx.x * blockDim.x + threadIdx.x] = x;
 }
+
+// Thread 0 writes v at p[i]: an out-of-bounds or freed p[i] must fault or be reported (EmulatorFaultTest).
+extern "C" __global__ void selftest_write_at(float *p, long long i, float v) {
+  if (threadIdx.x == 0 && blockIdx.x == 0) p[i] = v;
+}

@@ -67,7 +67,7 @@ class NonFiniteTest {
                  HostTensor g = TestData.normal(rng, 7, 1.0); HostTensor h = TestData.normal(rng, 7, 1.0)) {
                 LogProbs.Config c = LogProbs.Config.defaults().withTemperature(0.8f);
                 String ctx = bt + " " + dtype + " seed=" + seed;
-                try (LogProbs.Result got = b.logProbs(c, b.upload(z), b.upload(y), true);
+                try (Tensor zd = b.upload(z); Tensor yd = b.upload(y); LogProbs.Result got = b.logProbs(c, zd, yd, true);
                      LogProbs.Result want = ref.logProbs(c, z, y, true);
                      HostTensor logp = HostTensor.allocate(DType.F32, 7); HostTensor lse = HostTensor.allocate(DType.F32, 7);
                      HostTensor entropy = HostTensor.allocate(DType.F32, 7)) {
@@ -88,10 +88,10 @@ class NonFiniteTest {
                     }
                     assertEquals(Float.NEGATIVE_INFINITY, logp.getFloat(5), ctx + ": a banned target's logp");
                     // into poisoned outputs: a NaN row's NaN is written, not the poison left in place
-                    try (HostTensor p = TestData.poisoned(DType.F32, 7); Tensor pl = b.upload(p); Tensor pe = b.upload(p);
-                         Tensor ps = b.upload(p); Tensor pp = b.upload(TestData.poisoned(DType.F32, 7, 2));
+                    try (HostTensor p = TestData.poisoned(DType.F32, 7); HostTensor p2 = TestData.poisoned(DType.F32, 7, 2);
+                         Tensor pl = b.upload(p); Tensor pe = b.upload(p); Tensor ps = b.upload(p); Tensor pp = b.upload(p2);
                          HostTensor back = HostTensor.allocate(DType.F32, 7); HostTensor backParts = HostTensor.allocate(DType.F32, 7, 2)) {
-                        b.logProbs(c, b.upload(z), b.upload(y), pl, ps, pe, pp);
+                        b.logProbs(c, zd, yd, pl, ps, pe, pp);
                         for (Tensor out : new Tensor[] {pl, ps, pe}) {
                             b.download(out, back);
                             for (int i = 0; i < 7; i++) {
@@ -109,8 +109,8 @@ class NonFiniteTest {
                                 ctx + " entropy row " + i);
                     }
                     // backward from the forward's own lse and entropy: NaN rows are NaN, the others finite
-                    try (Tensor grad = b.logProbsBackward(c, b.upload(z), b.upload(y), got.lseParts(), got.entropy(), b.upload(g),
-                            b.upload(h));
+                    try (Tensor dg = b.upload(g); Tensor dh = b.upload(h);
+                         Tensor grad = b.logProbsBackward(c, zd, yd, got.lseParts(), got.entropy(), dg, dh);
                          HostTensor dz = HostTensor.allocate(DType.F32, 7, V)) {
                         b.download(grad, dz);
                         for (int i = 0; i < 7; i++) {
@@ -186,7 +186,7 @@ class NonFiniteTest {
             Bgpo.Config c = Bgpo.Config.defaults(1);
             // -1 on a masked row (it was read as "not masked"), and V on a row this sample does not mask
             for (int[] case_ : new int[][] {{0, -1, 3, 4}, {0, 1, 3, 6}}) {
-                try (HostTensor y = HostTensor.of(case_); BgpoAccumulator acc = new BgpoAccumulator(b, c, rows, b.upload(y), adv)) {
+                try (HostTensor y = HostTensor.of(case_); Tensor dy = b.upload(y); BgpoAccumulator acc = new BgpoAccumulator(b, c, rows, dy, adv)) {
                     HostTensor mask = HostTensor.of(new byte[] {1, 1, 1, 0});
                     int bad = case_[1] < 0 ? 1 : 3;
                     assertRefused("targets[" + bad + "]", Integer.toString(case_[bad]), () -> acc.step(z, mask, w, old, g));

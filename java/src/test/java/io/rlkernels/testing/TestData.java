@@ -43,7 +43,6 @@ public final class TestData {
         return t;
     }
 
-    /** A new host tensor filled with NaN, so that elements a kernel forgets to write fail the comparison. */
     /**
      * The poison outputs are filled with before a run: a quiet NaN with a payload no kernel makes
      * (its high bits survive narrowing to bf16 and f16), so an element left unwritten is told apart
@@ -51,6 +50,7 @@ public final class TestData {
      */
     public static final float POISON = Float.intBitsToFloat(0x7FE55A5A);
 
+    /** A new host tensor filled with the poison, so that elements a kernel forgets to write fail the comparison. */
     public static HostTensor poisoned(DType dtype, long... shape) {
         return HostTensor.allocate(dtype, shape).fill(POISON);
     }
@@ -68,7 +68,7 @@ public final class TestData {
 
     private static long rawBits(HostTensor t, long i) {
         java.lang.foreign.MemorySegment s = t.segment();
-        return switch ((int) t.dtype().byteSize()) {
+        return switch (t.dtype().byteSize()) {
             case 2 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i);
             case 4 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, i);
             case 8 -> s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i);

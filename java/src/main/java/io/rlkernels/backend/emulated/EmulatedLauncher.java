@@ -53,8 +53,10 @@ public final class EmulatedLauncher implements KernelLauncher {
 
     @Override
     public void free(long address) {
-        if (!lib.free(address)) {
-            throw new CudaException("emu_free(0x" + Long.toHexString(address) + ")", 1, "not a live allocation");
+        int status = lib.free(address);
+        if (status != 0) {
+            throw new CudaException("emu_free(0x" + Long.toHexString(address) + ")", status,
+                    status == 1 ? "not a live allocation" : "a kernel wrote past the end of this allocation");
         }
     }
 

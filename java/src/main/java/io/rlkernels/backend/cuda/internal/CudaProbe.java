@@ -2,7 +2,11 @@ package io.rlkernels.backend.cuda.internal;
 
 import io.rlkernels.internal.BundledFiles;
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
 import jcuda.driver.JCudaDriver;
@@ -18,6 +22,8 @@ public final class CudaProbe {
     public static final String EMULATED_DRIVER = "/io/rlkernels/emu/libcuda.so.1";
     /** {@code RLKERNELS_CUDA_DRIVER=emulator}: the cuda backend runs, through JCuda, on that driver. */
     public static final String DRIVER_SWITCH = "RLKERNELS_CUDA_DRIVER";
+    /** Each kernel's registers and static shared memory on sm_90, from ptxas (cuda-kernels/Makefile). */
+    public static final String RESOURCES = "/io/rlkernels/cuda/rlkernels.resources";
     private static final String NOT_BUILT = "/io/rlkernels/cuda/NOT_BUILT.txt";
 
     /** The probe's answer: the fatbin when CUDA can run, else the reason it cannot. */
@@ -51,6 +57,24 @@ public final class CudaProbe {
         return "emulator".equals(System.getenv(DRIVER_SWITCH));
     }
 
+    /**
+     * Loads the emulated driver for the life of the process and gives it the kernels' registers and
+     * static shared memory (ptxas, at build time) for its launch checks; null, or why it failed.
+     */
+    private static String loadEmulatedDriver(java.nio.file.Path file) throws Throwable {
+        SymbolLookup driver = SymbolLookup.libraryLookup(file, Arena.global());
+        Optional<byte[]> resources = BundledFiles.read(RESOURCES);
+        if (resources.isEmpty()) {
+            return null; // no fatbin was built either: the probe says so next
+        }
+        MethodHandle set = Linker.nativeLinker().downcallHandle(driver.find("emu_driver_set_resources").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+        try (Arena call = Arena.ofConfined()) {
+            int read = (int) set.invokeExact(call.allocateFrom(new String(resources.get(), StandardCharsets.UTF_8)));
+            return read > 0 ? null : "the emulated driver read no kernel from " + RESOURCES;
+        }
+    }
+
     private static Result probe() {
         String driver = System.getenv(DRIVER_SWITCH);
         if (driver != null && !driver.isEmpty()) {
@@ -65,11 +89,14 @@ public final class CudaProbe {
                         + " (the build did not compile cuda-kernels/emu)");
             }
             try {
-                SymbolLookup.libraryLookup(file.get(), Arena.global());
-            } catch (IllegalArgumentException e) {
-                return new Result(null, 0, "cannot load the emulated driver: " + e.getMessage());
+                String failed = loadEmulatedDriver(file.get());
+                if (failed != null) {
+                    return new Result(null, 0, failed);
+                }
             } catch (IllegalCallerException e) {
                 return new Result(null, 0, "native access is disabled: run java with --enable-native-access=ALL-UNNAMED");
+            } catch (Throwable e) {
+                return new Result(null, 0, "cannot load the emulated driver: " + e.getMessage());
             }
         }
         try (Arena arena = Arena.ofConfined()) {

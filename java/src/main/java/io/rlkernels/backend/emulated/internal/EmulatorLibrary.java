@@ -123,10 +123,13 @@ public final class EmulatorLibrary {
         }
     }
 
-    /** Frees an allocation; false (and nothing freed) when the address is not a live allocation. */
-    public boolean free(long address) {
+    /**
+     * Frees an allocation: 0; 1 (and nothing freed) when the address is not a live allocation; 2
+     * when it was freed but a kernel had written past its end, inside its 256-byte rounding.
+     */
+    public int free(long address) {
         try {
-            return (int) free.invokeExact(MemorySegment.ofAddress(address)) == 0;
+            return (int) free.invokeExact(MemorySegment.ofAddress(address));
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -15,7 +15,10 @@
 #include <time.h>
 
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <map>
+#include <vector>
 #include <mutex>
 #include <set>
 #include <string>
@@ -119,11 +122,20 @@ struct EmuFunction : EmuObject {
   int registers = 0;      // per thread, from ptxas (0: not known)
   int static_shared = 0;  // bytes
 };
+// A stream is a queue the device works through as late as the API allows: its work runs when the
+// host synchronises with it (the stream, an event recorded on it, the context), when a call on the
+// legacy default stream waits for it (a blocking stream: flags 0), or before memory is freed. So a
+// host read that lacks the synchronisation it needs sees the memory as it was, every time.
 struct EmuStream : EmuObject {
-  unsigned flags;
+  unsigned flags;  // 1: CU_STREAM_NON_BLOCKING, not ordered with the legacy default stream
+  std::mutex m;
+  std::deque<std::function<CUresult()>> work;
+  CUresult sticky = 0;  // the first failure of its work, returned by the next synchronisation
 };
 struct EmuEvent : EmuObject {
-  double ms = -1;  // host time of the record, ms; -1 before any
+  double ms = -1;              // host time when the device reached the record, ms; -1 before
+  EmuStream *stream = nullptr; // where the pending record waits, or null
+  bool pending = false;
 };
 
 namespace {
@@ -188,6 +200,10 @@ bool device_range(CUdeviceptr p, size_t n) {
 }  // namespace
 
 #define API extern "C" __attribute__((visibility("default"))) CUresult
+
+namespace {
+CUresult drain_streams(bool blocking_only);  // below, with the streams
+}  // namespace
 
 // ---- initialisation, version, device ----
 
@@ -263,6 +279,7 @@ API cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice device) {
 // this one, after counting it as leaked (emu_driver_take_leaks) and saying what it was.
 API cuDevicePrimaryCtxRelease_v2(CUdevice device) {
   if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (g_primary_refs == 1) drain_streams(false);  // the last release: the work completes first
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
   if (--g_primary_refs == 0) {
@@ -317,7 +334,54 @@ CUresult need_context() {
 }
 }  // namespace
 
-API cuCtxSynchronize(void) { return need_context(); }  // launches and copies complete before they return
+namespace {
+// Runs what the stream holds, in order; the first failure sticks to the stream.
+CUresult drain(EmuStream *s) {
+  std::lock_guard<std::mutex> lock(s->m);
+  while (!s->work.empty()) {
+    std::function<CUresult()> task = std::move(s->work.front());
+    s->work.pop_front();
+    CUresult r = task();
+    if (r != CUDA_SUCCESS && s->sticky == CUDA_SUCCESS) s->sticky = r;
+  }
+  return s->sticky;
+}
+
+// The streams a call on the legacy default stream waits for (blocking ones), or all of them.
+CUresult drain_streams(bool blocking_only) {
+  std::vector<EmuStream *> streams;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    for (void *p : g_streams) {
+      EmuStream *s = static_cast<EmuStream *>(p);
+      if (!blocking_only || s->flags == 0) streams.push_back(s);
+    }
+  }
+  CUresult first = CUDA_SUCCESS;
+  for (EmuStream *s : streams) {
+    CUresult r = drain(s);
+    if (first == CUDA_SUCCESS) first = r;
+  }
+  return first;
+}
+
+// Work for a stream: queued on a created stream; on the legacy default stream (null), run now,
+// after the blocking streams' work, as the legacy stream orders it.
+CUresult submit(CUstream s, std::function<CUresult()> task) {
+  if (!s) {
+    drain_streams(true);
+    return task();
+  }
+  std::lock_guard<std::mutex> lock(s->m);
+  s->work.push_back(std::move(task));
+  return CUDA_SUCCESS;
+}
+}  // namespace
+
+API cuCtxSynchronize(void) {
+  if (CUresult r = need_context()) return r;
+  return drain_streams(false);
+}
 
 // ---- modules and functions ----
 
@@ -340,6 +404,7 @@ API cuModuleLoadData(CUmodule *module, const void *image) {
 }
 
 API cuModuleUnload(CUmodule module) {
+  drain_streams(false);  // no queued launch may outlive its module
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!live(g_modules, module)) return CUDA_ERROR_INVALID_HANDLE;
   for (auto &f : module->functions) {
@@ -441,21 +506,20 @@ API cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigne
             k->name, registers, (unsigned long long)bx * by * bz, per_warp * warps);
     return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
   }
-  unsigned char slots[8 * 64];
-  int sizes[64];
-  if (k->arity > 64) return CUDA_ERROR_NOT_SUPPORTED;
-  for (int i = 0; i < k->arity; i++) {
-    sizes[i] = k->sizes[i];
-    memset(slots + 8 * i, 0, 8);
-    memcpy(slots + 8 * i, params[i], (size_t)k->sizes[i]);
-  }
-  char error[512];
-  if (emu_launch(k->name, gx, gy, gz, bx, by, bz, shared_bytes, slots, sizes, k->arity, next_seed(), error,
-                 sizeof error) != 0) {
-    fprintf(stderr, "rlkernels emulated driver: %s\n", error);
-    return CUDA_ERROR_LAUNCH_FAILED;
-  }
-  return CUDA_SUCCESS;
+  // the parameters are read now, as the driver does; the kernel runs when the stream's work does
+  std::vector<unsigned char> slots(8 * (size_t)k->arity, 0);
+  std::vector<int> sizes(k->sizes, k->sizes + k->arity);
+  for (int i = 0; i < k->arity; i++) memcpy(slots.data() + 8 * i, params[i], (size_t)k->sizes[i]);
+  const unsigned long long seed = next_seed();
+  return submit(stream, [=]() -> CUresult {
+    char error[512];
+    if (emu_launch(k->name, gx, gy, gz, bx, by, bz, shared_bytes, slots.data(), sizes.data(), k->arity, seed, error,
+                   sizeof error) != 0) {
+      fprintf(stderr, "rlkernels emulated driver: %s\n", error);
+      return CUDA_ERROR_LAUNCH_FAILED;
+    }
+    return CUDA_SUCCESS;
+  });
 }
 
 // ---- memory ----
@@ -473,6 +537,7 @@ API cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
 API cuMemFree_v2(CUdeviceptr p) {
   if (CUresult r = need_context()) return r;
   if (p == 0) return CUDA_SUCCESS;
+  drain_streams(false);  // freeing synchronises: no queued work may touch it afterwards
   switch (emu_free((void *)(uintptr_t)p)) {
     case 0: return CUDA_SUCCESS;
     case 2: return CUDA_ERROR_ILLEGAL_ADDRESS;  // freed, but a kernel wrote past its end (said on stderr)
@@ -525,64 +590,76 @@ CUresult check_stream(CUstream s) {
 }
 }  // namespace
 
+// The synchronous copies and memsets are on the legacy default stream: they wait for the blocking
+// streams' work first. Device ranges are checked when the call is made.
 API cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
   if (CUresult r = need_context()) return r;
   if (!src || !device_range(dst, n)) return CUDA_ERROR_INVALID_VALUE;
+  drain_streams(true);
   return copy((void *)(uintptr_t)dst, src, n);
 }
 
 API cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
   if (CUresult r = need_context()) return r;
   if (!dst || !device_range(src, n)) return CUDA_ERROR_INVALID_VALUE;
+  drain_streams(true);
   return copy(dst, (const void *)(uintptr_t)src, n);
 }
 
 API cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
   if (CUresult r = need_context()) return r;
   if (!device_range(dst, n) || !device_range(src, n)) return CUDA_ERROR_INVALID_VALUE;
+  drain_streams(true);
   return copy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
 }
 
+// From pageable host memory the source is staged when the call is made (the caller may reuse it
+// at once); the device is written in the stream's order.
 API cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
+  if (CUresult r = need_context()) return r;
   if (CUresult r = check_stream(s)) return r;
-  return cuMemcpyHtoD_v2(dst, src, n);
+  if (!src || !device_range(dst, n)) return CUDA_ERROR_INVALID_VALUE;
+  std::vector<unsigned char> staged((const unsigned char *)src, (const unsigned char *)src + n);
+  return submit(s, [=]() { return copy((void *)(uintptr_t)dst, staged.data(), n); });
 }
 
+// Into pageable host memory the call returns once the copy is done: after the stream's work.
 API cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) {
+  if (CUresult r = need_context()) return r;
   if (CUresult r = check_stream(s)) return r;
-  return cuMemcpyDtoH_v2(dst, src, n);
+  if (!dst || !device_range(src, n)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = s ? drain(s) : drain_streams(true)) return r;
+  return copy(dst, (const void *)(uintptr_t)src, n);
 }
 
 API cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  if (CUresult r = need_context()) return r;
   if (CUresult r = check_stream(s)) return r;
-  return cuMemcpyDtoD_v2(dst, src, n);
+  if (!device_range(dst, n) || !device_range(src, n)) return CUDA_ERROR_INVALID_VALUE;
+  return submit(s, [=]() { return copy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n); });
 }
 
 namespace {
-CUresult memset_n(CUdeviceptr dst, const void *value, size_t width, size_t n) {
+CUresult memset_n(CUdeviceptr dst, const void *value, size_t width, size_t n, CUstream s) {
   if (CUresult r = need_context()) return r;
+  if (CUresult r = check_stream(s)) return r;
   if (n > SIZE_MAX / width || !device_range(dst, n * width) || dst % width != 0) return CUDA_ERROR_INVALID_VALUE;
-  unsigned char *p = (unsigned char *)(uintptr_t)dst;
-  for (size_t i = 0; i < n; i++) memcpy(p + i * width, value, width);
-  return CUDA_SUCCESS;
+  unsigned long long v = 0;
+  memcpy(&v, value, width);
+  return submit(s, [=]() -> CUresult {
+    unsigned char *p = (unsigned char *)(uintptr_t)dst;
+    for (size_t i = 0; i < n; i++) memcpy(p + i * width, &v, width);
+    return CUDA_SUCCESS;
+  });
 }
 }  // namespace
 
-API cuMemsetD8_v2(CUdeviceptr dst, unsigned char v, size_t n) { return memset_n(dst, &v, 1, n); }
-API cuMemsetD16_v2(CUdeviceptr dst, unsigned short v, size_t n) { return memset_n(dst, &v, 2, n); }
-API cuMemsetD32_v2(CUdeviceptr dst, unsigned v, size_t n) { return memset_n(dst, &v, 4, n); }
-API cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream s) {
-  if (CUresult r = check_stream(s)) return r;
-  return memset_n(dst, &v, 1, n);
-}
-API cuMemsetD16Async(CUdeviceptr dst, unsigned short v, size_t n, CUstream s) {
-  if (CUresult r = check_stream(s)) return r;
-  return memset_n(dst, &v, 2, n);
-}
-API cuMemsetD32Async(CUdeviceptr dst, unsigned v, size_t n, CUstream s) {
-  if (CUresult r = check_stream(s)) return r;
-  return memset_n(dst, &v, 4, n);
-}
+API cuMemsetD8_v2(CUdeviceptr dst, unsigned char v, size_t n) { return memset_n(dst, &v, 1, n, nullptr); }
+API cuMemsetD16_v2(CUdeviceptr dst, unsigned short v, size_t n) { return memset_n(dst, &v, 2, n, nullptr); }
+API cuMemsetD32_v2(CUdeviceptr dst, unsigned v, size_t n) { return memset_n(dst, &v, 4, n, nullptr); }
+API cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream s) { return memset_n(dst, &v, 1, n, s); }
+API cuMemsetD16Async(CUdeviceptr dst, unsigned short v, size_t n, CUstream s) { return memset_n(dst, &v, 2, n, s); }
+API cuMemsetD32Async(CUdeviceptr dst, unsigned v, size_t n, CUstream s) { return memset_n(dst, &v, 4, n, s); }
 
 // ---- streams and events ----
 
@@ -599,8 +676,12 @@ API cuStreamCreate(CUstream *stream, unsigned flags) {
 }
 
 API cuStreamDestroy_v2(CUstream stream) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (!live(g_streams, stream)) return CUDA_ERROR_INVALID_HANDLE;
+  }
+  drain(stream);  // its work completes, as on a device, before the stream goes
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (!live(g_streams, stream)) return CUDA_ERROR_INVALID_HANDLE;
   g_streams.erase(stream);
   delete stream;
   return CUDA_SUCCESS;
@@ -608,13 +689,12 @@ API cuStreamDestroy_v2(CUstream stream) {
 
 API cuStreamSynchronize(CUstream stream) {
   if (CUresult r = need_context()) return r;
-  return check_stream(stream);
+  if (CUresult r = check_stream(stream)) return r;
+  return stream ? drain(stream) : drain_streams(true);
 }
 
-API cuStreamQuery(CUstream stream) {
-  if (CUresult r = need_context()) return r;
-  return check_stream(stream);
-}
+// The device makes progress when asked: a query completes the stream's work, then answers.
+API cuStreamQuery(CUstream stream) { return cuStreamSynchronize(stream); }
 
 API cuEventCreate(CUevent *event, unsigned flags) {
   if (!event) return CUDA_ERROR_INVALID_VALUE;
@@ -635,17 +715,31 @@ API cuEventDestroy_v2(CUevent event) {
   return CUDA_SUCCESS;
 }
 
+// The record is work of the stream: the event's time is when the device gets there.
 API cuEventRecord(CUevent event, CUstream stream) {
+  if (CUresult r = need_context()) return r;
   if (CUresult r = check_stream(stream)) return r;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (!live(g_events, event)) return CUDA_ERROR_INVALID_HANDLE;
-  event->ms = now_ms();
-  return CUDA_SUCCESS;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (!live(g_events, event)) return CUDA_ERROR_INVALID_HANDLE;
+    event->pending = true;
+    event->stream = stream;
+  }
+  return submit(stream, [event]() -> CUresult {
+    event->ms = now_ms();
+    event->pending = false;
+    return CUDA_SUCCESS;
+  });
 }
 
 API cuEventSynchronize(CUevent event) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return live(g_events, event) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  EmuStream *s;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (!live(g_events, event)) return CUDA_ERROR_INVALID_HANDLE;
+    s = event->pending ? event->stream : nullptr;
+  }
+  return s ? drain(s) : CUDA_SUCCESS;
 }
 
 API cuEventQuery(CUevent event) { return cuEventSynchronize(event); }
@@ -654,7 +748,8 @@ API cuEventElapsedTime(float *ms, CUevent start, CUevent end) {
   if (!ms) return CUDA_ERROR_INVALID_VALUE;
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!live(g_events, start) || !live(g_events, end)) return CUDA_ERROR_INVALID_HANDLE;
-  if (start->ms < 0 || end->ms < 0) return CUDA_ERROR_INVALID_VALUE;  // not recorded
+  if (start->pending || end->pending) return CUDA_ERROR_NOT_READY;
+  if (start->ms < 0 || end->ms < 0) return CUDA_ERROR_INVALID_VALUE;  // never recorded
   *ms = (float)(end->ms - start->ms);
   return CUDA_SUCCESS;
 }

@@ -147,6 +147,53 @@ class EmulatedDriverTest {
         refused(CUresult.CUDA_ERROR_INVALID_VALUE, JCudaDriver.cuMemcpyHtoD(p, Pointer.to(host), 4), "a copy into freed memory");
     }
 
+    /**
+     * Streams are asynchronous, and the device as late as the API allows: work queued on a
+     * non-blocking stream is not seen by a host read that skipped the synchronisation, every time;
+     * a blocking stream's work is, because the legacy default stream's copy waits for it.
+     */
+    @Test
+    void aHostReadWithoutTheSynchronisationItNeedsSeesStaleMemory() {
+        CUdeviceptr p = new CUdeviceptr();
+        ok(JCudaDriver.cuMemAlloc(p, 4 * 8));
+        CUstream nonBlocking = new CUstream();
+        CUstream blocking = new CUstream();
+        ok(JCudaDriver.cuStreamCreate(nonBlocking, jcuda.driver.CUstream_flags.CU_STREAM_NON_BLOCKING));
+        ok(JCudaDriver.cuStreamCreate(blocking, 0));
+        int[] host = new int[8];
+        try {
+            ok(JCudaDriver.cuMemsetD32(p, 1, 8));
+            ok(JCudaDriver.cuMemsetD32Async(p, 7, 8, nonBlocking));
+            ok(JCudaDriver.cuMemcpyDtoH(Pointer.to(host), p, 4 * 8));
+            assertEquals(1, host[0], "without cuStreamSynchronize the host sees the memory before the stream's work");
+            ok(JCudaDriver.cuStreamSynchronize(nonBlocking));
+            ok(JCudaDriver.cuMemcpyDtoH(Pointer.to(host), p, 4 * 8));
+            assertEquals(7, host[7], "after it, the stream's work");
+            ok(JCudaDriver.cuMemsetD32Async(p, 9, 8, blocking));
+            ok(JCudaDriver.cuMemcpyDtoH(Pointer.to(host), p, 4 * 8));
+            assertEquals(9, host[3], "a blocking stream's work precedes a copy on the legacy default stream");
+
+            jcuda.driver.CUevent start = new jcuda.driver.CUevent();
+            jcuda.driver.CUevent end = new jcuda.driver.CUevent();
+            ok(JCudaDriver.cuEventCreate(start, 0));
+            ok(JCudaDriver.cuEventCreate(end, 0));
+            ok(JCudaDriver.cuEventRecord(start, nonBlocking));
+            ok(JCudaDriver.cuMemsetD32Async(p, 3, 8, nonBlocking));
+            ok(JCudaDriver.cuEventRecord(end, nonBlocking));
+            float[] ms = {0};
+            refused(CUresult.CUDA_ERROR_NOT_READY, JCudaDriver.cuEventElapsedTime(ms, start, end), "events not reached yet");
+            ok(JCudaDriver.cuEventSynchronize(end));
+            ok(JCudaDriver.cuEventElapsedTime(ms, start, end));
+            assertTrue(ms[0] >= 0, "elapsed " + ms[0]);
+            ok(JCudaDriver.cuEventDestroy(start));
+            ok(JCudaDriver.cuEventDestroy(end));
+        } finally {
+            ok(JCudaDriver.cuStreamDestroy(nonBlocking));
+            ok(JCudaDriver.cuStreamDestroy(blocking));
+            ok(JCudaDriver.cuMemFree(p));
+        }
+    }
+
     @Test
     void aCallItDoesNotImplementIsNotSupportedNotACrash() {
         refused(CUresult.CUDA_ERROR_NOT_SUPPORTED, JCudaDriver.cuCtxSetLimit(0, 1024), "cuCtxSetLimit");

@@ -16,14 +16,16 @@
 # Environment: RLK_PYTHON (python with torch; default python3), RLK_COMPUTE_SANITIZER (its path),
 # RLK_WORK (scratch folder for the benchmark inputs, up to 10 GB a case; default results-*/work),
 # RLK_TEMPERATURE (1.0), RLK_SANITIZER_TOOLS ("memcheck racecheck synccheck"; initcheck also works),
-# RLK_TEST_TIMEOUT / RLK_SANITIZER_TIMEOUT / RLK_CASE_TIMEOUT (seconds: 3600 / 3600 / 1800).
+# RLK_TEST_TIMEOUT / RLK_SANITIZER_TIMEOUT / RLK_CASE_TIMEOUT (seconds: 3600 / 3600 / 1800),
+# RLK_OPS_TRIALS / RLK_OPS_REPEATS (GpuOpsBench: 10 batches of 20 calls). Without a GPU,
+# RLKERNELS_CUDA_DRIVER=emulator rehearses the whole script on the emulated driver (slowly).
 set -u -o pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cmdline="./run.sh${*:+ $*}"
 SKIP=3
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 quick=0; do_tests=1; do_sanitizer=1; do_bench=1; no_compile=0; out=""; cases=""
 while [ $# -gt 0 ]; do
@@ -385,7 +387,7 @@ done
 
 step_bench_ops() { # advantages, GAE, whitening, policy loss: cuda beside native
   with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuOpsBench \
-    --out "$out/bench/ops.md"
+    --out "$out/bench/ops.md" --trials "${RLK_OPS_TRIALS:-10}" --repeats "${RLK_OPS_REPEATS:-20}"
   local rc=$?
   [ "$rc" = "$SKIP" ] && note "cuda backend unavailable"
   return $rc

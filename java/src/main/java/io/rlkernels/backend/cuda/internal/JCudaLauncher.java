@@ -28,6 +28,12 @@ import jcuda.driver.JCudaDriver;
  * The CUDA driver API through JCuda: the device's primary context, the fatbin loaded as one
  * module, one stream, and kernels launched by name. Every driver call is checked and a failure
  * names the call and its CUresult.
+ *
+ * <p>The stream is non-blocking: this library's work is not serialised with whatever else runs on
+ * the legacy default stream of the process (another framework's), so everything it does is
+ * ordered on its own stream — host-to-device copies are {@code cuMemcpyHtoDAsync} on it (from
+ * pageable memory the driver stages the source before returning), and a copy back to the host
+ * first synchronises the stream.
  */
 public final class JCudaLauncher implements KernelLauncher {
     /** Host copies larger than this go in pieces (a ByteBuffer holds at most 2^31 - 1 bytes). */
@@ -58,7 +64,7 @@ public final class JCudaLauncher implements KernelLauncher {
         try {
             makeCurrent();
             check(JCudaDriver.cuModuleLoadData(module, fatbin), "cuModuleLoadData");
-            check(JCudaDriver.cuStreamCreate(stream, 0), "cuStreamCreate");
+            check(JCudaDriver.cuStreamCreate(stream, jcuda.driver.CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
             description = describeDevice(device);
         } catch (RuntimeException e) {
             JCudaDriver.cuDevicePrimaryCtxRelease(device);
@@ -168,7 +174,8 @@ public final class JCudaLauncher implements KernelLauncher {
     private void copyNativeToDevice(long dst, MemorySegment src, long bytes) {
         for (long off = 0; off < bytes; off += COPY_CHUNK) {
             long n = Math.min(COPY_CHUNK, bytes - off);
-            check(JCudaDriver.cuMemcpyHtoD(at(dst + off), Pointer.to(src.asSlice(off, n).asByteBuffer()), n), "cuMemcpyHtoD");
+            check(JCudaDriver.cuMemcpyHtoDAsync(at(dst + off), Pointer.to(src.asSlice(off, n).asByteBuffer()), n, stream),
+                    "cuMemcpyHtoDAsync");
         }
     }
 

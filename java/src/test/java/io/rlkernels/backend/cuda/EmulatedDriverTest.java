@@ -194,6 +194,24 @@ class EmulatedDriverTest {
         }
     }
 
+    /** The fatbin's kernels (ptxas's report of its sm_90 code) are exactly the emulated module's, and each is found. */
+    @Test
+    void theFatbinsKernelsAreTheEmulatedModules() {
+        java.util.Set<String> fatbin = new java.util.TreeSet<>();
+        for (String line : new String(io.rlkernels.internal.BundledFiles.read(CudaProbe.RESOURCES).orElseThrow(),
+                java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+            if (!line.isBlank()) {
+                fatbin.add(line.trim().split("\\s+")[0]);
+            }
+        }
+        java.util.Set<String> emulated = new java.util.TreeSet<>(io.rlkernels.backend.emulated.internal.EmulatorLibrary
+                .get(io.rlkernels.backend.emulated.internal.EmulatorLibrary.KERNELS).orElseThrow().kernels());
+        assertEquals(emulated, fatbin, "kernels of the fatbin (rlkernels.resources) against the emulated module");
+        for (String name : fatbin) {
+            function(name);
+        }
+    }
+
     @Test
     void aCallItDoesNotImplementIsNotSupportedNotACrash() {
         refused(CUresult.CUDA_ERROR_NOT_SUPPORTED, JCudaDriver.cuCtxSetLimit(0, 1024), "cuCtxSetLimit");

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -554,25 +555,34 @@ struct Region {
   size_t bytes;       // what it asked for
   size_t rounded;     // bytes..rounded: poison that must stay
   bool freed;
+  size_t slot;        // its entry in `reported`
 };
 static std::mutex allocations_mutex;
 static std::map<uintptr_t, Region> allocations;  // start -> region, live
-static std::vector<Region> quarantine;            // freed, oldest first
+static std::deque<Region> quarantine;             // freed, oldest first
 constexpr size_t kQuarantine = 4096;
 static const size_t kPage = (size_t)sysconf(_SC_PAGESIZE);
 
-// The fault reporter reads a snapshot of the regions without a lock (it runs in a signal
-// handler): a fixed array rewritten under allocations_mutex.
+// The fault reporter reads the regions without a lock (it runs in a signal handler): each region
+// live or quarantined has an entry of this fixed array, written once when it is mapped, marked
+// freed when it is freed, and cleared when it is unmapped (the entry is then reused).
 constexpr size_t kReported = 1 << 16;
 static Region reported[kReported];
-static std::atomic<size_t> reported_count{0};
+static std::atomic<size_t> reported_count{0};  // entries ever used: the reporter scans these
+static std::vector<size_t> free_slots;         // entries cleared, for reuse (under allocations_mutex)
 
-static void snapshot_locked() {
-  size_t n = 0;
-  for (auto &a : allocations)
-    if (n < kReported) reported[n++] = a.second;
-  for (auto it = quarantine.rbegin(); it != quarantine.rend() && n < kReported; ++it) reported[n++] = *it;
-  reported_count.store(n, std::memory_order_release);
+// An entry for a new region (under allocations_mutex); kReported when the table is full, and
+// then that region's faults are reported by the JVM alone.
+static size_t take_slot() {
+  if (!free_slots.empty()) {
+    const size_t s = free_slots.back();
+    free_slots.pop_back();
+    return s;
+  }
+  const size_t n = reported_count.load(std::memory_order_relaxed);
+  if (n == kReported) return kReported;
+  reported_count.store(n + 1, std::memory_order_release);
+  return n;
 }
 
 static struct sigaction previous_segv, previous_bus;
@@ -643,8 +653,10 @@ __attribute__((visibility("default"))) void *emu_malloc(size_t bytes) {
   const uintptr_t start = map + kPage + (span - rounded);  // 256-aligned: span and rounded are multiples of 256
   memset((void *)start, 0xFF, rounded);
   std::lock_guard<std::mutex> lock(allocations_mutex);
-  allocations[start] = Region{map, span + 2 * kPage, start, bytes, rounded, false};
-  snapshot_locked();
+  const size_t slot = take_slot();
+  const Region r{map, span + 2 * kPage, start, bytes, rounded, false, slot};
+  if (slot < kReported) reported[slot] = r;
+  allocations[start] = r;
   return (void *)start;
 }
 
@@ -673,12 +685,17 @@ __attribute__((visibility("default"))) int emu_free(void *p) {
   mprotect((void *)r.map, r.map_bytes, PROT_NONE);
   r.freed = true;
   std::lock_guard<std::mutex> lock(allocations_mutex);
+  if (r.slot < kReported) reported[r.slot].freed = true;
   quarantine.push_back(r);
   if (quarantine.size() > kQuarantine) {
-    munmap((void *)quarantine.front().map, quarantine.front().map_bytes);
-    quarantine.erase(quarantine.begin());
+    const Region &old = quarantine.front();
+    munmap((void *)old.map, old.map_bytes);
+    if (old.slot < kReported) {
+      reported[old.slot].map_bytes = 0;  // matches no address any more
+      free_slots.push_back(old.slot);
+    }
+    quarantine.pop_front();
   }
-  snapshot_locked();
   return status;
 }
 

@@ -97,8 +97,8 @@ extern "C" __global__ void rlk_bgpo_finish(const double *partial, int blocks, do
 // over k tile by tile, in order. A readable kernel for BGPO's linear head; cuBLAS would be faster.
 
 extern "C" __global__ void __launch_bounds__(RLK_MM_TILE * RLK_MM_TILE)
-    rlk_matmul(int trans_a, int trans_b, long long m, long long n, long long k, float alpha, const float *a,
-               const float *b, float beta, float *c) {
+    rlk_matmul(int trans_a, int trans_b, long long m, long long n, long long k, float alpha, const void *a, int a_dtype,
+               const void *b, int b_dtype, float beta, float *c) {
   __shared__ float tile_a[RLK_MM_TILE][RLK_MM_TILE + 1];  // +1: no bank conflicts on the transposed reads
   __shared__ float tile_b[RLK_MM_TILE][RLK_MM_TILE + 1];
   const long long tiles_n = (n + RLK_MM_TILE - 1) / RLK_MM_TILE;
@@ -109,8 +109,8 @@ extern "C" __global__ void __launch_bounds__(RLK_MM_TILE * RLK_MM_TILE)
     for (long long k0 = 0; k0 < k; k0 += RLK_MM_TILE) {
       const long long ka = k0 + tx, kb = k0 + ty;
       // A(row, ka) and B(kb, col) as stored: A is [m, k] or, transposed, [k, m]; B is [k, n] or [n, k]
-      tile_a[ty][tx] = row < m && ka < k ? (trans_a ? a[ka * m + row] : a[row * k + ka]) : 0.0f;
-      tile_b[ty][tx] = kb < k && col < n ? (trans_b ? b[col * k + kb] : b[kb * n + col]) : 0.0f;
+      tile_a[ty][tx] = row < m && ka < k ? load_as_float(a, a_dtype, trans_a ? ka * m + row : row * k + ka) : 0.0f;
+      tile_b[ty][tx] = kb < k && col < n ? load_as_float(b, b_dtype, trans_b ? col * k + kb : kb * n + col) : 0.0f;
       __syncthreads();  // both tiles are loaded before anyone multiplies them
       for (int q = 0; q < RLK_MM_TILE; q++) sum += tile_a[ty][q] * tile_b[q][tx];
       __syncthreads();  // everyone is done with the tiles before the next k0 overwrites them

@@ -54,6 +54,13 @@ __device__ __forceinline__ float to_float(f16_t x) {
 #endif
 }
 
+/* Element i of f32 (dtype 0), bf16 (1) or f16 (2) memory, as f32 (exact). */
+__device__ __forceinline__ float load_as_float(const void *p, int dtype, long long i) {
+  if (dtype == 0) return static_cast<const float *>(p)[i];
+  if (dtype == 1) return to_float(static_cast<const bf16_t *>(p)[i]);
+  return to_float(static_cast<const f16_t *>(p)[i]);
+}
+
 template <typename T> __device__ __forceinline__ T from_float(float x);
 template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
 template <> __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {

@@ -55,7 +55,7 @@ enum rlk_policy_stat {
 #define RLK_PL_CHUNK 4096
 
 /* The interface version of librlkernels.so (rlk_abi_version): bumped when a signature changes. */
-#define RLK_ABI_VERSION 3
+#define RLK_ABI_VERSION 4
 
 /* ---- launch constants the Java launch shapes and the CUDA kernels both rely on ---- */
 #define RLK_WARP 32          /* threads of a warp: warp-per-item kernels take blockDim / RLK_WARP items a block */

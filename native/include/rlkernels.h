@@ -119,6 +119,10 @@ int rlk_bgpo_coefficients(const float *logp, const int32_t *offsets, int64_t seq
 int rlk_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, const float *b,
                float beta, float *c);
 
+/* dst[i] = src[i] widened to f32 (exact), src bf16 (dtype 1) or f16 (dtype 2): a 16-bit operand
+   made ready for the BLAS, which multiplies f32. */
+int rlk_widen(int dtype, const void *src, int64_t n, float *dst);
+
 /* The index of the first x[i] that is NaN or whose magnitude exceeds limit (FLT_MAX: the first
    NaN or infinity), or -1. */
 int64_t rlk_first_outside_f32(const float *x, int64_t n, float limit);

@@ -16,7 +16,8 @@
                              int64_t, const float *, const float *, const float *, const float *,  \
                              void *, int);                                                         \
   double rlk_sum_f32_##sfx(const float *, int64_t);                                                \
-  int rlk_matmul_##sfx(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *);
+  int rlk_matmul_##sfx(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *); \
+  int rlk_widen_##sfx(int, const void *, int64_t, float *);
 
 DECLARE_VARIANT(x86_64)
 DECLARE_VARIANT(avx2)
@@ -30,14 +31,16 @@ typedef struct {
              const float *, const float *, const float *, void *, int);
   double (*sum)(const float *, int64_t);
   int (*matmul)(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *);
+  int (*widen)(int, const void *, int64_t, float *);
 } variant;
 
 static const variant VARIANTS[] = {
     [RLK_ISA_X86_64] = {"x86-64", rlk_logprobs_fwd_x86_64, rlk_logprobs_bwd_x86_64, rlk_sum_f32_x86_64,
-                        rlk_matmul_x86_64},
-    [RLK_ISA_AVX2] = {"avx2", rlk_logprobs_fwd_avx2, rlk_logprobs_bwd_avx2, rlk_sum_f32_avx2, rlk_matmul_avx2},
+                        rlk_matmul_x86_64, rlk_widen_x86_64},
+    [RLK_ISA_AVX2] = {"avx2", rlk_logprobs_fwd_avx2, rlk_logprobs_bwd_avx2, rlk_sum_f32_avx2, rlk_matmul_avx2,
+                      rlk_widen_avx2},
     [RLK_ISA_AVX512] = {"avx512", rlk_logprobs_fwd_avx512, rlk_logprobs_bwd_avx512, rlk_sum_f32_avx512,
-                        rlk_matmul_avx512},
+                        rlk_matmul_avx512, rlk_widen_avx512},
 };
 
 static int selected = RLK_ISA_AUTO;
@@ -110,3 +113,5 @@ int rlk_matmul(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float 
                float beta, float *c) {
   return VARIANTS[rlk_isa_selected()].matmul(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
+
+int rlk_widen(int dtype, const void *src, int64_t n, float *dst) { return VARIANTS[rlk_isa_selected()].widen(dtype, src, n, dst); }

@@ -5,6 +5,7 @@ import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
@@ -158,10 +159,69 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * C = alpha op(A) op(B) + beta C in f32, row-major, op(X) = X or its transpose. Each element
-     * is summed over k in order: the same result whatever the thread count.
+     * C = alpha op(A) op(B) + beta C, row-major, op(X) = X or its transpose; A and B f32, bf16 or
+     * f16 (multiplied as their exact f32 values), C f32, accumulation f32 (f64 in the reference).
+     * The native backend calls OpenBLAS when it is on the class path, the cuda backend its own
+     * kernel. Each element's sum is the same whatever the thread count (a BLAS splits rows and
+     * columns of C among threads, never k); with beta = 0, C is only written.
      */
     void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    /**
+     * Token log-probs from hidden states [N, d] and the LM head weight [V, d], the logits never
+     * stored whole: writes logp [N] and, when not null, lse, the entropy [N] and lseParts [N, 2]
+     * (the backward's input). See {@link LinearLogProbs}.
+     */
+    void linearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor logp, Tensor lse,
+                        Tensor entropy, Tensor lseParts);
+
+    /**
+     * Its backward from the upstream gradients of logp and of the entropy (either may be null):
+     * writes gradHidden [N, d] and adds into gradWeight [V, d] (either may be null: not computed),
+     * f32. The logits are recomputed a chunk at a time. See {@link LinearLogProbs}.
+     */
+    void linearLogProbsBackward(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor lseParts,
+                                Tensor entropy, Tensor gradLogp, Tensor gradEntropy, Tensor gradHidden, Tensor gradWeight);
+
+    /**
+     * The policy loss straight from hidden states, fused: log-probs (and the entropy when the
+     * loss has an entropy bonus), the loss of {@link #policyLoss} with its statistics, and its
+     * gradient through the LM head — gradHidden written, gradWeight accumulated (either may be
+     * null) — in one call, no [N, V] tensor and no per-token round trip. Writes the log-probs into
+     * {@code logp} when it is not null. Exact under micro-batch and data-parallel splits as the
+     * policy-loss op is (pass the global denominator). See {@link LinearLogProbs}.
+     */
+    PolicyLoss.Stats linearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss, LinearLogProbs.LossInputs in,
+                                      Tensor logp, Tensor gradHidden, Tensor gradWeight);
+
+    /** Allocating forward of {@link #linearLogProbs} (lseParts included). */
+    default LogProbs.Result linearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets,
+                                           boolean withEntropy) {
+        io.rlkernels.ops.internal.LinearLogProbsChecks.checkInputs(config, hidden, weight, targets);
+        long n = hidden.dim(0);
+        Tensor logp = allocate(DType.F32, n);
+        Tensor lse = allocate(DType.F32, n);
+        Tensor entropy = withEntropy ? allocate(DType.F32, n) : null;
+        Tensor parts = allocate(DType.F32, n, 2);
+        LogProbs.Result result = new LogProbs.Result(logp, lse, entropy, parts);
+        try {
+            linearLogProbs(config, hidden, weight, targets, logp, lse, entropy, parts);
+        } catch (RuntimeException e) {
+            result.close();
+            throw e;
+        }
+        return result;
+    }
+
+    /**
+     * The most memory this backend's ops took for their own work (chunks, scratch, widened BLAS
+     * tiles) at once since it opened or since {@link #resetWorkspacePeak}: the library's own
+     * accounting, in bytes, of what is allocated beyond the caller's tensors.
+     */
+    long workspacePeakBytes();
+
+    /** Starts a new peak for {@link #workspacePeakBytes} from what is in use now. */
+    void resetWorkspacePeak();
 
     /**
      * Releases what the backend holds (device context references, staging buffers), when no call is

@@ -3,7 +3,7 @@ package io.rlkernels.backend.cuda;
 import io.rlkernels.ops.internal.MatmulChecks;
 import io.rlkernels.tensor.Tensor;
 
-/** The f32 matrix product (rlk_matmul; contract {@link io.rlkernels.ops.Matmul}): a block per 16 x 16 tile. */
+/** The matrix product (rlk_matmul; contract {@code Backend.matmul}; A, B f32 or 16-bit): a block per 16 x 16 tile. */
 final class MatmulLaunch {
     private final CudaBackend backend;
     private final KernelLauncher launcher;
@@ -32,7 +32,7 @@ final class MatmulLaunch {
             long pc = beta == 0 ? s.out("c", c) : s.inOut("c", c);
             if (d.m() > 0 && d.n() > 0) {
                 launcher.launch("rlk_matmul", matmulLaunch(d.m(), d.n()), new KernelArgs().i32(transA ? 1 : 0).i32(transB ? 1 : 0)
-                        .i64(d.m()).i64(d.n()).i64(d.k()).f32(alpha).ptr(pa).ptr(pb).f32(beta).ptr(pc));
+                        .i64(d.m()).i64(d.n()).i64(d.k()).f32(alpha).ptr(pa).i32(a.dtype().code()).ptr(pb).i32(b.dtype().code()).f32(beta).ptr(pc));
             }
             s.finish();
         }

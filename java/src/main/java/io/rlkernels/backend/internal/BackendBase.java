@@ -9,6 +9,7 @@ import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.Layout;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
@@ -33,6 +34,9 @@ import java.util.List;
  */
 public abstract class BackendBase implements Backend {
     private final Lifetime lifetime = new Lifetime(this::release);
+    private final java.util.concurrent.atomic.AtomicLong workspaceNow = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong workspacePeak = new java.util.concurrent.atomic.AtomicLong();
+    private final LinearHead linearHead = new LinearHead(this);
 
     /** Frees what the backend holds; runs once, after close and when no op is running. */
     protected abstract void release();
@@ -141,6 +145,73 @@ public abstract class BackendBase implements Backend {
                         .hold("entropy", in.entropy());
             }
             runPolicyLoss(config, in, gradLogp, gradEntropy, stats);
+        }
+    }
+
+    @Override
+    public final void linearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor logp,
+                                     Tensor lse, Tensor entropy, Tensor lseParts) {
+        try (Leases l = enter().hold("hidden", hidden).hold("weight", weight).hold("targets", targets).hold("logp", logp)
+                .hold("lse", lse).hold("entropy", entropy).hold("lseParts", lseParts)) {
+            runLinearLogProbs(config, hidden, weight, targets, logp, lse, entropy, lseParts);
+        }
+    }
+
+    @Override
+    public final void linearLogProbsBackward(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets,
+                                             Tensor lseParts, Tensor entropy, Tensor gradLogp, Tensor gradEntropy,
+                                             Tensor gradHidden, Tensor gradWeight) {
+        try (Leases l = enter().hold("hidden", hidden).hold("weight", weight).hold("targets", targets).hold("lseParts", lseParts)
+                .hold("entropy", entropy).hold("gradLogp", gradLogp).hold("gradEntropy", gradEntropy)
+                .hold("gradHidden", gradHidden).hold("gradWeight", gradWeight)) {
+            runLinearLogProbsBackward(config, hidden, weight, targets, lseParts, entropy, gradLogp, gradEntropy, gradHidden,
+                    gradWeight);
+        }
+    }
+
+    @Override
+    public final PolicyLoss.Stats linearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss,
+                                                   LinearLogProbs.LossInputs in, Tensor logp, Tensor gradHidden, Tensor gradWeight) {
+        try (Leases l = enter().hold("logp", logp).hold("gradHidden", gradHidden).hold("gradWeight", gradWeight)) {
+            if (in != null) {
+                l.hold("hidden", in.hidden()).hold("weight", in.weight()).hold("targets", in.targets())
+                        .hold("oldLogp", in.oldLogp()).hold("advantages", in.advantages()).hold("mask", in.mask())
+                        .hold("sequences", in.sequences()).hold("refLogp", in.refLogp());
+            }
+            return runLinearPolicyLoss(config, loss, in, logp, gradHidden, gradWeight);
+        }
+    }
+
+    @Override
+    public final long workspacePeakBytes() {
+        return workspacePeak.get();
+    }
+
+    @Override
+    public final void resetWorkspacePeak() {
+        workspacePeak.set(workspaceNow.get());
+    }
+
+    /** Counts workspace bytes taken (positive) or given back (negative) by an op of this backend. */
+    protected final void accountWorkspace(long delta) {
+        long now = workspaceNow.addAndGet(delta);
+        workspacePeak.accumulateAndGet(now, Math::max);
+    }
+
+    /** A tensor of this backend an op uses for its own work, counted while it lives ({@link #workspacePeakBytes}). */
+    final Workspace workspace(DType dtype, long... shape) {
+        Tensor t = newTensor(dtype, shape);
+        accountWorkspace(t.byteSize());
+        return new Workspace(this, t);
+    }
+
+    /** An op's own tensor: closing it frees it and takes it off the count. */
+    record Workspace(BackendBase owner, Tensor tensor) implements AutoCloseable {
+        @Override
+        public void close() {
+            long bytes = tensor.byteSize();
+            tensor.close();
+            owner.accountWorkspace(-bytes);
         }
     }
 
@@ -268,6 +339,23 @@ public abstract class BackendBase implements Backend {
     }
 
     protected abstract void runMatmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    /** Log-probs from hidden states: chunks of rows through this backend's matrix product and log-probs kernels. */
+    protected void runLinearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor logp,
+                                     Tensor lse, Tensor entropy, Tensor lseParts) {
+        linearHead.forward(config, hidden, weight, targets, logp, lse, entropy, lseParts);
+    }
+
+    protected void runLinearLogProbsBackward(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets,
+                                             Tensor lseParts, Tensor entropy, Tensor gradLogp, Tensor gradEntropy,
+                                             Tensor gradHidden, Tensor gradWeight) {
+        linearHead.backward(config, hidden, weight, targets, lseParts, entropy, gradLogp, gradEntropy, gradHidden, gradWeight);
+    }
+
+    protected PolicyLoss.Stats runLinearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss,
+                                                   LinearLogProbs.LossInputs in, Tensor logp, Tensor gradHidden, Tensor gradWeight) {
+        return linearHead.loss(config, loss, in, logp, gradHidden, gradWeight);
+    }
 
     // ---- leases ----
 

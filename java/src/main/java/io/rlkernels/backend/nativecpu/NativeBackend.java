@@ -47,7 +47,7 @@ public final class NativeBackend extends BackendBase {
         this.advantages = new AdvantagesCalls(calls);
         this.policyLoss = new PolicyLossCalls(calls);
         this.bgpo = new BgpoCalls(calls);
-        this.matmul = new MatmulCalls(calls);
+        this.matmul = new MatmulCalls(calls, this::accountWorkspace);
     }
 
     /** The backend; throws {@link IllegalStateException} naming the reason when the library cannot load. */
@@ -109,6 +109,12 @@ public final class NativeBackend extends BackendBase {
             throw io.rlkernels.internal.Check.fail("threads", "at least 1", n);
         }
         lib.setNumThreads(n);
+        matmul.setThreads(n);
+    }
+
+    /** What multiplies matrices: "OpenBLAS 0.3.31 (Zen)", or the own kernel and why. */
+    public String blas() {
+        return matmul.description();
     }
 
     @Override

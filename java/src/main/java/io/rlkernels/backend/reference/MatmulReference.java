@@ -6,7 +6,7 @@ import io.rlkernels.ops.internal.MatmulChecks;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
-/** The f32 matrix product (contract: {@link io.rlkernels.ops.Matmul}) with an f64 sum over k, in order. */
+/** The matrix product (contract: {@code Backend.matmul}) with an f64 sum over k, in order. */
 final class MatmulReference {
     private MatmulReference() {}
 

@@ -7,6 +7,7 @@ import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
@@ -20,7 +21,7 @@ import io.rlkernels.tensor.Tensor;
  * backend is tested against. Single-threaded; host tensors only. Each op is one file beside this
  * one, readable on its own next to its contract in {@code ops}: {@link LogProbsReference},
  * {@code AdvantagesReference}, {@code PolicyLossReference}, {@code BgpoReference},
- * {@code MatmulReference}. This class only dispatches.
+ * {@code MatmulReference}, {@code LinearLogProbsReference}. This class only dispatches.
  */
 public final class ReferenceBackend extends BackendBase {
 
@@ -96,6 +97,26 @@ public final class ReferenceBackend extends BackendBase {
     @Override
     protected void runBgpoStep(Bgpo.Config config, Bgpo.Sample in, BgpoWorkspace ws, Tensor gradLogits, Tensor state) {
         BgpoReference.step(config, in, ws, gradLogits, state);
+    }
+
+    @Override
+    protected void runLinearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor logp,
+                                     Tensor lse, Tensor entropy, Tensor lseParts) {
+        LinearLogProbsReference.forward(config, hidden, weight, targets, logp, lse, entropy, lseParts);
+    }
+
+    @Override
+    protected void runLinearLogProbsBackward(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets,
+                                             Tensor lseParts, Tensor entropy, Tensor gradLogp, Tensor gradEntropy,
+                                             Tensor gradHidden, Tensor gradWeight) {
+        LinearLogProbsReference.backward(config, hidden, weight, targets, lseParts, entropy, gradLogp, gradEntropy, gradHidden,
+                gradWeight);
+    }
+
+    @Override
+    protected PolicyLoss.Stats runLinearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss,
+                                                   LinearLogProbs.LossInputs in, Tensor logp, Tensor gradHidden, Tensor gradWeight) {
+        return LinearLogProbsReference.loss(config, loss, in, logp, gradHidden, gradWeight);
     }
 
     @Override

@@ -4,7 +4,10 @@ import io.rlkernels.internal.Check;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.Tensor;
 
-/** Shape checks of {@code Backend.matmul} (not API): C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C. */
+/**
+ * Shape checks of {@code Backend.matmul} (not API): C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C,
+ * A and B f32, bf16 or f16 (multiplied as their exact f32 values), C f32.
+ */
 public final class MatmulChecks {
     private MatmulChecks() {}
 
@@ -16,7 +19,11 @@ public final class MatmulChecks {
         for (Object[] arg : new Object[][] {{"a", a}, {"b", b}, {"c", c}}) {
             Tensor t = (Tensor) arg[1];
             Check.alive((String) arg[0], t);
-            Check.dtype((String) arg[0], t, DType.F32);
+            if (t == c) {
+                Check.dtype("c", t, DType.F32);
+            } else {
+                Check.dtype((String) arg[0], t, DType.F32, DType.BF16, DType.F16);
+            }
             Check.rank((String) arg[0], t, 2);
         }
         long m = transA ? a.dim(1) : a.dim(0);

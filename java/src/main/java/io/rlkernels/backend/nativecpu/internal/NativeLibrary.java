@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeLibrary {
     public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
-    private static final int ABI_VERSION = 3;
+    private static final int ABI_VERSION = 4;
 
     private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
@@ -51,6 +51,7 @@ public final class NativeLibrary {
     private final MethodHandle maskRows;
     private final MethodHandle bgpoCoefficients;
     private final MethodHandle matmul;
+    private final MethodHandle widen;
     private final MethodHandle isaSelected;
     private final MethodHandle isaSupportedMask;
     private final MethodHandle isaSelect;
@@ -90,6 +91,8 @@ public final class NativeLibrary {
         isaSelected = linker.downcallHandle(find(lib, "rlk_isa_selected"), FunctionDescriptor.of(JAVA_INT));
         isaSupportedMask = linker.downcallHandle(find(lib, "rlk_isa_supported_mask"), FunctionDescriptor.of(JAVA_INT));
         isaSelect = linker.downcallHandle(find(lib, "rlk_isa_select"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        widen = linker.downcallHandle(find(lib, "rlk_widen"), FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG,
+                ADDRESS));
         isaName = linker.downcallHandle(find(lib, "rlk_isa_name"), FunctionDescriptor.of(ADDRESS, JAVA_INT));
         maxThreads = linker.downcallHandle(find(lib, "rlk_max_threads"), FunctionDescriptor.of(JAVA_INT));
         setNumThreads = linker.downcallHandle(find(lib, "rlk_set_num_threads"), FunctionDescriptor.ofVoid(JAVA_INT));
@@ -301,6 +304,15 @@ public final class NativeLibrary {
                       float beta, MemorySegment c) {
         try {
             return (int) matmul.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, b, beta, c);
+        } catch (Throwable t) {
+            throw Downcalls.rethrow(t);
+        }
+    }
+
+    /** rlk_widen: n bf16 (dtype 1) or f16 (dtype 2) elements of src into f32 dst. */
+    public int widen(int dtype, MemorySegment src, long n, MemorySegment dst) {
+        try {
+            return (int) widen.invokeExact(dtype, src, n, dst);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -1,0 +1,410 @@
+package io.rlkernels.ops;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.rlkernels.backend.Backend;
+import io.rlkernels.backend.reference.LogProbsReference;
+import io.rlkernels.backend.reference.ReferenceBackend;
+import io.rlkernels.tensor.DType;
+import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
+import io.rlkernels.testing.BackendUnderTest;
+import io.rlkernels.testing.TestData;
+import io.rlkernels.testing.Tolerance;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Log-probs from hidden states (LinearLogProbs): every backend against the f64 reference (H W^T
+ * in f64, then the log-probs row functions), the reference's gradients against central
+ * differences of the f64 loss, micro-batches accumulating dW, the workspace bound, the fused loss
+ * form in one pass and in two, and refusals.
+ *
+ * <p>The backends form the logits with an f32 matrix product, the reference in f64, so outputs
+ * differ by what the product's rounding propagates: a logit is within delta = d 2^-24 sum_k
+ * |H_ik W_vk| of exact (the classic bound of an f32 dot product of length d), which moves logp
+ * and lse by at most 2 delta / T and the entropy and each p_v by a relative 2 delta / T times
+ * (1 + |log p| + H); on top comes the log-probs contract itself. The bounds below are exactly
+ * that, per row; a wrong chunk offset or a missing accumulation is off by O(1).
+ */
+class LinearLogProbsTest {
+    private static final double U = 0x1p-24;
+
+    /** Shapes: N rows, hidden size d (not a multiple of any vector width), vocabulary V, rows per chunk (0: all). */
+    private record Case(int n, int d, int v, long chunk, DType hidden, DType weight, float temperature) {}
+
+    private static final Case[] CASES = {
+        new Case(13, 37, 211, 0, DType.F32, DType.F32, 1f),
+        new Case(13, 37, 211, 4, DType.F32, DType.F32, 0.7f), // 4 does not divide 13
+        new Case(9, 19, 97, 1, DType.BF16, DType.BF16, 1f),
+        new Case(11, 24, 150, 5, DType.F32, DType.BF16, 1.3f),
+        new Case(7, 16, 64, 3, DType.F16, DType.F32, 1f),
+        new Case(1, 5, 1, 0, DType.F32, DType.F32, 1f), // N = 1, V = 1: logp = 0
+        new Case(6, 8, 1, 2, DType.BF16, DType.F32, 1f),
+    };
+
+    private static HostTensor hidden(SplittableRandom rng, Case c) {
+        return TestData.logits(rng, c.hidden, c.n, c.d, 1.0);
+    }
+
+    private static HostTensor weight(SplittableRandom rng, Case c) {
+        return TestData.logits(rng, c.weight, c.v, c.d, 2.0 / Math.sqrt(c.d));
+    }
+
+    private static LinearLogProbs.Config config(Case c) {
+        return LinearLogProbs.Config.defaults().withLogProbs(LogProbs.Config.defaults().withTemperature(c.temperature))
+                .withMaxChunkRows(c.chunk);
+    }
+
+    /** delta per row: d 2^-24 max_v sum_k |H_ik W_vk|, the f32 product's bound on any logit's error. */
+    private static double[] logitError(HostTensor h, HostTensor w, Case c) {
+        double[] out = new double[c.n];
+        for (int i = 0; i < c.n; i++) {
+            double worst = 0;
+            for (int v = 0; v < c.v; v++) {
+                double s = 0;
+                for (int k = 0; k < c.d; k++) {
+                    s += Math.abs(h.getFloat((long) i * c.d + k) * (double) w.getFloat((long) v * c.d + k));
+                }
+                worst = Math.max(worst, s);
+            }
+            out[i] = c.d * U * worst;
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void forwardAndBackwardMatchTheF64Reference(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Backend ref = new ReferenceBackend();
+        try (Backend b = bt.open()) {
+            for (Case c : CASES) {
+                String where = bt + " " + c + " seed=" + seed;
+                LinearLogProbs.Config cfg = config(c);
+                try (HostTensor h = hidden(rng, c); HostTensor w = weight(rng, c);
+                     HostTensor y = TestData.targets(rng, DType.I64, c.n, c.v, 0.15, LogProbs.DEFAULT_IGNORE_INDEX);
+                     HostTensor g = TestData.normal(rng, c.n, 1.0); HostTensor he = TestData.normal(rng, c.n, 0.5);
+                     HostTensor dW0 = TestData.logits(rng, DType.F32, c.v, c.d, 0.1);
+                     Tensor hd = b.upload(h); Tensor wd = b.upload(w); Tensor yd = b.upload(y); Tensor gd = b.upload(g);
+                     Tensor hed = b.upload(he);
+                     LogProbs.Result want = ref.linearLogProbs(cfg, h, w, y, true)) {
+                    Tensor logp = b.upload(TestData.poisoned(DType.F32, c.n));
+                    Tensor lse = b.upload(TestData.poisoned(DType.F32, c.n));
+                    Tensor ent = b.upload(TestData.poisoned(DType.F32, c.n));
+                    Tensor parts = b.upload(TestData.poisoned(DType.F32, c.n, 2));
+                    Tensor dH = b.upload(TestData.poisoned(DType.F32, c.n, c.d));
+                    Tensor dW = b.upload(dW0);
+                    try (logp; lse; ent; parts; dH; dW;
+                         HostTensor wantDH = HostTensor.allocate(DType.F32, c.n, c.d); HostTensor wantDW = TestData.copy(dW0)) {
+                        b.linearLogProbs(cfg, hd, wd, yd, logp, lse, ent, parts);
+                        ref.linearLogProbsBackward(cfg, h, w, y, want.lseParts(), want.entropy(), g, he, wantDH, wantDW);
+                        b.linearLogProbsBackward(cfg, hd, wd, yd, parts, ent, gd, hed, dH, dW);
+                        double[] delta = logitError(h, w, c);
+                        double lnV = Math.log(c.v);
+                        HostTensor gotLogp = down(b, logp), gotLse = down(b, lse), gotEnt = down(b, ent);
+                        HostTensor wantLogp = (HostTensor) want.logp(), wantLse = (HostTensor) want.lse(),
+                                wantEnt = (HostTensor) want.entropy();
+                        for (int i = 0; i < c.n; i++) {
+                            double shift = 2 * delta[i] / c.temperature;
+                            check(wantLogp.getFloat(i), gotLogp.getFloat(i), shift, where + " logp[" + i + "]");
+                            check(wantLse.getFloat(i), gotLse.getFloat(i), shift, where + " lse[" + i + "]");
+                            check(wantEnt.getFloat(i), gotEnt.getFloat(i), shift * (2 + 2 * lnV), where + " entropy[" + i + "]");
+                        }
+                        // gradients: each dz_v moves by a relative 2 delta / T (1 + |log p_v| + H) <= shift (2 + 2 ln V + 40)
+                        // (|log p| is capped by the test's logits); the products add their own f32 rounding
+                        double maxShift = 0;
+                        for (double x : delta) {
+                            maxShift = Math.max(maxShift, 2 * x / c.temperature);
+                        }
+                        double rel = 1e-5 + maxShift * (44 + 2 * lnV) + (c.v + c.n + c.d) * U;
+                        compareProducts(where + " gradHidden", wantDH, down(b, dH), magnitudesDH(ref, cfg, h, w, y, want, g, he, c), rel);
+                        compareProducts(where + " gradWeight", wantDW, down(b, dW), magnitudesDW(ref, cfg, h, w, y, want, g, he, c, dW0),
+                                rel);
+                        gotLogp.close();
+                        gotLse.close();
+                        gotEnt.close();
+                    }
+                }
+            }
+        }
+    }
+
+    private static void check(double want, double got, double shift, String where) {
+        // the contract's own bound plus what the product's rounding of the logits moves the value by
+        Tolerance.propagated(Tolerance.LOGPROBS_FORWARD.bound(want) + shift).assertClose(want, got, where);
+    }
+
+    private static HostTensor down(Backend b, Tensor t) {
+        HostTensor out = HostTensor.allocate(t.dtype(), t.shape());
+        b.download(t, out);
+        return out;
+    }
+
+    /** |want - got| <= rel * magnitude elementwise (magnitude: the sum of |terms| of each element). */
+    private static void compareProducts(String where, HostTensor want, HostTensor got, double[] magnitude, double rel) {
+        try (got) {
+            for (long e = 0; e < want.numel(); e++) {
+                assertTrue(!TestData.isPoison(got, e), where + "[" + e + "] never written");
+                double bound = rel * magnitude[(int) e] + Float.MIN_NORMAL;
+                double diff = Math.abs(want.getFloat(e) - got.getFloat(e));
+                if (!(diff <= bound + Math.ulp(want.getFloat(e)))) {
+                    throw new AssertionError(String.format("%s[%d]: expected %.9g, actual %.9g (|diff| %.3g > bound %.3g)", where, e,
+                            want.getFloat(e), got.getFloat(e), diff, bound));
+                }
+            }
+        }
+    }
+
+    /** sum_v |dz_iv| |W_vk|: the size of dH_ik's terms. */
+    private static double[] magnitudesDH(Backend ref, LinearLogProbs.Config cfg, HostTensor h, HostTensor w, HostTensor y,
+                                         LogProbs.Result fwd, HostTensor g, HostTensor he, Case c) {
+        double[][] dz = dz(cfg, h, w, y, g, he, c);
+        double[] out = new double[c.n * c.d];
+        for (int i = 0; i < c.n; i++) {
+            for (int k = 0; k < c.d; k++) {
+                double s = 0;
+                for (int v = 0; v < c.v; v++) {
+                    s += Math.abs(dz[i][v] * w.getFloat((long) v * c.d + k));
+                }
+                out[i * c.d + k] = s;
+            }
+        }
+        return out;
+    }
+
+    /** |dW0_vk| + sum_i |dz_iv| |H_ik|: the size of dW_vk's terms. */
+    private static double[] magnitudesDW(Backend ref, LinearLogProbs.Config cfg, HostTensor h, HostTensor w, HostTensor y,
+                                         LogProbs.Result fwd, HostTensor g, HostTensor he, Case c, HostTensor dW0) {
+        double[][] dz = dz(cfg, h, w, y, g, he, c);
+        double[] out = new double[c.v * c.d];
+        for (int v = 0; v < c.v; v++) {
+            for (int k = 0; k < c.d; k++) {
+                double s = Math.abs(dW0.getFloat((long) v * c.d + k));
+                for (int i = 0; i < c.n; i++) {
+                    s += Math.abs(dz[i][v] * h.getFloat((long) i * c.d + k));
+                }
+                out[v * c.d + k] = s;
+            }
+        }
+        return out;
+    }
+
+    /** The exact logits gradient of every row, f64. */
+    private static double[][] dz(LinearLogProbs.Config cfg, HostTensor h, HostTensor w, HostTensor y, HostTensor g, HostTensor he,
+                                 Case c) {
+        double[][] out = new double[c.n][c.v];
+        for (int i = 0; i < c.n; i++) {
+            long t = y.getLong(i);
+            if (t == cfg.logProbs().ignoreIndex()) {
+                continue;
+            }
+            double[] z = f64Logits(h, w, i, c.d, c.v);
+            LogProbsReference.Row r = LogProbsReference.logProbsRow(z, (int) t, c.temperature);
+            LogProbsReference.logProbsGradRow(z, (int) t, c.temperature, r.max(), r.logSum(), r.entropy(),
+                    g == null ? 0 : g.getFloat(i), he == null ? 0 : he.getFloat(i), out[i]);
+        }
+        return out;
+    }
+
+    private static double[] f64Logits(HostTensor h, HostTensor w, int i, int d, int v) {
+        double[] z = new double[v];
+        for (int j = 0; j < v; j++) {
+            double s = 0;
+            for (int k = 0; k < d; k++) {
+                s += h.getFloat((long) i * d + k) * (double) w.getFloat((long) j * d + k);
+            }
+            z[j] = s;
+        }
+        return z;
+    }
+
+    /** L(H, W) = sum_i g_i logp_i + h_i H_i in f64 from f64 copies of H and W. */
+    private static double loss(double[] hh, double[] ww, long[] y, double[] g, double[] he, int n, int d, int v, double t) {
+        double total = 0;
+        for (int i = 0; i < n; i++) {
+            if (y[i] < 0) {
+                continue;
+            }
+            double[] z = new double[v];
+            for (int j = 0; j < v; j++) {
+                double s = 0;
+                for (int k = 0; k < d; k++) {
+                    s += hh[i * d + k] * ww[j * d + k];
+                }
+                z[j] = s;
+            }
+            LogProbsReference.Row r = LogProbsReference.logProbsRow(z, (int) y[i], t);
+            total += g[i] * r.logp() + he[i] * r.entropy();
+        }
+        return total;
+    }
+
+    @Test
+    void theReferenceGradientsAreTheDerivativesOfTheLoss() {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Case c = new Case(5, 7, 23, 0, DType.F32, DType.F32, 0.8f);
+        Backend ref = new ReferenceBackend();
+        LinearLogProbs.Config cfg = config(c);
+        try (HostTensor h = hidden(rng, c); HostTensor w = weight(rng, c);
+             HostTensor y = TestData.targets(rng, DType.I64, c.n, c.v, 0.2, LogProbs.DEFAULT_IGNORE_INDEX);
+             HostTensor g = TestData.normal(rng, c.n, 1.0); HostTensor he = TestData.normal(rng, c.n, 0.5);
+             LogProbs.Result fwd = ref.linearLogProbs(cfg, h, w, y, true);
+             HostTensor dH = TestData.poisoned(DType.F32, c.n, c.d); HostTensor dW = HostTensor.allocate(DType.F32, c.v, c.d).fill(0)) {
+            ref.linearLogProbsBackward(cfg, h, w, y, fwd.lseParts(), fwd.entropy(), g, he, dH, dW);
+            double[] hh = doubles(h);
+            double[] ww = doubles(w);
+            long[] ys = new long[c.n];
+            double[] gs = doubles(g);
+            double[] hs = doubles(he);
+            for (int i = 0; i < c.n; i++) {
+                ys[i] = y.getLong(i) == LogProbs.DEFAULT_IGNORE_INDEX ? -1 : y.getLong(i);
+            }
+            double step = 1e-6;
+            for (int e = 0; e < hh.length; e++) {
+                double keep = hh[e];
+                hh[e] = keep + step;
+                double up = loss(hh, ww, ys, gs, hs, c.n, c.d, c.v, c.temperature);
+                hh[e] = keep - step;
+                double down = loss(hh, ww, ys, gs, hs, c.n, c.d, c.v, c.temperature);
+                hh[e] = keep;
+                Tolerance.FINITE_DIFFERENCE.assertClose((up - down) / (2 * step), dH.getFloat(e), "dH[" + e + "] seed=" + seed);
+            }
+            for (int e = 0; e < ww.length; e += 3) {
+                double keep = ww[e];
+                ww[e] = keep + step;
+                double up = loss(hh, ww, ys, gs, hs, c.n, c.d, c.v, c.temperature);
+                ww[e] = keep - step;
+                double down = loss(hh, ww, ys, gs, hs, c.n, c.d, c.v, c.temperature);
+                ww[e] = keep;
+                Tolerance.FINITE_DIFFERENCE.assertClose((up - down) / (2 * step), dW.getFloat(e), "dW[" + e + "] seed=" + seed);
+            }
+        }
+    }
+
+    private static double[] doubles(HostTensor t) {
+        double[] out = new double[(int) t.numel()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = t.getFloat(i);
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void microBatchesAccumulateTheWholeBatchsWeightGradient(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Case c = new Case(12, 20, 90, 5, DType.F32, DType.F32, 1f);
+        LinearLogProbs.Config cfg = config(c);
+        try (Backend b = bt.open(); HostTensor h = hidden(rng, c); HostTensor w = weight(rng, c);
+             HostTensor y = TestData.targets(rng, DType.I32, c.n, c.v, 0.1, LogProbs.DEFAULT_IGNORE_INDEX);
+             HostTensor g = TestData.normal(rng, c.n, 1.0);
+             HostTensor whole = HostTensor.allocate(DType.F32, c.v, c.d).fill(0);
+             HostTensor split = HostTensor.allocate(DType.F32, c.v, c.d).fill(0);
+             HostTensor dHWhole = HostTensor.allocate(DType.F32, c.n, c.d);
+             HostTensor dHSplit = HostTensor.allocate(DType.F32, c.n, c.d)) {
+            try (Tensor hd = b.upload(h); Tensor wd = b.upload(w); Tensor yd = b.upload(y); Tensor gd = b.upload(g);
+                 Tensor dW = b.upload(whole); Tensor dH = b.upload(dHWhole);
+                 LogProbs.Result fwd = b.linearLogProbs(cfg, hd, wd, yd, false)) {
+                b.linearLogProbsBackward(cfg, hd, wd, yd, fwd.lseParts(), null, gd, null, dH, dW);
+                b.download(dW, whole);
+                b.download(dH, dHWhole);
+            }
+            int[] cut = {0, 7, 12}; // 7: the parts chunk differently from the whole
+            try (Tensor wd = b.upload(w); Tensor dW = b.upload(split)) {
+                for (int part = 0; part < 2; part++) {
+                    int r0 = cut[part];
+                    int r = cut[part + 1] - r0;
+                    try (HostTensor hp = rowsOf(h, r0, r, c.d); HostTensor yp = rowsOf(y, r0, r, 1); HostTensor gp = rowsOf(g, r0, r, 1);
+                         Tensor hd = b.upload(hp); Tensor yd = b.upload(yp); Tensor gd = b.upload(gp);
+                         Tensor dH = b.allocate(DType.F32, r, c.d);
+                         LogProbs.Result fwd = b.linearLogProbs(cfg, hd, wd, yd, false);
+                         HostTensor dHp = HostTensor.allocate(DType.F32, r, c.d)) {
+                        b.linearLogProbsBackward(cfg, hd, wd, yd, fwd.lseParts(), null, gd, null, dH, dW);
+                        b.download(dH, dHp);
+                        for (long e = 0; e < dHp.numel(); e++) {
+                            dHSplit.setFloat((long) r0 * c.d + e, dHp.getFloat(e));
+                        }
+                    }
+                }
+                b.download(dW, split);
+            }
+            for (long e = 0; e < whole.numel(); e++) {
+                new Tolerance(1e-6, 1e-5).assertClose(whole.getFloat(e), split.getFloat(e), bt + " dW[" + e + "] seed=" + seed);
+            }
+            for (long e = 0; e < dHWhole.numel(); e++) {
+                assertEquals(dHWhole.getFloat(e), dHSplit.getFloat(e), bt + " dH[" + e + "]: a row's gradient is its own, bitwise");
+            }
+        }
+    }
+
+    private static HostTensor rowsOf(HostTensor t, int from, int count, int width) {
+        HostTensor out = HostTensor.allocate(t.dtype(), width == 1 ? new long[] {count} : new long[] {count, width});
+        java.lang.foreign.MemorySegment.copy(t.segment(), (long) from * width * t.dtype().byteSize(), out.segment(), 0,
+                out.byteSize());
+        return out;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void theWorkspaceIsBoundedByTheCallerNotByTheVocabulary(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        long workspace = 64 << 10; // 64 KiB: 4096 logits a chunk
+        try (Backend b = bt.open()) {
+            long[] peaks = new long[2];
+            int[] vocabs = {600, 4000};
+            for (int t = 0; t < 2; t++) {
+                Case c = new Case(40, 12, vocabs[t], 0, DType.F32, DType.BF16, 1f);
+                LinearLogProbs.Config cfg = config(c).withWorkspaceBytes(workspace);
+                try (HostTensor h = hidden(rng, c); HostTensor w = weight(rng, c);
+                     HostTensor y = TestData.targets(rng, DType.I64, c.n, c.v, 0, -100); HostTensor g = TestData.normal(rng, c.n, 1);
+                     Tensor hd = b.upload(h); Tensor wd = b.upload(w); Tensor yd = b.upload(y); Tensor gd = b.upload(g);
+                     LogProbs.Result fwd = b.linearLogProbs(cfg, hd, wd, yd, false);
+                     Tensor dH = b.allocate(DType.F32, c.n, c.d); Tensor dW = b.upload(HostTensor.allocate(DType.F32, c.v, c.d).fill(0))) {
+                    b.resetWorkspacePeak();
+                    b.linearLogProbs(cfg, hd, wd, yd, fwd.logp(), null, null, fwd.lseParts());
+                    b.linearLogProbsBackward(cfg, hd, wd, yd, fwd.lseParts(), null, gd, null, dH, dW);
+                    peaks[t] = b.workspacePeakBytes();
+                }
+            }
+            // the chunk is within the caller's bound; what else an op takes (a widened bf16 tile of W) is a
+            // tile of at most 8 MiB, here all of W's f32 copy (V d 4 bytes) — the weight itself, not N x V
+            for (int t = 0; t < 2; t++) {
+                long allowed = workspace + (long) vocabs[t] * 12 * 4;
+                assertTrue(peaks[t] <= allowed, bt + ": V = " + vocabs[t] + " took " + peaks[t] + " bytes, allowed " + allowed);
+                assertTrue(peaks[t] < 40L * vocabs[t] * 4, bt + ": less than the N x V logits");
+            }
+        }
+    }
+
+    @Test
+    void badArgumentsAreRefusedByName() {
+        Backend ref = new ReferenceBackend();
+        LinearLogProbs.Config cfg = LinearLogProbs.Config.defaults();
+        try (HostTensor h = HostTensor.allocate(DType.F32, 4, 8).fill(0.1f); HostTensor w = HostTensor.allocate(DType.F32, 10, 8).fill(0.2f);
+             HostTensor wBad = HostTensor.allocate(DType.F32, 10, 7).fill(0.2f); HostTensor y = HostTensor.of(new long[] {1, 2, 3, 10}, 4);
+             HostTensor yOk = HostTensor.of(new long[] {1, 2, 3, 9}, 4); HostTensor logp = HostTensor.allocate(DType.F32, 4);
+             HostTensor hi = HostTensor.allocate(DType.I32, 4, 8)) {
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> ref.linearLogProbs(cfg, h, wBad, yOk, logp, null, null, null))
+                    .getMessage().startsWith("weight: expected [V, 8]"));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> ref.linearLogProbs(cfg, h, w, y, logp, null, null, null))
+                    .getMessage().startsWith("targets[3]"));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> ref.linearLogProbs(cfg, hi, w, yOk, logp, null, null, null))
+                    .getMessage().startsWith("hidden:"));
+            assertTrue(assertThrows(IllegalArgumentException.class,
+                    () -> ref.linearLogProbs(cfg.withWorkspaceBytes(39), h, w, yOk, logp, null, null, null)).getMessage()
+                    .startsWith("workspaceBytes: expected at least 4 V = 40"));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> ref.linearLogProbs(cfg, h, w, yOk, h, null, null, null))
+                    .getMessage().startsWith("logp:"));
+            assertThrows(IllegalArgumentException.class, () -> new LinearLogProbs.Config(LogProbs.Config.defaults(), 0, 0));
+        }
+    }
+}

@@ -24,8 +24,10 @@ import io.rlkernels.tensor.Tensor;
  * one matrix product into the workspace, the log-probs kernels on it, and for the backward, in
  * place, the two gradient products. The backward recomputes each chunk's logits (bitwise the
  * forward's: the same product on the same rows) and takes the forward's (m, ln s). Rows are
- * whole in every chunk, so every row is exactly as the log-probs op computes it — near-certain
- * tokens included — whatever the chunking.
+ * whole in every chunk, so every row is exactly as the log-probs op computes it from its logits —
+ * near-certain tokens included — whatever the chunking. The logits themselves are the matrix
+ * product's: bitwise repeatable for the same shapes and threads, but a BLAS may round a row by an
+ * ulp differently in another chunk or at another thread count (see {@code Backend.matmul}).
  *
  * <p>{@code hidden} and {@code weight} are f32, bf16 or f16, independently (multiplied as their
  * exact f32 values); targets i32 or i64 with the ignore index as in {@link LogProbs}; every output

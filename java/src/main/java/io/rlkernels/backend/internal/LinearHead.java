@@ -73,7 +73,7 @@ final class LinearHead {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkLoss(cfg, loss, in, logp, gradHidden, gradWeight);
         long step = cfg.chunkRows(d.vocab(), Math.max(d.rows(), 1));
         boolean withEntropy = loss.entropyCoef() != 0;
-        long[] bounds = chunkBounds(in.sequences(), d.rows(), step);
+        long[] bounds = LinearChunks.bounds(in.sequences(), d.rows(), step);
         if (bounds == null) {
             return twoPasses(cfg, loss, in, d, logp, gradHidden, gradWeight, withEntropy);
         }
@@ -156,43 +156,6 @@ final class LinearHead {
             b.copyOut(stats.tensor(), host);
             return host.getDouble(PolicyLoss.STAT_DENOMINATOR);
         }
-    }
-
-    /**
-     * Chunk boundaries of at most {@code step} rows: fixed steps without sequences; whole
-     * sequences packed greedily with them; null when a sequence is longer than a chunk.
-     */
-    static long[] chunkBounds(SequenceLayout sequences, long n, long step) {
-        java.util.List<Long> out = new java.util.ArrayList<>();
-        out.add(0L);
-        if (sequences == null) {
-            for (long r = step; r < n; r += step) {
-                out.add(r);
-            }
-            if (n > 0) {
-                out.add(n);
-            }
-        } else {
-            HostTensor offsets = sequences.offsets();
-            long start = 0;
-            for (int s = 0; s < sequences.sequences(); s++) {
-                long end = offsets.getLong(s + 1);
-                if (end - offsets.getLong(s) > step) {
-                    return null;
-                }
-                if (end - start > step) {
-                    start = offsets.getLong(s);
-                    out.add(start);
-                }
-            }
-            if (n > start) {
-                out.add(n);
-            }
-        }
-        if (out.size() == 1) {
-            out.add(0L); // no rows: one empty chunk, so the loss op still reports its statistics
-        }
-        return out.stream().mapToLong(Long::longValue).toArray();
     }
 
     /** The sequences within rows [from, to), a layout of their own (rows relative to from). */

@@ -16,11 +16,11 @@ import picocli.CommandLine.Parameters;
         description = {"Runs one op on .npy files in --in and writes .npy outputs to --out.",
                 "This is how to check parity with a PyTorch pipeline: dump its tensors, run here, compare.",
                 "Inputs are never written; outputs appear only when all are complete.",
-                "Ops: logprobs, advantages, gae, policy_loss, bgpo."})
+                "Ops: logprobs, linear_logprobs, advantages, gae, policy_loss, bgpo."})
 final class OpCommand implements Callable<Integer> {
-    static final List<CliOp> OPS = List.of(new LogProbsOp(), new AdvantagesOp(), new GaeOp(), new PolicyLossOp(), new BgpoOp());
+    static final List<CliOp> OPS = List.of(new LogProbsOp(), new LinearLogProbsOp(), new AdvantagesOp(), new GaeOp(), new PolicyLossOp(), new BgpoOp());
 
-    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, advantages, gae, policy_loss or bgpo")
+    @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, linear_logprobs, advantages, gae, policy_loss or bgpo")
     String name;
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto, reference, native or cuda (default: ${DEFAULT-VALUE})")

@@ -117,7 +117,7 @@ class OpLogProbsCommandTest {
         String text = err.toString();
         assertTrue(text.contains("error: --param: expected a key among [ignore_index, temperature], found temprature"), text);
         assertTrue(text.contains("error: temperature: expected a finite positive number, found -1.0"), text);
-        assertTrue(text.contains("error: NAME: expected an op among logprobs, advantages, gae, policy_loss, bgpo, found nosuchop"), text);
+        assertTrue(text.contains("error: NAME: expected an op among logprobs, linear_logprobs, advantages, gae, policy_loss, bgpo, found nosuchop"), text);
         assertFalse(text.contains("\tat "), "no stack trace: " + text);
     }
 

@@ -590,6 +590,18 @@ CUresult check_stream(CUstream s) {
 }
 }  // namespace
 
+// A host function on the stream, after what was queued before it (cuBLAS's stand-in runs its
+// products so). It cannot fail the stream: cuda's host functions report nothing.
+API cuLaunchHostFunc(CUstream stream, void (*fn)(void *), void *data) {
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = need_context()) return r;
+  if (CUresult r = check_stream(stream)) return r;
+  return submit(stream, [=]() -> CUresult {
+    fn(data);
+    return CUDA_SUCCESS;
+  });
+}
+
 // The synchronous copies and memsets are on the legacy default stream: they wait for the blocking
 // streams' work first. Device ranges are checked when the call is made.
 API cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {

@@ -4,6 +4,7 @@ import io.rlkernels.backend.internal.BackendBase;
 import io.rlkernels.backend.internal.BgpoWorkspace;
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Bgpo;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
@@ -16,9 +17,10 @@ import io.rlkernels.tensor.Tensor;
  * {@link #step} leaves the gradient of that sample's logits, scaled so that the n_t gradients sum
  * to the gradient of the BGPO loss; the caller back-propagates it and drops the logits.
  *
- * <p>With a linear head (logits = H W^T), {@link #stepLinear} also forms the logits of the sample
- * in a buffer of its own (again [R, V], reused), accumulates dW += dlogits^T H and returns
- * dH = dlogits W, so no sample's logits outlive its step.
+ * <p>With a linear head (logits = H W^T), {@link #stepLinear} takes a sample's hidden states and
+ * never stores its logits: they are formed a chunk of rows at a time in a workspace the caller
+ * bounds ({@link #linearWorkspaceBytes}; as {@code Backend.linearLogProbs}), recomputed for the
+ * backward, which accumulates dW += dlogits^T H and writes dH = dlogits W.
  */
 public final class BgpoAccumulator implements AutoCloseable {
     private final BackendBase backend;
@@ -28,7 +30,7 @@ public final class BgpoAccumulator implements AutoCloseable {
     private final Tensor advantages;
     private final BgpoWorkspace workspace;
     private final Tensor state;
-    private Tensor headLogits; // [R, V] for stepLinear, made on first use
+    private LinearLogProbs.Config linear = LinearLogProbs.Config.defaults();
     private int consumed;
 
     public BgpoAccumulator(Backend backend, Bgpo.Config config, SequenceLayout rows, Tensor targets, Tensor advantages) {
@@ -64,28 +66,35 @@ public final class BgpoAccumulator implements AutoCloseable {
      * logits gradient of this sample into {@code gradLogits} (the logits themselves for in place).
      */
     public void step(Tensor logits, Tensor mask, Tensor weights, Tensor oldValues, Tensor gradLogits) {
-        if (consumed >= config.samples()) {
-            throw Check.fail("step", "at most n_t = " + config.samples() + " samples", "sample " + (consumed + 1));
-        }
+        checkRemaining();
         backend.bgpoStep(config, new Bgpo.Sample(logits, targets, rows, mask, weights, oldValues, advantages), workspace,
                 gradLogits, state);
         consumed++;
     }
 
+    private void checkRemaining() {
+        if (consumed >= config.samples()) {
+            throw Check.fail("step", "at most n_t = " + config.samples() + " samples", "sample " + (consumed + 1));
+        }
+    }
+
     /**
-     * One sample through a linear head: logits = hidden W^T ([R, d] x [V, d]^T), the step in place,
-     * then gradW += dlogits^T hidden ([V, d], accumulated over samples) and gradHidden = dlogits W
-     * ([R, d], this sample's).
+     * One sample through a linear head, its logits never stored: hidden [R, d] and the head's
+     * weight w [V, d] (f32, bf16 or f16); gradW += dlogits^T hidden ([V, d] f32, accumulated over
+     * samples) and gradHidden = dlogits W ([R, d] f32, this sample's). Either gradient may be null.
      */
     public void stepLinear(Tensor hidden, Tensor w, Tensor mask, Tensor weights, Tensor oldValues, Tensor gradW,
                            Tensor gradHidden) {
-        if (headLogits == null) {
-            headLogits = backend.allocate(DType.F32, rows.tokens(), w.dim(0));
-        }
-        backend.matmul(false, true, 1f, hidden, w, 0f, headLogits);
-        step(headLogits, mask, weights, oldValues, headLogits);
-        backend.matmul(true, false, 1f, headLogits, hidden, 1f, gradW);
-        backend.matmul(false, false, 1f, headLogits, w, 0f, gradHidden);
+        checkRemaining();
+        backend.bgpoStepLinear(config, linear, hidden, w, targets, rows, mask, weights, oldValues, advantages, workspace, gradHidden,
+                gradW, state);
+        consumed++;
+    }
+
+    /** The workspace {@link #stepLinear} may take for a chunk of logits (default: LinearLogProbs.DEFAULT_WORKSPACE_BYTES). */
+    public BgpoAccumulator linearWorkspaceBytes(long bytes) {
+        linear = linear.withWorkspaceBytes(bytes);
+        return this;
     }
 
     /** l_ij of the last sample consumed, per sequence ([S] f32, where the backend computes). */
@@ -106,17 +115,17 @@ public final class BgpoAccumulator implements AutoCloseable {
         }
     }
 
-    /** Everything this accumulator allocated: independent of n_t. */
+    /**
+     * Everything this accumulator keeps between samples: independent of n_t (and of V: a linear
+     * step's chunk of logits lives for the call, counted by {@code Backend.workspacePeakBytes}).
+     */
     public long allocatedBytes() {
-        return workspace.bytes() + state.byteSize() + (headLogits == null ? 0 : headLogits.byteSize());
+        return workspace.bytes() + state.byteSize();
     }
 
     @Override
     public void close() {
         workspace.close();
         state.close();
-        if (headLogits != null) {
-            headLogits.close();
-        }
     }
 }

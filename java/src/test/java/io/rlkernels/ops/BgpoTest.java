@@ -409,7 +409,8 @@ class BgpoTest {
                 try (Tensor y = be.upload(batch.targets); Tensor adv = be.upload(batch.advantages); Tensor wd = be.upload(w);
                      HostTensor zero = HostTensor.allocate(DType.F32, 37, d); Tensor gradW = be.upload(zero);
                      Tensor gradH = be.allocate(DType.F32, batch.r, d);
-                     BgpoAccumulator acc = new BgpoAccumulator(be, c, batch.rows, y, adv)) {
+                     BgpoAccumulator acc = new BgpoAccumulator(be, c, batch.rows, y, adv).linearWorkspaceBytes(37 * 4 * 4)) {
+                    be.resetWorkspacePeak();
                     List<HostTensor> out = new ArrayList<>();
                     for (int j = 0; j < batch.samples; j++) {
                         try (Tensor h = be.upload(hidden[j]); Tensor m = be.upload(batch.mask(j)); Tensor wt = be.upload(batch.weights(j));
@@ -425,6 +426,8 @@ class BgpoTest {
                     out.add(gw);
                     results[k] = out.toArray(new HostTensor[0]);
                     assertEquals(batch.samples, acc.consumed());
+                    // chunks of 4 rows of logits (the workspace given), never the sample's [R, V] ones
+                    assertTrue(be.workspacePeakBytes() <= 37 * 4 * 4, bt + ": workspace " + be.workspacePeakBytes());
                 }
             }
             for (int j = 0; j < results[0].length; j++) {

@@ -103,6 +103,13 @@ public final class CudaBackend extends BackendBase {
         return kind.id() + ": " + launcher.describe();
     }
 
+    /** What multiplies matrices: cuBLAS ("libcublas.so.13"), or the own kernel and why. */
+    public String blas() {
+        String b = launcher.blas();
+        return b != null ? "cuBLAS (" + b + ")" : "own kernel (" + (io.rlkernels.backend.cuda.internal.Cublas.get().isPresent()
+                ? "rlkernels.blas=own, or the emulated backend" : io.rlkernels.backend.cuda.internal.Cublas.unavailableReason()) + ")";
+    }
+
     @Override
     protected DeviceTensor newTensor(DType dtype, long... shape) {
         long bytes = io.rlkernels.tensor.Shapes.byteSize("shape", dtype, shape); // refused before anything is allocated

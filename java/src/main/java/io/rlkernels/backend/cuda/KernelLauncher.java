@@ -33,6 +33,24 @@ public interface KernelLauncher extends AutoCloseable {
     /** Launches {@code kernel} on this launcher's stream; returns without waiting. */
     void launch(String kernel, LaunchShape shape, KernelArgs args);
 
+    /**
+     * The BLAS this launcher multiplies with ("libcublas.so.13"), or null when it has none and
+     * matrix products run on the library's own kernel.
+     */
+    default String blas() {
+        return null;
+    }
+
+    /**
+     * Row-major C[m, n] = alpha op(A) op(B) + beta C (tight operands; A, B f32, bf16 or f16; C
+     * f32; sizes below 2^31) by the BLAS, on this launcher's stream; only when {@link #blas()} is
+     * not null.
+     */
+    default void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, io.rlkernels.tensor.DType aType,
+                      long b, io.rlkernels.tensor.DType bType, float beta, long c) {
+        throw new UnsupportedOperationException("no BLAS on " + describe());
+    }
+
     /** Waits for everything launched so far; reports a failed launch (asynchronous errors). */
     void synchronize();
 

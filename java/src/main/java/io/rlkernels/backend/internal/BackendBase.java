@@ -266,6 +266,36 @@ public abstract class BackendBase implements Backend {
         }
     }
 
+    /**
+     * One BGPO Monte Carlo sample through a linear head, its logits never stored: the masked rows'
+     * log-probs from hidden [R, d] and weight [V, d] (chunks of rows, as {@link LinearLogProbs}),
+     * the sequences' values and bound coefficients (into the workspace and state, as
+     * {@link #bgpoStep}), then the backward over recomputed chunks: gradHidden [R, d] written,
+     * gradWeight [V, d] accumulated. The log-probs options are BGPO's; {@code linear} gives the workspace.
+     */
+    public final void bgpoStepLinear(Bgpo.Config config, LinearLogProbs.Config linear, Tensor hidden, Tensor weight,
+                                     Tensor targets, SequenceLayout rows, Tensor mask, Tensor weights, Tensor oldValues,
+                                     Tensor advantages, BgpoWorkspace ws, Tensor gradHidden, Tensor gradWeight, Tensor state) {
+        try (Leases l = enter().hold("hidden", hidden).hold("weight", weight).hold("targets", targets).hold("rows", rows)
+                .hold("mask", mask).hold("weights", weights).hold("oldValues", oldValues).hold("advantages", advantages)
+                .hold("gradHidden", gradHidden).hold("gradWeight", gradWeight).hold("state", state)) {
+            if (ws == null || config == null || linear == null) {
+                throw Check.fail(ws == null ? "workspace" : config == null ? "config" : "linear",
+                        ws == null ? "a BgpoWorkspace" : config == null ? "a Bgpo.Config" : "a LinearLogProbs.Config", "null");
+            }
+            l.hold("workspace", ws.rowTargets()).hold("workspace", ws.logp()).hold("workspace", ws.lseParts())
+                    .hold("workspace", ws.upstream()).hold("workspace", ws.values());
+            Check.alive("weight", weight);
+            Check.rank("weight", weight, 2);
+            LinearLogProbs.Config lc = linear.withLogProbs(Bgpo.logProbsConfig(config));
+            runMaskRows(targets, mask, weight.dim(0), ws.rowTargets());
+            runLinearLogProbs(lc, hidden, weight, ws.rowTargets(), ws.logp(), null, null, ws.lseParts());
+            runBgpoCoefficients(config, ws.logp(), rows, mask, weights, oldValues, advantages, ws.values(), ws.upstream(), state);
+            runLinearLogProbsBackward(lc, hidden, weight, ws.rowTargets(), ws.lseParts(), null, ws.upstream(), null, gradHidden,
+                    gradWeight);
+        }
+    }
+
     @Override
     public final void matmul(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
         try (Leases l = enter().hold("a", a).hold("b", b).hold("c", c)) {

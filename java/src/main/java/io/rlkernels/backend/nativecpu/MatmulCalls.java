@@ -71,7 +71,9 @@ final class MatmulCalls {
         }
         Operand opA = new Operand(ha.segment(), a.dtype(), transA ? d.m() : d.k());
         Operand opB = new Operand(hb.segment(), b.dtype(), transB ? d.k() : d.n());
-        gemm(transA, transB, d.m(), d.n(), d.k(), alpha, opA, opB, beta, hc.segment(), d.n());
+        try (Scratch scratch = new Scratch()) {
+            gemm(scratch, transA, transB, d.m(), d.n(), d.k(), alpha, opA, opB, beta, hc.segment(), d.n());
+        }
     }
 
     /** An operand as stored: its memory from its first element, dtype and leading dimension. */
@@ -91,7 +93,7 @@ final class MatmulCalls {
      * large for one tile is split along its stored rows, each piece one call; a piece that fits
      * is widened into scratch and the BLAS (or the own kernel) multiplies.
      */
-    private void gemm(boolean ta, boolean tb, long m, long n, long k, float alpha, Operand a, Operand b, float beta,
+    private void gemm(Scratch scratch, boolean ta, boolean tb, long m, long n, long k, float alpha, Operand a, Operand b, float beta,
                       MemorySegment c, long ldc) {
         long rowsA = ta ? k : m;
         long colsA = ta ? m : k;
@@ -100,9 +102,9 @@ final class MatmulCalls {
             for (long r0 = 0; r0 < rowsA; r0 += step) {
                 long r = Math.min(step, rowsA - r0);
                 if (!ta) { // rows of A are rows of C
-                    gemm(false, tb, r, n, k, alpha, a.from(r0, 0), b, beta, c.asSlice(r0 * ldc * 4), ldc);
+                    gemm(scratch, false, tb, r, n, k, alpha, a.from(r0, 0), b, beta, c.asSlice(r0 * ldc * 4), ldc);
                 } else { // rows of A are k: a slice of the sum
-                    gemm(true, tb, m, n, r, alpha, a.from(r0, 0), tb ? b.from(0, r0) : b.from(r0, 0), r0 == 0 ? beta : 1f,
+                    gemm(scratch, true, tb, m, n, r, alpha, a.from(r0, 0), tb ? b.from(0, r0) : b.from(r0, 0), r0 == 0 ? beta : 1f,
                             c, ldc);
                 }
             }
@@ -115,37 +117,58 @@ final class MatmulCalls {
             for (long r0 = 0; r0 < rowsB; r0 += step) {
                 long r = Math.min(step, rowsB - r0);
                 if (tb) { // rows of B are columns of C
-                    gemm(ta, true, m, r, k, alpha, a, b.from(r0, 0), beta, c.asSlice(r0 * 4), ldc);
+                    gemm(scratch, ta, true, m, r, k, alpha, a, b.from(r0, 0), beta, c.asSlice(r0 * 4), ldc);
                 } else { // rows of B are k
-                    gemm(ta, false, m, n, r, alpha, ta ? a.from(r0, 0) : a.from(0, r0), b.from(r0, 0), r0 == 0 ? beta : 1f,
+                    gemm(scratch, ta, false, m, n, r, alpha, ta ? a.from(r0, 0) : a.from(0, r0), b.from(r0, 0), r0 == 0 ? beta : 1f,
                             c, ldc);
                 }
             }
             return;
         }
-        long tileBytes = (a.wide() ? 0 : rowsA * colsA * 4) + (b.wide() ? 0 : rowsB * colsB * 4);
-        workspace.accept(tileBytes);
-        try (Arena tile = Arena.ofConfined()) { // this tile's widened operands, freed before the next
-            MemorySegment wa = widened(tile, a, rowsA, colsA);
-            long lda = Math.max(1, a.wide() ? a.ld() : colsA); // the BLAS wants ld >= 1 even for an empty operand
-            MemorySegment wb = widened(tile, b, rowsB, colsB);
-            long ldb = Math.max(1, b.wide() ? b.ld() : colsB);
-            if (blas.isPresent()) {
-                blas.get().sgemm(ta, tb, (int) m, (int) n, (int) k, alpha, wa, (int) lda, wb, (int) ldb, beta, c, (int) ldc);
-            } else {
-                own(ta, tb, m, n, k, alpha, wa, lda, wb, ldb, beta, c, ldc);
-            }
-        } finally {
-            workspace.accept(-tileBytes);
+        MemorySegment wa = widened(scratch, 0, a, rowsA, colsA);
+        long lda = Math.max(1, a.wide() ? a.ld() : colsA); // the BLAS wants ld >= 1 even for an empty operand
+        MemorySegment wb = widened(scratch, 1, b, rowsB, colsB);
+        long ldb = Math.max(1, b.wide() ? b.ld() : colsB);
+        if (blas.isPresent()) {
+            blas.get().sgemm(ta, tb, (int) m, (int) n, (int) k, alpha, wa, (int) lda, wb, (int) ldb, beta, c, (int) ldc);
+        } else {
+            own(ta, tb, m, n, k, alpha, wa, lda, wb, ldb, beta, c, ldc);
         }
     }
 
-    /** The operand's rows x cols block as tight f32: itself when already f32, else widened into scratch. */
-    private MemorySegment widened(Arena scratch, Operand x, long rows, long cols) {
+    /**
+     * One call's f32 tiles: a buffer per operand, grown to the largest tile and reused for every
+     * tile of the call (no allocation, no page faults per tile), counted as workspace while it lives.
+     */
+    private final class Scratch implements AutoCloseable {
+        private final Arena arena = Arena.ofConfined();
+        private final MemorySegment[] buffers = new MemorySegment[2];
+        private long bytes;
+
+        MemorySegment get(int operand, long size) {
+            MemorySegment buf = buffers[operand];
+            if (buf == null || buf.byteSize() < size) {
+                buf = arena.allocate(size, 64);
+                workspace.accept(size);
+                bytes += size;
+                buffers[operand] = buf;
+            }
+            return buf;
+        }
+
+        @Override
+        public void close() {
+            arena.close();
+            workspace.accept(-bytes);
+        }
+    }
+
+    /** The operand's rows x cols block as tight f32: itself when already f32, else widened into its scratch buffer. */
+    private MemorySegment widened(Scratch scratch, int operand, Operand x, long rows, long cols) {
         if (x.wide()) {
             return x.segment();
         }
-        MemorySegment out = scratch.allocate(Math.max(4, rows * cols * 4), 64);
+        MemorySegment out = scratch.get(operand, Math.max(4, rows * cols * 4));
         if (x.ld() == cols) {
             check(lib.widen(x.dtype().code(), x.segment(), rows * cols, out), "rlk_widen");
             return out;

@@ -44,10 +44,20 @@ public final class JCudaLauncher implements KernelLauncher {
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
     private final CUmodule module = new CUmodule();
-    private final CUstream stream = new CUstream();
+    private final Stream stream = new Stream();
+    /** cuBLAS, unless absent or rlkernels.blas=own; its handle is made on the first product. */
+    private final Cublas cublas = "own".equals(System.getProperty("rlkernels.blas")) ? null : Cublas.get().orElse(null);
+    private long cublasHandle;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final String description;
     private boolean closed;
+
+    /** The stream, which can read back its raw handle (cuBLAS takes it). */
+    private static final class Stream extends CUstream {
+        long address() {
+            return getNativePointer();
+        }
+    }
 
     /** cuMemAlloc fills this subclass, which can read back the raw address. */
     private static final class DevicePointer extends CUdeviceptr {
@@ -228,6 +238,24 @@ public final class JCudaLauncher implements KernelLauncher {
     }
 
     @Override
+    public String blas() {
+        return cublas == null ? null : cublas.library();
+    }
+
+    @Override
+    public synchronized void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a,
+                                  io.rlkernels.tensor.DType aType, long b, io.rlkernels.tensor.DType bType, float beta, long c) {
+        if (cublas == null) {
+            throw new UnsupportedOperationException("no cuBLAS on " + description);
+        }
+        makeCurrent();
+        if (cublasHandle == 0) {
+            cublasHandle = cublas.create(stream.address());
+        }
+        cublas.gemm(cublasHandle, transA, transB, m, n, k, alpha, a, aType, b, bType, beta, c);
+    }
+
+    @Override
     public synchronized void synchronize() {
         makeCurrent();
         check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize");
@@ -241,6 +269,10 @@ public final class JCudaLauncher implements KernelLauncher {
         closed = true;
         makeCurrent();
         JCudaDriver.cuStreamSynchronize(stream);
+        if (cublasHandle != 0) {
+            cublas.destroy(cublasHandle); // before its stream and context go
+            cublasHandle = 0;
+        }
         JCudaDriver.cuStreamDestroy(stream);
         JCudaDriver.cuModuleUnload(module);
         JCudaDriver.cuDevicePrimaryCtxRelease(device);

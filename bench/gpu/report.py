@@ -225,11 +225,12 @@ def markdown(results_dir):
                                   "%s %sx%s" % (e.get("dtype"), e.get("rows"), e.get("vocab")) if e.get("rows") else "",
                                   e.get("message")))
         w("")
-    extra = os.path.join(results_dir, "bench", "ops.md")
-    if os.path.exists(extra):  # GpuOpsBench writes its own table
-        with open(extra, encoding="utf-8") as f:
-            w(f.read().rstrip("\n"))
-        w("")
+    for table in ("ops.md", "linear.md"):  # GpuOpsBench and GpuLinearHeadBench write their own tables
+        extra = os.path.join(results_dir, "bench", table)
+        if os.path.exists(extra):
+            with open(extra, encoding="utf-8") as f:
+                w(f.read().rstrip("\n"))
+            w("")
     w("Steps of this run (`run.sh`):")
     w("")
     w("| step | status | note |")

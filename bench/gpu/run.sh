@@ -393,9 +393,19 @@ step_bench_ops() { # advantages, GAE, whitening, policy loss: cuda beside native
   return $rc
 }
 
+step_bench_linear() { # log-probs from hidden states: materialised, fused, fused loss (issue 14)
+  local size=(); [ "$quick" = 1 ] && size=(--rows 64 --hidden 32 --vocab 512 --workspace-mb 1 --trials 2)
+  with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuLinearHeadBench \
+    ${size[@]+"${size[@]}"} --out "$out/bench/linear.md"
+  local rc=$?
+  [ "$rc" = "$SKIP" ] && note "cuda backend unavailable"
+  return $rc
+}
+
 if [ "$do_bench" = 1 ]; then
   step bench-copy step_bench_copy
   step bench-ops step_bench_ops
+  step bench-linear step_bench_linear
   step bench-logprobs step_bench_logprobs
   if [ -f "$out/bench/torch.status" ]; then
     record_from bench-torch "$out/bench/torch.status"
@@ -408,7 +418,7 @@ if [ "$do_bench" = 1 ]; then
     record accuracy skipped "no benchmark ran"
   fi
 else
-  for s in bench-copy bench-ops bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
+  for s in bench-copy bench-ops bench-linear bench-logprobs bench-torch accuracy; do record "$s" skipped "--no-bench"; done
 fi
 
 echo

@@ -29,13 +29,15 @@ final class InfoCommand implements Runnable {
             case REFERENCE -> "plain Java, f64 accumulation (the test oracle)";
             case NATIVE -> {
                 try (NativeBackend b = NativeBackend.open()) {
-                    yield b.description() + " (CPU supports " + String.join(", ", NativeBackend.supportedIsas()) + ")";
+                    yield b.description() + " (CPU supports " + String.join(", ", NativeBackend.supportedIsas()) + "); products: "
+                            + b.blas();
                 }
             }
             case CUDA -> {
                 try (CudaBackend b = CudaBackend.open()) {
                     int devices = CudaProbe.result().devices();
-                    yield b.description() + ", kernels loaded (" + devices + (devices == 1 ? " device" : " devices") + " visible)";
+                    yield b.description() + ", kernels loaded (" + devices + (devices == 1 ? " device" : " devices") + " visible); products: "
+                            + b.blas();
                 } catch (RuntimeException e) {
                     yield "driver found, but opening the device failed: " + e.getMessage();
                 }

@@ -213,11 +213,16 @@ class LinearLogProbsTest {
     }
 
     private static double[] f64Logits(HostTensor h, HostTensor w, int i, int d, int v) {
+        return f64Logits(doubles(h), doubles(w), i, d, v);
+    }
+
+    /** Row i's logits sum_k H_ik W_jk in f64 from f64 copies of H [n, d] and W [v, d]. */
+    private static double[] f64Logits(double[] hh, double[] ww, int i, int d, int v) {
         double[] z = new double[v];
         for (int j = 0; j < v; j++) {
             double s = 0;
             for (int k = 0; k < d; k++) {
-                s += h.getFloat((long) i * d + k) * (double) w.getFloat((long) j * d + k);
+                s += hh[i * d + k] * ww[j * d + k];
             }
             z[j] = s;
         }
@@ -231,15 +236,7 @@ class LinearLogProbsTest {
             if (y[i] < 0) {
                 continue;
             }
-            double[] z = new double[v];
-            for (int j = 0; j < v; j++) {
-                double s = 0;
-                for (int k = 0; k < d; k++) {
-                    s += hh[i * d + k] * ww[j * d + k];
-                }
-                z[j] = s;
-            }
-            LogProbsReference.Row r = LogProbsReference.logProbsRow(z, (int) y[i], t);
+            LogProbsReference.Row r = LogProbsReference.logProbsRow(f64Logits(hh, ww, i, d, v), (int) y[i], t);
             total += g[i] * r.logp() + he[i] * r.entropy();
         }
         return total;

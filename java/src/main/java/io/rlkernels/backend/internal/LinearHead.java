@@ -35,24 +35,28 @@ final class LinearHead {
     void forward(LinearLogProbs.Config cfg, Tensor hidden, Tensor weight, Tensor targets, Tensor logp, Tensor lse, Tensor entropy,
                  Tensor lseParts) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkForward(cfg, hidden, weight, targets, logp, lse, entropy, lseParts);
-        if (d.rows() == 0) {
-            return;
-        }
-        long step = cfg.chunkRows(d.vocab(), d.rows());
-        try (BackendBase.Workspace chunk = b.workspace(DType.F32, step, d.vocab())) {
-            for (long r0 = 0; r0 < d.rows(); r0 += step) {
-                long r = Math.min(step, d.rows() - r0);
-                Tensor z = logits(chunk, r, d, hidden, weight, r0);
-                b.runLogProbs(cfg.logProbs(), z, rows(targets, r0, r), rows(logp, r0, r), rows(lse, r0, r), rows(entropy, r0, r),
-                        rows(lseParts, r0, r));
-            }
-        }
+        eachChunk(cfg, d, hidden, weight, (z, r0, r) -> b.runLogProbs(cfg.logProbs(), z, rows(targets, r0, r), rows(logp, r0, r),
+                rows(lse, r0, r), rows(entropy, r0, r), rows(lseParts, r0, r)));
     }
 
     void backward(LinearLogProbs.Config cfg, Tensor hidden, Tensor weight, Tensor targets, Tensor lseParts, Tensor entropy,
                   Tensor gradLogp, Tensor gradEntropy, Tensor gradHidden, Tensor gradWeight) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkBackward(cfg, hidden, weight, targets, lseParts, entropy, gradLogp,
                 gradEntropy, gradHidden, gradWeight);
+        eachChunk(cfg, d, hidden, weight, (z, r0, r) -> {
+            b.runLogProbsBackward(cfg.logProbs(), z, rows(targets, r0, r), rows(lseParts, r0, r), rows(entropy, r0, r),
+                    rows(gradLogp, r0, r), rows(gradEntropy, r0, r), z);
+            gradientProducts(z, hidden, weight, r0, r, gradHidden, gradWeight);
+        });
+    }
+
+    /** What runs on one chunk's logits z (rows [r0, r0 + r) of the batch). */
+    private interface ChunkBody {
+        void run(Tensor z, long r0, long r);
+    }
+
+    /** The batch in chunks of rows: each chunk's logits formed in one workspace, then {@code body}. */
+    private void eachChunk(LinearLogProbs.Config cfg, LinearLogProbs.Dims d, Tensor hidden, Tensor weight, ChunkBody body) {
         if (d.rows() == 0) {
             return;
         }
@@ -60,10 +64,7 @@ final class LinearHead {
         try (BackendBase.Workspace chunk = b.workspace(DType.F32, step, d.vocab())) {
             for (long r0 = 0; r0 < d.rows(); r0 += step) {
                 long r = Math.min(step, d.rows() - r0);
-                Tensor z = logits(chunk, r, d, hidden, weight, r0);
-                b.runLogProbsBackward(cfg.logProbs(), z, rows(targets, r0, r), rows(lseParts, r0, r), rows(entropy, r0, r),
-                        rows(gradLogp, r0, r), rows(gradEntropy, r0, r), z);
-                gradientProducts(z, hidden, weight, r0, r, gradHidden, gradWeight);
+                body.run(logits(chunk, r, d, hidden, weight, r0), r0, r);
             }
         }
     }

@@ -181,8 +181,8 @@ CUBLAS_API cublasGemmEx(Handle *handle, int transa, int transb, int m, int n, in
     const void *p;
     long long elements;
     size_t size;
-  } extents[] = {{"A", a, cols_a == 0 ? 0 : (long long)(cols_a - 1) * lda + rows_a, type_size(atype)},
-                 {"B", b, cols_b == 0 ? 0 : (long long)(cols_b - 1) * ldb + rows_b, type_size(btype)},
+  } extents[] = {{"A", a, cols_a == 0 || rows_a == 0 ? 0 : (long long)(cols_a - 1) * lda + rows_a, type_size(atype)},
+                 {"B", b, cols_b == 0 || rows_b == 0 ? 0 : (long long)(cols_b - 1) * ldb + rows_b, type_size(btype)},
                  {"C", c, (long long)(n - 1) * ldc + m, 4}};
   for (const Extent &e : extents) {
     if (e.elements > 0 && !in_device_memory(e.p, (size_t)e.elements * e.size)) {

@@ -10,6 +10,7 @@ import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
@@ -60,7 +61,8 @@ class PublicEntriesPropertyTest {
     @Provide
     Arbitrary<String> ops() {
         return Arbitraries.of("logProbs", "logProbsBackward", "groupAdvantages", "sequenceToTokens", "gae", "discountedReturns",
-                "maskedWhiten", "policyLoss", "bgpo", "matmul", "download");
+                "maskedWhiten", "policyLoss", "bgpo", "matmul", "download", "linearLogProbs", "linearLogProbsBackward",
+                "linearPolicyLoss");
     }
 
     @Property(tries = 1500)
@@ -518,8 +520,8 @@ class PublicEntriesPropertyTest {
                 long m = rng.nextInt(5);
                 long k = rng.nextInt(5);
                 long nn = rng.nextInt(5);
-                c.input("a", floats(rng, DType.F32, 1, ta ? k : m, ta ? m : k));
-                c.input("b", floats(rng, DType.F32, 1, tb ? nn : k, tb ? k : nn));
+                c.input("a", floats(rng, logitType(rng), 1, ta ? k : m, ta ? m : k));
+                c.input("b", floats(rng, logitType(rng), 1, tb ? nn : k, tb ? k : nn));
                 c.output("c", DType.F32, m, nn);
                 float beta = rng.nextBoolean() ? 0f : 0.5f;
                 if (beta != 0) {
@@ -529,6 +531,58 @@ class PublicEntriesPropertyTest {
                     c.args.put("c", c.own(c.backend.upload(init)));
                 }
                 c.run = b -> b.matmul(ta, tb, 1f, c.t("a"), c.t("b"), beta, c.t("c"));
+            }
+            case "linearLogProbs", "linearLogProbsBackward", "linearPolicyLoss" -> {
+                long d = 1 + rng.nextInt(4);
+                LinearLogProbs.Config cfg = LinearLogProbs.Config.defaults()
+                        .withLogProbs(LogProbs.Config.defaults().withTemperature(0.3f + rng.nextFloat() * 1.7f))
+                        .withMaxChunkRows(rng.nextInt(3));
+                int[] lengths = lengths(rng, (int) n);
+                SequenceLayout seqs = c.own(SequenceLayout.ofLengths(lengths));
+                long rows = op.equals("linearPolicyLoss") ? seqs.tokens() : n;
+                HostTensor h = floats(rng, logitType(rng), 1, rows, d);
+                HostTensor w = floats(rng, logitType(rng), 1, v, d);
+                HostTensor y = tokenIds(rng, rows, v, true);
+                c.input("hidden", h);
+                c.input("weight", w);
+                c.ids("targets", y);
+                if (op.equals("linearLogProbs")) {
+                    c.output("logp", DType.F32, rows);
+                    c.output("lse", DType.F32, rows);
+                    c.output("entropy", DType.F32, rows);
+                    c.output("lseParts", DType.F32, rows, 2);
+                    c.optional.add("entropy");
+                    c.run = b -> b.linearLogProbs(cfg, c.t("hidden"), c.t("weight"), c.t("targets"), c.t("logp"), c.t("lse"),
+                            c.t("entropy"), c.t("lseParts"));
+                } else if (op.equals("linearLogProbsBackward")) {
+                    try (Backend ref = io.rlkernels.backend.Backends.open(io.rlkernels.backend.BackendKind.REFERENCE);
+                         LogProbs.Result r = ref.linearLogProbs(cfg, h, w, y, true)) {
+                        c.input("lseParts", copy((HostTensor) r.lseParts()));
+                        c.input("entropy", copy((HostTensor) r.entropy()));
+                    }
+                    c.input("gradLogp", floats(rng, DType.F32, 1, rows));
+                    c.input("gradEntropy", floats(rng, DType.F32, 1, rows));
+                    c.output("gradHidden", DType.F32, rows, d);
+                    c.outputs.add("gradWeight");
+                    c.args.put("gradWeight", c.own(c.backend.upload(c.own(HostTensor.allocate(DType.F32, v, d).fill(0f)))));
+                    c.run = b -> b.linearLogProbsBackward(cfg, c.t("hidden"), c.t("weight"), c.t("targets"), c.t("lseParts"),
+                            c.t("entropy"), c.t("gradLogp"), c.t("gradEntropy"), c.t("gradHidden"), c.t("gradWeight"));
+                } else {
+                    PolicyLoss.Config loss = PolicyLoss.Config.defaults().withRatio(PolicyLoss.RatioLevel.values()[rng.nextInt(2)])
+                            .withAggregation(PolicyLoss.Aggregation.values()[rng.nextInt(4)]).withEntropyCoef(rng.nextBoolean() ? 0f : 0.01f);
+                    c.input("oldLogp", floats(rng, DType.F32, 1, rows));
+                    c.input("advantages", floats(rng, DType.F32, 1, rows));
+                    c.input("mask", mask(rng, rows));
+                    c.args.put("sequences", seqs);
+                    c.output("logp", DType.F32, rows);
+                    c.output("gradHidden", DType.F32, rows, d);
+                    c.outputs.add("gradWeight");
+                    c.args.put("gradWeight", c.own(c.backend.upload(c.own(HostTensor.allocate(DType.F32, v, d).fill(0f)))));
+                    c.optional.add("logp");
+                    c.run = b -> b.linearPolicyLoss(cfg, loss, new LinearLogProbs.LossInputs(c.t("hidden"), c.t("weight"), c.t("targets"),
+                            c.t("oldLogp"), c.t("advantages"), c.t("mask"), (SequenceLayout) c.get("sequences"), null), c.t("logp"),
+                            c.t("gradHidden"), c.t("gradWeight"));
+                }
             }
             case "download" -> {
                 HostTensor src = floats(rng, DType.F32, 1, n, 2);

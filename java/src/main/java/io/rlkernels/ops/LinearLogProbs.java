@@ -31,7 +31,10 @@ import io.rlkernels.tensor.Tensor;
  *
  * <p>{@code hidden} and {@code weight} are f32, bf16 or f16, independently (multiplied as their
  * exact f32 values); targets i32 or i64 with the ignore index as in {@link LogProbs}; every output
- * and gradient is f32. The fused form with the policy loss, {@code Backend.linearPolicyLoss},
+ * and gradient is f32. Shapes, dtypes, target ids and the policy-loss inputs are checked before
+ * anything runs. A non-finite hidden state or weight makes NaN logits, and the rows they reach
+ * are NaN as {@link LogProbs} says; the fused loss, whose log-probs must be finite, then refuses
+ * the call when it reaches the chunk, after the chunks before it have added into gradWeight. The fused form with the policy loss, {@code Backend.linearPolicyLoss},
  * takes {@link LossInputs}.
  */
 public final class LinearLogProbs {

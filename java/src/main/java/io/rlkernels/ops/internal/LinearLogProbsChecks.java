@@ -154,6 +154,7 @@ public final class LinearLogProbsChecks {
             throw Check.fail("loss", "a PolicyLoss.Config", "null");
         }
         LinearLogProbs.Dims d = checkInputs(config, in.hidden(), in.weight(), in.targets());
+        PolicyLossChecks.checkPerToken(loss, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), d.rows());
         if (logp != null) {
             Check.output("logp", logp);
             Check.dtype("logp", logp, DType.F32);

@@ -2,6 +2,7 @@ package io.rlkernels.ops.internal;
 
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.Tensor;
 
@@ -24,30 +25,11 @@ public final class PolicyLossChecks {
         Check.dtype("logp", in.logp(), DType.F32);
         Check.rank("logp", in.logp(), 1);
         long n = in.tokens();
-        row("oldLogp", in.oldLogp(), n);
-        row("advantages", in.advantages(), n);
-        Check.alive("mask", in.mask());
-        Check.dtype("mask", in.mask(), DType.F32, DType.U8);
-        Check.shape("mask", in.mask(), n);
-        if (in.refLogp() != null) {
-            row("refLogp", in.refLogp(), n);
-        } else if (config.kl() != PolicyLoss.KlEstimator.NONE && config.klCoef() != 0) {
-            throw Check.fail("refLogp", "reference log-probs for the " + config.kl() + " KL term", "null");
-        }
+        checkPerToken(config, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), n);
         if (in.entropy() != null) {
             row("entropy", in.entropy(), n);
         } else if (config.entropyCoef() != 0) {
             throw Check.fail("entropy", "the entropy of each token for an entropy coefficient of " + config.entropyCoef(), "null");
-        }
-        if (in.sequences() != null) {
-            in.sequences().requireAlive("sequences");
-        }
-        if (in.sequences() != null && in.sequences().tokens() != n) {
-            throw Check.fail("sequences", "a layout of " + n + " tokens", in.sequences().tokens() + " tokens");
-        }
-        if (in.sequences() == null && config.needsSequences()) {
-            throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + " and agg " + config.aggregation(),
-                    "null");
         }
         Check.output("gradLogp", gradLogp);
         row("gradLogp", gradLogp, n);
@@ -58,6 +40,34 @@ public final class PolicyLossChecks {
         Check.output("stats", stats);
         Check.dtype("stats", stats, DType.F64);
         Check.shape("stats", stats, PolicyLoss.STATS_LENGTH);
+    }
+
+    /**
+     * The inputs other than logp and entropy, [N]: old logp and advantages f32, mask f32 or u8,
+     * the reference logp when a KL term is on, the sequences (N tokens) when the mode needs them.
+     */
+    public static void checkPerToken(PolicyLoss.Config config, Tensor oldLogp, Tensor advantages, Tensor mask,
+                                     SequenceLayout sequences, Tensor refLogp, long n) {
+        row("oldLogp", oldLogp, n);
+        row("advantages", advantages, n);
+        Check.alive("mask", mask);
+        Check.dtype("mask", mask, DType.F32, DType.U8);
+        Check.shape("mask", mask, n);
+        if (refLogp != null) {
+            row("refLogp", refLogp, n);
+        } else if (config.kl() != PolicyLoss.KlEstimator.NONE && config.klCoef() != 0) {
+            throw Check.fail("refLogp", "reference log-probs for the " + config.kl() + " KL term", "null");
+        }
+        if (sequences != null) {
+            sequences.requireAlive("sequences");
+        }
+        if (sequences != null && sequences.tokens() != n) {
+            throw Check.fail("sequences", "a layout of " + n + " tokens", sequences.tokens() + " tokens");
+        }
+        if (sequences == null && config.needsSequences()) {
+            throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + " and agg " + config.aggregation(),
+                    "null");
+        }
     }
 
     /** The refusal of finite inputs whose per-token gradient float32 cannot hold. */

@@ -57,13 +57,16 @@ int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int ity
  * from the forward's lse_parts (m, ln s) [n, 2], never from lse (whose rounding would reach every
  * p); 1 - p_y is formed as -expm1(log p_y). grad_logp (g) or grad_entropy (h) may be NULL (zero);
  * entropy (H) is read only when h is given. grad_logits may alias logits (in-place) when
- * grad_dtype == dtype. Ignored rows get zeros.
+ * grad_dtype == dtype. Ignored rows get zeros. col0 < 0: the logits are whole rows. col0 >= 0: they
+ * are columns [col0, col0 + v) of longer rows (a tile of the vocabulary), lse_parts and entropy
+ * are the whole rows', targets are ids in the whole row (checked by the caller) and a target
+ * outside the tile has no one-hot term in it.
  */
 int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype,
                      int64_t n, int64_t v, float temperature, int64_t ignore_index,
                      const float *lse_parts, const float *entropy,
                      const float *grad_logp, const float *grad_entropy,
-                     void *grad_logits, int grad_dtype);
+                     void *grad_logits, int grad_dtype, int64_t col0);
 
 /*
  * Group-normalised advantages (ARCHITECTURE §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence

@@ -14,7 +14,7 @@
                              int64_t, float *, float *, float *, float *, int64_t *);              \
   int rlk_logprobs_bwd_##sfx(const void *, int, const void *, int, int64_t, int64_t, float,        \
                              int64_t, const float *, const float *, const float *, const float *,  \
-                             void *, int);                                                         \
+                             void *, int, int64_t);                                                \
   double rlk_sum_f32_##sfx(const float *, int64_t);                                                \
   int rlk_matmul_##sfx(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *); \
   int rlk_widen_##sfx(int, const void *, int64_t, float *);
@@ -28,7 +28,7 @@ typedef struct {
   int (*fwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, float *,
              float *, float *, float *, int64_t *);
   int (*bwd)(const void *, int, const void *, int, int64_t, int64_t, float, int64_t, const float *,
-             const float *, const float *, const float *, void *, int);
+             const float *, const float *, const float *, void *, int, int64_t);
   double (*sum)(const float *, int64_t);
   int (*matmul)(int, int, int64_t, int64_t, int64_t, float, const float *, const float *, float, float *);
   int (*widen)(int, const void *, int64_t, float *);
@@ -101,10 +101,10 @@ int rlk_logprobs_fwd(const void *logits, int dtype, const void *targets, int ity
 int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int itype, int64_t n,
                      int64_t v, float temperature, int64_t ignore_index, const float *lse_parts,
                      const float *entropy, const float *grad_logp, const float *grad_entropy,
-                     void *grad_logits, int grad_dtype) {
+                     void *grad_logits, int grad_dtype, int64_t col0) {
   return VARIANTS[rlk_isa_selected()].bwd(logits, dtype, targets, itype, n, v, temperature,
                                           ignore_index, lse_parts, entropy, grad_logp, grad_entropy,
-                                          grad_logits, grad_dtype);
+                                          grad_logits, grad_dtype, col0);
 }
 
 double rlk_sum_f32(const float *x, int64_t n) { return VARIANTS[rlk_isa_selected()].sum(x, n); }

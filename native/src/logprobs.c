@@ -242,7 +242,7 @@ int RLK_FN(rlk_logprobs_fwd)(const void *logits, int dtype, const void *targets,
 int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets, int itype,
                              int64_t n, int64_t v, float temperature, int64_t ignore_index,
                              const float *lse_parts, const float *entropy, const float *grad_logp,
-                             const float *grad_entropy, void *grad_logits, int grad_dtype) {
+                             const float *grad_entropy, void *grad_logits, int grad_dtype, int64_t col0) {
   if (dtype < RLK_F32 || dtype > RLK_F16 || grad_dtype < RLK_F32 || grad_dtype > RLK_F16)
     return RLK_BAD_DTYPE;
   const float invT = 1.0f / temperature, k = invT * LOG2E;
@@ -253,12 +253,18 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
   for (int64_t i = 0; i < n; i++) {
     const void *row = (const char *)logits + (size_t)i * (size_t)v * esize;
     void *out = (char *)grad_logits + (size_t)i * (size_t)v * gsize;
-    const int64_t y = target_of(targets, itype, i);
-    const int ignored = y == ignore_index;
+    const int64_t target = target_of(targets, itype, i);
+    const int ignored = target == ignore_index;
     const float m = lse_parts[2 * i], ln_s = lse_parts[2 * i + 1];
-    if (!ignored && (y < 0 || y >= v)) status |= RLK_BAD_TARGET;
+    /* whole rows (col0 < 0): the target is a column here; a tile of columns [col0, col0 + v) of
+       longer rows: the target is a column of the whole row, checked by the caller, and has its
+       one-hot term here only when it falls in the tile */
+    const int64_t y = col0 < 0 ? target : target - col0;
+    const int bad = col0 < 0 && !ignored && (y < 0 || y >= v);
+    const int in_tile = !ignored && y >= 0 && y < v;
+    if (bad) status |= RLK_BAD_TARGET;
     /* a row without a distribution (its (m, ln s) are NaN, as the forward writes them) gets a NaN gradient */
-    if (ignored || y < 0 || y >= v || !isfinite(m) || !isfinite(ln_s)) {
+    if (ignored || bad || !isfinite(m) || !isfinite(ln_s)) {
       const vf fill = vf_splat(ignored ? 0.0f : NAN);
       int64_t j = 0;
       for (; j + RLK_W <= v; j += RLK_W) vf_store(out, grad_dtype, j, fill);
@@ -268,7 +274,7 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
     const float g = grad_logp ? grad_logp[i] : 0.0f;
     const float h = grad_entropy ? grad_entropy[i] : 0.0f;
     const float H = grad_entropy ? entropy[i] : 0.0f;
-    const float zy = scalar_load(row, dtype, y); /* read before an in-place sweep overwrites it */
+    const float zy = in_tile ? scalar_load(row, dtype, y) : 0.0f; /* read before an in-place sweep overwrites it */
 
     /* dz = -p * (g + h * (a*ln2 + H)) / T  with a = (z - m) * log2(e)/T - ln s * log2(e), p = 2^a:
        from m (one of the logits, exact) and ln s (small and precise), never from lse */
@@ -307,6 +313,7 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
       vf_store_partial(out, grad_dtype, j, (int)(v - j), DZ_OF(z, a));
     }
 #undef DZ_OF
+    if (!in_tile) continue; /* a tile without the target: every column is -p (g + h (log p + H)) / T */
     /* the target's own term, in double: 1 - p_y = -expm1(logp_y), which keeps its digits when p_y
        is near 1 (1 - p_y would cancel), rounded once into the gradient's type */
     const double logp_y = ((double)zy - m) * invT - ln_s, p_y = exp(logp_y);

@@ -27,7 +27,9 @@ import io.rlkernels.tensor.Tensor;
  * whole in every chunk, so every row is exactly as the log-probs op computes it from its logits —
  * near-certain tokens included — whatever the chunking. The logits themselves are the matrix
  * product's: bitwise repeatable for the same shapes and threads, but a BLAS may round a row by an
- * ulp differently in another chunk or at another thread count (see {@code Backend.matmul}).
+ * ulp differently in another chunk or at another thread count (see {@code Backend.matmul}). The
+ * native backend, where a chunk of whole rows would hold fewer than 512 rows, tiles the vocabulary
+ * too and merges a row's tiles in f64 (ARCHITECTURE §5.5): the same contract, not the same bits.
  *
  * <p>{@code hidden} and {@code weight} are f32, bf16 or f16, independently (multiplied as their
  * exact f32 values); targets i32 or i64 with the ignore index as in {@link LogProbs}; every output

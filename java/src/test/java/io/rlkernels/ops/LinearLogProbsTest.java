@@ -34,8 +34,16 @@ import org.junit.jupiter.params.provider.MethodSource;
 class LinearLogProbsTest {
     private static final double U = 0x1p-24;
 
-    /** Shapes: N rows, hidden size d (not a multiple of any vector width), vocabulary V, rows per chunk (0: all). */
-    private record Case(int n, int d, int v, long chunk, DType hidden, DType weight, float temperature) {}
+    /**
+     * Shapes: N rows, hidden size d (not a multiple of any vector width), vocabulary V, rows per
+     * chunk (0: all), and the workspace (0: the default; a small one makes the native backend tile
+     * the vocabulary too).
+     */
+    private record Case(int n, int d, int v, long chunk, DType hidden, DType weight, float temperature, long workspace) {
+        Case(int n, int d, int v, long chunk, DType hidden, DType weight, float temperature) {
+            this(n, d, v, chunk, hidden, weight, temperature, 0);
+        }
+    }
 
     private static final Case[] CASES = {
         new Case(13, 37, 211, 0, DType.F32, DType.F32, 1f),
@@ -45,6 +53,9 @@ class LinearLogProbsTest {
         new Case(7, 16, 64, 3, DType.F16, DType.F32, 1f),
         new Case(1, 5, 1, 0, DType.F32, DType.F32, 1f), // N = 1, V = 1: logp = 0
         new Case(6, 8, 1, 2, DType.BF16, DType.F32, 1f),
+        // 5.6 KB: two rows of whole logits, so native tiles 5 rows x 280 columns (280, 280, 140)
+        new Case(13, 11, 700, 0, DType.F32, DType.F32, 0.8f, 4 * 700 * 2),
+        new Case(9, 6, 1000, 0, DType.BF16, DType.F32, 1.1f, 4 * 1000 * 3),
     };
 
     private static HostTensor hidden(SplittableRandom rng, Case c) {
@@ -56,8 +67,9 @@ class LinearLogProbsTest {
     }
 
     private static LinearLogProbs.Config config(Case c) {
-        return LinearLogProbs.Config.defaults().withLogProbs(LogProbs.Config.defaults().withTemperature(c.temperature))
-                .withMaxChunkRows(c.chunk);
+        LinearLogProbs.Config cfg = LinearLogProbs.Config.defaults().withLogProbs(LogProbs.Config.defaults()
+                .withTemperature(c.temperature)).withMaxChunkRows(c.chunk);
+        return c.workspace > 0 ? cfg.withWorkspaceBytes(c.workspace) : cfg;
     }
 
     /** delta per row: d 2^-24 max_v sum_k |H_ik W_vk|, the f32 product's bound on any logit's error. */
@@ -383,7 +395,12 @@ class LinearLogProbsTest {
     }
 
     /** A loss case: the sequences' lengths, rows per chunk, and the loss; {@code passes} is how many passes over W it takes. */
-    private record LossCase(int[] lengths, long chunk, PolicyLoss.Config loss, boolean withSequences, int passes) {}
+    private record LossCase(int[] lengths, long chunk, PolicyLoss.Config loss, boolean withSequences, int passes, int vocab,
+                            long workspace) {
+        LossCase(int[] lengths, long chunk, PolicyLoss.Config loss, boolean withSequences, int passes) {
+            this(lengths, chunk, loss, withSequences, passes, 130, 0);
+        }
+    }
 
     private static final LossCase[] LOSS_CASES = {
         // token ratio, token-mean, KL and entropy bonus, fixed chunks (4 does not divide 14): one pass
@@ -398,6 +415,10 @@ class LinearLogProbsTest {
         // an explicit (global) denominator, dual clip, the norm mode
         new LossCase(new int[] {4, 4, 6}, 5, PolicyLoss.Config.defaults().withDualClip(3f)
                 .withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_SUM_NORM).withDenominator(32), true, 1),
+        // a workspace of 2 rows of V = 600: native tiles the vocabulary and takes two passes; the others one row chunk at a time
+        new LossCase(new int[] {3, 5, 2}, 0, PolicyLoss.Config.defaults().withRatio(PolicyLoss.RatioLevel.SEQUENCE)
+                .withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN).withClip(3e-4f, 4e-4f).withEntropyCoef(0.01f), true, 2,
+                600, 4 * 600 * 2),
     };
 
     @ParameterizedTest(name = "{0}")
@@ -409,7 +430,7 @@ class LinearLogProbsTest {
         try (Backend b = bt.open()) {
             for (LossCase lc : LOSS_CASES) {
                 int n = java.util.Arrays.stream(lc.lengths).sum();
-                Case c = new Case(n, 21, 130, lc.chunk, DType.BF16, DType.F32, 1f);
+                Case c = new Case(n, 21, lc.vocab, lc.chunk, DType.BF16, DType.F32, 1f, lc.workspace);
                 String where = bt + " " + lc.loss + " lengths=" + java.util.Arrays.toString(lc.lengths) + " chunk=" + lc.chunk
                         + " seed=" + seed;
                 LinearLogProbs.Config cfg = config(c);
@@ -471,6 +492,51 @@ class LinearLogProbsTest {
             assertTrue(scale > 0, where + ": a gradient that is not zero");
             for (long e = 0; e < want.numel(); e++) {
                 new Tolerance(1e-3 * scale, 1e-3).assertClose(want.getFloat(e), got.getFloat(e), where + "[" + e + "]");
+            }
+        }
+    }
+
+    /**
+     * Rows whose target has p_y = 1 - 1e-7, the rest of the mass spread over every tile of the
+     * vocabulary: logp = -1e-7 to float32's precision (the log-probs contract, no product rounding:
+     * H = (1, 0) and W = (a_v, 0) make the products exact), whether a backend takes whole rows or,
+     * with a small workspace, tiles of the vocabulary.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void nearCertainTokensKeepTheirDigitsAcrossVocabularyTiles(BackendUnderTest bt) {
+        int n = 4;
+        int v = 900;
+        int[] target = {0, 450, 899, 300};
+        Backend ref = new ReferenceBackend();
+        int d = n + 1; // row i's hidden state is e_0 + e_(i+1): column i+1 of W lifts only row i's target
+        try (Backend b = bt.open(); HostTensor h = HostTensor.allocate(DType.F32, n, d).fill(0f);
+             HostTensor w = HostTensor.allocate(DType.F32, v, d).fill(0f); HostTensor y = HostTensor.allocate(DType.I64, n)) {
+            float rest = (float) Math.log(1e-7 / (v - 1)); // the other v - 1 tokens share 1e-7 of the mass
+            for (int j = 0; j < v; j++) {
+                w.setFloat((long) j * d, rest);
+            }
+            for (int i = 0; i < n; i++) {
+                h.setFloat((long) i * d, 1f);
+                h.setFloat((long) i * d + i + 1, 1f);
+                y.setLong(i, target[i]);
+                w.setFloat((long) target[i] * d + i + 1, -rest); // row i: z = 0 at its target, rest elsewhere (exactly)
+            }
+            for (long ws : new long[] {0, 4L * v * 2}) {
+                LinearLogProbs.Config cfg = ws == 0 ? LinearLogProbs.Config.defaults() : LinearLogProbs.Config.defaults().withWorkspaceBytes(ws);
+                try (LogProbs.Result want = ref.linearLogProbs(cfg, h, w, y, true); LogProbs.Result got = b.linearLogProbs(cfg, h, w, y, true)) {
+                    HostTensor gl = down(b, got.logp());
+                    HostTensor ge = down(b, got.entropy());
+                    for (int i = 0; i < n; i++) {
+                        double wl = ((HostTensor) want.logp()).getFloat(i);
+                        assertTrue(wl < 0 && wl > -1e-5, "the truth is near 0: " + wl);
+                        Tolerance.LOGPROBS_FORWARD.assertClose(wl, gl.getFloat(i), bt + " workspace " + ws + " logp[" + i + "]");
+                        Tolerance.LOGPROBS_FORWARD.assertClose(((HostTensor) want.entropy()).getFloat(i), ge.getFloat(i),
+                                bt + " workspace " + ws + " entropy[" + i + "]");
+                    }
+                    gl.close();
+                    ge.close();
+                }
             }
         }
     }

@@ -1,7 +1,9 @@
 package io.rlkernels.backend.internal;
 
 import io.rlkernels.ops.SequenceLayout;
+import io.rlkernels.tensor.DeviceTensor;
 import io.rlkernels.tensor.HostTensor;
+import io.rlkernels.tensor.Tensor;
 
 /** How the log-probs from hidden states split a batch into chunks of rows (not API; tests check it). */
 public final class LinearChunks {
@@ -44,4 +46,21 @@ public final class LinearChunks {
         return out.stream().mapToLong(Long::longValue).toArray();
     }
 
+
+    /** Rows [from, from + count) of a rank-1 or rank-2 tensor as a view of its memory (null stays null). */
+    public static Tensor rows(Tensor t, long from, long count) {
+        if (t == null) {
+            return null;
+        }
+        if (from == 0 && count == t.dim(0)) {
+            return t;
+        }
+        long width = t.rank() == 1 ? 1 : t.dim(1);
+        long[] shape = t.rank() == 1 ? new long[] {count} : new long[] {count, width};
+        long bytes = t.dtype().byteSize();
+        return switch (t) {
+            case HostTensor h -> HostTensor.wrap(h.segment().asSlice(from * width * bytes, count * width * bytes), t.dtype(), shape);
+            case DeviceTensor dt -> DeviceTensor.wrap(dt.address() + from * width * bytes, t.dtype(), shape);
+        };
+    }
 }

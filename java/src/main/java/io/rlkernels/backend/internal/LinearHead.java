@@ -189,20 +189,7 @@ final class LinearHead {
         }
     }
 
-    /** Rows [from, from + count) of a rank-1 or rank-2 tensor as a view of its memory (null stays null). */
-    static Tensor rows(Tensor t, long from, long count) {
-        if (t == null) {
-            return null;
-        }
-        if (from == 0 && count == t.dim(0)) {
-            return t;
-        }
-        long width = t.rank() == 1 ? 1 : t.dim(1);
-        long[] shape = t.rank() == 1 ? new long[] {count} : new long[] {count, width};
-        long bytes = t.dtype().byteSize();
-        return switch (t) {
-            case HostTensor h -> HostTensor.wrap(h.segment().asSlice(from * width * bytes, count * width * bytes), t.dtype(), shape);
-            case DeviceTensor dt -> DeviceTensor.wrap(dt.address() + from * width * bytes, t.dtype(), shape);
-        };
+    private static Tensor rows(Tensor t, long from, long count) {
+        return LinearChunks.rows(t, from, count);
     }
 }

@@ -61,7 +61,22 @@ final class LogProbsCalls {
                 gradEntropy == null ? MemorySegment.NULL : segment("entropy", entropy),
                 gradLogp == null ? MemorySegment.NULL : segment("gradLogp", gradLogp),
                 gradEntropy == null ? MemorySegment.NULL : segment("gradEntropy", gradEntropy),
-                segment("gradLogits", gradLogits), gradLogits.dtype().code());
+                segment("gradLogits", gradLogits), gradLogits.dtype().code(), -1L);
+        check(rc, "rlk_logprobs_bwd");
+    }
+
+    /**
+     * The backward on a vocabulary tile, in place: {@code tile} [n, vt] f32 holds columns [col0,
+     * col0 + vt) of the rows' logits; lseParts, entropy and the targets (ids of the whole row) are
+     * the whole rows'. The caller has checked every argument against the whole rows.
+     */
+    void backwardTile(LogProbs.Config config, HostTensor tile, HostTensor targets, HostTensor lseParts, HostTensor entropy,
+                      HostTensor gradLogp, HostTensor gradEntropy, long col0) {
+        int rc = lib.logprobsBwd(tile.segment(), tile.dtype().code(), targets.segment(), targets.dtype().code(), tile.dim(0),
+                tile.dim(1), config.temperature(), config.ignoreIndex(), lseParts.segment(),
+                gradEntropy == null ? MemorySegment.NULL : entropy.segment(),
+                gradLogp == null ? MemorySegment.NULL : gradLogp.segment(),
+                gradEntropy == null ? MemorySegment.NULL : gradEntropy.segment(), tile.segment(), tile.dtype().code(), col0);
         check(rc, "rlk_logprobs_bwd");
     }
 }

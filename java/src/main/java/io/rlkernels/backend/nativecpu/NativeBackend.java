@@ -8,7 +8,9 @@ import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
+import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.internal.LinearLogProbsChecks;
 import io.rlkernels.ops.MaskedWhiten;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
@@ -38,6 +40,7 @@ public final class NativeBackend extends BackendBase {
     private final PolicyLossCalls policyLoss;
     private final BgpoCalls bgpo;
     private final MatmulCalls matmul;
+    private final LinearLogProbsCalls linear;
 
     private NativeBackend(NativeLibrary lib, boolean forcedIsa) {
         this.lib = lib;
@@ -48,6 +51,7 @@ public final class NativeBackend extends BackendBase {
         this.policyLoss = new PolicyLossCalls(calls);
         this.bgpo = new BgpoCalls(calls);
         this.matmul = new MatmulCalls(calls, this::accountWorkspace);
+        this.linear = new LinearLogProbsCalls(calls, logProbs, matmul, this::accountWorkspace);
     }
 
     /** The backend; throws {@link IllegalStateException} naming the reason when the library cannot load. */
@@ -196,5 +200,42 @@ public final class NativeBackend extends BackendBase {
         if (forcedIsa) {
             lib.isaSelect(ISA_AUTO);
         }
+    }
+
+    /** Whether a log-probs call from hidden states tiles the vocabulary here (LinearLogProbsCalls), after checking its inputs. */
+    private static boolean tiled(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets) {
+        LinearLogProbs.Dims d = LinearLogProbsChecks.checkInputs(config, hidden, weight, targets);
+        return LinearLogProbsCalls.tiles(config, d.rows(), d.vocab());
+    }
+
+    @Override
+    protected void runLinearLogProbs(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets, Tensor logp,
+                                     Tensor lse, Tensor entropy, Tensor lseParts) {
+        if (tiled(config, hidden, weight, targets)) {
+            linear.forward(config, hidden, weight, targets, logp, lse, entropy, lseParts);
+        } else {
+            super.runLinearLogProbs(config, hidden, weight, targets, logp, lse, entropy, lseParts);
+        }
+    }
+
+    @Override
+    protected void runLinearLogProbsBackward(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets,
+                                             Tensor lseParts, Tensor entropy, Tensor gradLogp, Tensor gradEntropy,
+                                             Tensor gradHidden, Tensor gradWeight) {
+        if (tiled(config, hidden, weight, targets)) {
+            linear.backward(config, hidden, weight, targets, lseParts, entropy, gradLogp, gradEntropy, gradHidden, gradWeight);
+        } else {
+            super.runLinearLogProbsBackward(config, hidden, weight, targets, lseParts, entropy, gradLogp, gradEntropy, gradHidden,
+                    gradWeight);
+        }
+    }
+
+    @Override
+    protected PolicyLoss.Stats runLinearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss,
+                                                   LinearLogProbs.LossInputs in, Tensor logp, Tensor gradHidden, Tensor gradWeight) {
+        if (in != null && tiled(config, in.hidden(), in.weight(), in.targets())) {
+            return linear.loss(config, loss, in, logp, gradHidden, gradWeight, policyLoss);
+        }
+        return super.runLinearPolicyLoss(config, loss, in, logp, gradHidden, gradWeight);
     }
 }

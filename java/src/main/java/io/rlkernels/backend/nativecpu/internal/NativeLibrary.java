@@ -32,7 +32,7 @@ public final class NativeLibrary {
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
     private static final FunctionDescriptor BWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
-            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT);
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG);
 
     /** The loaded library, or why it could not be loaded. */
     private static final Object LOADED = load();
@@ -210,16 +210,20 @@ public final class NativeLibrary {
         }
     }
 
-    /** rlk_logprobs_bwd from the forward's lseParts; optional arguments are {@link MemorySegment#NULL}. Returns the status. */
+    /**
+     * rlk_logprobs_bwd from the forward's lseParts; optional arguments are {@link MemorySegment#NULL}.
+     * {@code col0} negative: whole rows; else the logits are columns [col0, col0 + v) of longer rows
+     * (a vocabulary tile; targets are ids of the whole row). Returns the status.
+     */
     public int logprobsBwd(MemorySegment logits, int dtype, MemorySegment targets, int itype, long n, long v,
                            float temperature, long ignoreIndex, MemorySegment lseParts, MemorySegment entropy,
                            MemorySegment gradLogp, MemorySegment gradEntropy, MemorySegment gradLogits,
-                           int gradDtype) {
+                           int gradDtype, long col0) {
         MethodHandle h = anyHeap(logits, targets, lseParts, entropy, gradLogp, gradEntropy, gradLogits)
                 ? logprobsBwdCritical : logprobsBwd;
         try {
             return (int) h.invokeExact(logits, dtype, targets, itype, n, v, temperature, ignoreIndex, lseParts, entropy,
-                    gradLogp, gradEntropy, gradLogits, gradDtype);
+                    gradLogp, gradEntropy, gradLogits, gradDtype, col0);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -11,6 +11,10 @@ on stdout (logs go to stderr); bench/gpu/report.py joins them with GpuLogProbsBe
       the PyTorch baselines on the same tensors
   bench_torch.py compare --work DIR         numpy only: GpuLogProbsBench's outputs (DIR/ours/*.npy)
                                             against the f64 reference
+  bench_torch.py linear --rows N --hidden D --vocab V --dtype bf16 [--md FILE]
+      log-probs from hidden states as PyTorch trainers write them (logits = h @ w.T, log_softmax,
+      gather, backward into h and w), eager and torch.compile: ms a step and peak device memory
+      beyond h, w and their gradients (torch.cuda.max_memory_allocated); appends a table to FILE
 
 Timing: CUDA events around `trials` batches of `repeats` back-to-back calls; the figure is the
 batch mean (median and minimum over batches). The backward is timed alone: each iteration runs
@@ -318,6 +322,74 @@ def cmd_compare(args):
     return 0 if ok else 1
 
 
+def cmd_linear(args):
+    torch = import_torch()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        log("skipped: no CUDA device")
+        return EXIT_NO_CUDA
+    timer = Timer(torch, args.device)
+    n, d, v = args.rows, args.hidden, args.vocab
+    dt = getattr(torch, DTYPES[args.dtype])
+    gen = torch.Generator(device=args.device).manual_seed(args.seed)
+    h = torch.randn(n, d, generator=gen, device=args.device).to(dt).requires_grad_(True)
+    w = (torch.randn(v, d, generator=gen, device=args.device) / d ** 0.5).to(dt).requires_grad_(True)
+    y = torch.randint(0, v, (n,), generator=gen, device=args.device)
+    g = torch.randn(n, generator=gen, device=args.device) / n
+
+    def step(hh, ww, yy, gg):
+        logp = torch.log_softmax((hh @ ww.t()).float(), -1).gather(-1, yy[:, None]).squeeze(-1)
+        (logp * gg).sum().backward()
+
+    ident = dict(rows=n, hidden=d, vocab=v, dtype=args.dtype)
+    rows = []
+    impls = [("torch-eager", step)]
+    if not args.no_compile and hasattr(torch, "compile"):
+        impls.append(("torch-compile", torch.compile(step, dynamic=False)))
+    rc = 0
+    for impl, fn in impls:
+        try:
+            def once():
+                h.grad = None
+                w.grad = None
+                fn(h, w, y, g)
+            for _ in range(args.warmup):
+                once()
+            timer.sync()
+            h.grad = None
+            w.grad = None
+            if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated() if args.device.startswith("cuda") else 0
+            times = []
+            for _ in range(args.trials):
+                s = timer.mark()
+                once()
+                e = timer.mark()
+                times.append(timer.ms(s, e))
+            grads = h.grad.numel() * h.grad.element_size() + w.grad.numel() * w.grad.element_size()
+            peak = (torch.cuda.max_memory_allocated() - before - grads) if args.device.startswith("cuda") else float("nan")
+            med = statistics.median(times)
+            emit(kind="linear", impl=impl, ms=med, ms_min=min(times), peak_beyond_bytes=peak, trials=args.trials, **ident)
+            rows.append("| %s | %.2f | %.1f MB |" % (impl, med, peak / 1e6))
+            log("%-13s linear %9.2f ms, peak beyond h, w and grads %.1f MB" % (impl, med, peak / 1e6))
+        except Exception as e:  # out of memory, a compiler failure: recorded, the next one runs
+            oom = "out of memory" in str(e).lower()
+            emit(kind="error", impl=impl, op="linear", oom=oom, message="%s: %s" % (type(e).__name__, str(e).splitlines()[0][:300]),
+                 **ident)
+            rows.append("| %s | %s | |" % (impl, "out of memory" if oom else "failed: " + type(e).__name__))
+            if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            if not oom:
+                rc = 1
+    if args.md:
+        with open(args.md, "a", encoding="utf-8") as f:
+            f.write("\nPyTorch %s on the same sizes (its own random data; a step: h @ w.T, log_softmax, gather, backward "
+                    "into bf16 h and w), median of %d steps:\n\n| impl | ms a step | device memory beyond h, w and their "
+                    "gradients |\n|---|---|---|\n%s\n" % (torch.__version__, args.trials, "\n".join(rows)))
+    return rc
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # "cpu" tries the script without a GPU
@@ -341,8 +413,19 @@ def main():
             s.add_argument("--no-compile", action="store_true")
         else:
             s.add_argument("--tolerance", type=float, default=1e-4)
+    li = sub.add_parser("linear")
+    li.add_argument("--rows", type=int, default=16384)
+    li.add_argument("--hidden", type=int, default=4096)
+    li.add_argument("--vocab", type=int, default=151936)
+    li.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    li.add_argument("--seed", type=int, default=1234)
+    li.add_argument("--trials", type=int, default=5)
+    li.add_argument("--warmup", type=int, default=2)
+    li.add_argument("--no-compile", action="store_true")
+    li.add_argument("--md", default=None)
     args = p.parse_args()
-    return {"check": cmd_check, "copy": cmd_copy, "case": cmd_case, "compare": cmd_compare}[args.cmd](args)
+    return {"check": cmd_check, "copy": cmd_copy, "case": cmd_case, "compare": cmd_compare,
+            "linear": cmd_linear}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -398,7 +398,15 @@ step_bench_linear() { # log-probs from hidden states: materialised, fused, fused
   with_timeout "${RLK_CASE_TIMEOUT:-1800}" "${JAVA_RUN[@]}" -Xmx4g -cp "$BENCH_CP" io.rlkernels.bench.GpuLinearHeadBench \
     ${size[@]+"${size[@]}"} --out "$out/bench/linear.md"
   local rc=$?
-  [ "$rc" = "$SKIP" ] && note "cuda backend unavailable"
+  [ "$rc" = "$SKIP" ] && { note "cuda backend unavailable"; return $rc; }
+  if [ "$(torch_state)" = 0 ] && [ "$CUDA_OK" = 1 ]; then # PyTorch eager and torch.compile on the same sizes
+    local tsize=(); [ "$quick" = 1 ] && tsize=(--rows 64 --hidden 32 --vocab 512 --trials 2)
+    local compile=(); [ "$no_compile" = 1 ] && compile=(--no-compile)
+    with_timeout "${RLK_CASE_TIMEOUT:-1800}" "$PY" "$PYDIR/bench_torch.py" linear ${tsize[@]+"${tsize[@]}"} \
+      ${compile[@]+"${compile[@]}"} --md "$out/bench/linear.md" | tee -a "$JSONL" || note "torch linear failed"
+  else
+    note "torch: $(torch_reason)"
+  fi
   return $rc
 }
 

@@ -92,10 +92,34 @@ class LinearLogProbsTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
     void forwardAndBackwardMatchTheF64Reference(BackendUnderTest bt) {
+        try (Backend b = bt.open()) {
+            forwardAndBackwardMatch(b, bt.toString());
+        }
+    }
+
+    /**
+     * The native backend tiles the vocabulary at every size these tests use (a chunk of whole rows
+     * would hold under 512 rows); -Drlkernels.linear=rows keeps it on chunks of whole rows, so both
+     * of its paths are checked, the fused loss's one pass included.
+     */
+    @org.junit.jupiter.api.Test
+    void theNativeBackendsWholeRowPathToo() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(BackendUnderTest.selected("native") && io.rlkernels.backend.nativecpu.NativeBackend
+                .isAvailable(), "native not tested here");
+        System.setProperty("rlkernels.linear", "rows");
+        try (Backend b = io.rlkernels.backend.nativecpu.NativeBackend.open()) {
+            forwardAndBackwardMatch(b, "native (whole rows)");
+            fusedLossMatches(b, "native (whole rows)");
+        } finally {
+            System.clearProperty("rlkernels.linear");
+        }
+    }
+
+    private void forwardAndBackwardMatch(Backend b, String bt) {
         long seed = TestData.newSeed();
         SplittableRandom rng = new SplittableRandom(seed);
         Backend ref = new ReferenceBackend();
-        try (Backend b = bt.open()) {
+        {
             for (Case c : CASES) {
                 String where = bt + " " + c + " seed=" + seed;
                 LinearLogProbs.Config cfg = config(c);
@@ -424,10 +448,16 @@ class LinearLogProbsTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
     void theFusedLossMatchesTheLossOfTheLogProbsByDefinition(BackendUnderTest bt) {
+        try (Backend b = bt.open()) {
+            fusedLossMatches(b, bt.toString());
+        }
+    }
+
+    private void fusedLossMatches(Backend b, String bt) {
         long seed = TestData.newSeed();
         SplittableRandom rng = new SplittableRandom(seed);
         Backend ref = new ReferenceBackend();
-        try (Backend b = bt.open()) {
+        {
             for (LossCase lc : LOSS_CASES) {
                 int n = java.util.Arrays.stream(lc.lengths).sum();
                 Case c = new Case(n, 21, lc.vocab, lc.chunk, DType.BF16, DType.F32, 1f, lc.workspace);

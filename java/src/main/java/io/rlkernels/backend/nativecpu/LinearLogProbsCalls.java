@@ -32,8 +32,9 @@ import java.util.function.LongConsumer;
  * whole row's (M, ln S) and H (rlk_logprobs_bwd with the tile's first column: the one-hot term only
  * in the target's tile), then dH += dz W_t and dW_t += dz^T H. Four products a step, each with all
  * the rows of a chunk; the fused loss takes two passes (forward, the loss on the batch, backward).
- * Used when a chunk of whole rows would hold fewer than {@link #MIN_ROWS} rows; otherwise the
- * backend keeps the chunks of whole rows (BackendBase's LinearHead), which are bitwise §5.1.
+ * Used when a chunk of whole rows would hold fewer than {@link #MIN_ROWS} rows (the fused loss:
+ * {@link #tilesLoss}); otherwise the backend keeps the chunks of whole rows (BackendBase's
+ * LinearHead), which are bitwise §5.1.
  */
 final class LinearLogProbsCalls {
     /** Below this many rows a chunk of whole rows would starve the BLAS: tile the vocabulary. */
@@ -53,9 +54,30 @@ final class LinearLogProbsCalls {
         this.workspace = workspace;
     }
 
+    /** Below this many rows a chunk the fused loss's one pass over whole rows loses to two passes over tiles. */
+    static final long LOSS_MIN_ROWS = 256;
+
     /** Whether this call should tile the vocabulary: whole-row chunks would be smaller than MIN_ROWS (and than N). */
     static boolean tiles(LinearLogProbs.Config cfg, long rows, long vocab) {
         return rows > 1 && cfg.chunkRows(vocab, rows) < Math.min(rows, MIN_ROWS);
+    }
+
+    /**
+     * Whether the fused loss should tile the vocabulary. Whole-row chunks take one pass (three
+     * products) where each chunk holds whole sequences, so they win down to about 256 rows a
+     * chunk (a product of 220 rows runs at ~2/3 of the BLAS's rate, measured: 3 x 3/2 > 4); tiles
+     * (four products at the full rate) win below that, and wherever the row chunks would need two
+     * passes anyway (a sequence longer than a chunk).
+     */
+    static boolean tilesLoss(LinearLogProbs.Config cfg, io.rlkernels.ops.SequenceLayout sequences, long rows, long vocab) {
+        if (rows <= 1) {
+            return false;
+        }
+        long step = cfg.chunkRows(vocab, rows);
+        if (step >= rows) {
+            return false; // one chunk: one pass
+        }
+        return step < Math.min(rows, LOSS_MIN_ROWS) || io.rlkernels.backend.internal.LinearChunks.bounds(sequences, rows, step) == null;
     }
 
     /** The rows of a chunk and the columns of a tile: rows x columns f32 within the workspace. */

@@ -41,6 +41,8 @@ public final class NativeBackend extends BackendBase {
     private final BgpoCalls bgpo;
     private final MatmulCalls matmul;
     private final LinearLogProbsCalls linear;
+    /** {@code -Drlkernels.linear=rows} keeps chunks of whole rows whatever the workspace (for tests and benchmarks). */
+    private final boolean rowsOnly = "rows".equals(System.getProperty("rlkernels.linear"));
 
     private NativeBackend(NativeLibrary lib, boolean forcedIsa) {
         this.lib = lib;
@@ -203,9 +205,9 @@ public final class NativeBackend extends BackendBase {
     }
 
     /** Whether a log-probs call from hidden states tiles the vocabulary here (LinearLogProbsCalls), after checking its inputs. */
-    private static boolean tiled(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets) {
+    private boolean tiled(LinearLogProbs.Config config, Tensor hidden, Tensor weight, Tensor targets) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkInputs(config, hidden, weight, targets);
-        return LinearLogProbsCalls.tiles(config, d.rows(), d.vocab());
+        return !rowsOnly && LinearLogProbsCalls.tiles(config, d.rows(), d.vocab());
     }
 
     @Override
@@ -233,8 +235,14 @@ public final class NativeBackend extends BackendBase {
     @Override
     protected PolicyLoss.Stats runLinearPolicyLoss(LinearLogProbs.Config config, PolicyLoss.Config loss,
                                                    LinearLogProbs.LossInputs in, Tensor logp, Tensor gradHidden, Tensor gradWeight) {
-        if (in != null && tiled(config, in.hidden(), in.weight(), in.targets())) {
-            return linear.loss(config, loss, in, logp, gradHidden, gradWeight, policyLoss);
+        if (in != null) {
+            LinearLogProbs.Dims d = LinearLogProbsChecks.checkInputs(config, in.hidden(), in.weight(), in.targets());
+            if (in.sequences() != null) {
+                in.sequences().requireAlive("sequences");
+            }
+            if (!rowsOnly && LinearLogProbsCalls.tilesLoss(config, in.sequences(), d.rows(), d.vocab())) {
+                return linear.loss(config, loss, in, logp, gradHidden, gradWeight, policyLoss);
+            }
         }
         return super.runLinearPolicyLoss(config, loss, in, logp, gradHidden, gradWeight);
     }

@@ -66,9 +66,9 @@ public final class LinearLogProbsChecks {
             } else {
                 Check.shape(names[i], outs[i], d.rows());
             }
-            for (Tensor input : new Tensor[] {hidden, weight, targets}) {
-                Check.distinct(names[i], outs[i], "inputs", input);
-            }
+            Check.distinct(names[i], outs[i], "hidden", hidden);
+            Check.distinct(names[i], outs[i], "weight", weight);
+            Check.distinct(names[i], outs[i], "targets", targets);
             for (int j = i + 1; j < outs.length; j++) {
                 if (outs[j] != null) {
                     Check.distinct(names[i], outs[i], names[j], outs[j]);
@@ -109,14 +109,14 @@ public final class LinearLogProbsChecks {
             Check.dtype("entropy", entropy, DType.F32);
             Check.shape("entropy", entropy, d.rows());
         }
-        checkGradients(d, hidden, weight, targets, gradHidden, gradWeight,
+        checkGradients(d, hidden, weight, targets, gradHidden, gradWeight, new String[] {"lseParts", "entropy", "gradLogp", "gradEntropy"},
                 new Tensor[] {lseParts, entropy, gradLogp, gradEntropy});
         return d;
     }
 
     /** gradHidden [N, d] and gradWeight [V, d]: f32, writable, not both null, distinct from each other and the inputs. */
     static void checkGradients(LinearLogProbs.Dims d, Tensor hidden, Tensor weight, Tensor targets, Tensor gradHidden,
-                               Tensor gradWeight, Tensor[] otherInputs) {
+                               Tensor gradWeight, String[] otherNames, Tensor[] otherInputs) {
         if (gradHidden == null && gradWeight == null) {
             throw Check.fail("gradHidden, gradWeight", "at least one gradient to compute", "both null");
         }
@@ -130,12 +130,12 @@ public final class LinearLogProbsChecks {
             Check.output(arg, t);
             Check.dtype(arg, t, DType.F32);
             Check.shape(arg, t, (long) g[2], d.hidden());
-            for (Tensor in : new Tensor[] {hidden, weight, targets}) {
-                Check.distinct(arg, t, "inputs", in);
-            }
-            for (Tensor in : otherInputs) {
-                if (in != null) {
-                    Check.distinct(arg, t, "inputs", in);
+            Check.distinct(arg, t, "hidden", hidden);
+            Check.distinct(arg, t, "weight", weight);
+            Check.distinct(arg, t, "targets", targets);
+            for (int k = 0; k < otherInputs.length; k++) {
+                if (otherInputs[k] != null) {
+                    Check.distinct(arg, t, otherNames[k], otherInputs[k]);
                 }
             }
         }
@@ -161,6 +161,7 @@ public final class LinearLogProbsChecks {
             Check.shape("logp", logp, d.rows());
         }
         checkGradients(d, in.hidden(), in.weight(), in.targets(), gradHidden, gradWeight,
+                new String[] {"oldLogp", "advantages", "mask", "refLogp", "logp"},
                 new Tensor[] {in.oldLogp(), in.advantages(), in.mask(), in.refLogp(), logp});
         return d;
     }

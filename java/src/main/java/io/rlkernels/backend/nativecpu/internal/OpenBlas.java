@@ -20,7 +20,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * {@code org.bytedeco:openblas} natives jar on the class path, bound through FFM — only
  * {@code cblas_sgemm} and the thread count. Its libraries (libopenblas.so.0 and the gfortran
  * runtime it links) are extracted beside each other and loaded in dependency order, so the
- * dynamic loader finds each dependency already loaded by its soname. Absent jar or failed load:
+ * dynamic loader finds each dependency already loaded by its soname; libgcc_s is the system's
+ * where there is one (loading the jar's by path would put a second copy in the process). Absent jar or failed load:
  * {@link #get()} is empty and {@link #unavailableReason()} says why.
  */
 public final class OpenBlas {
@@ -32,7 +33,19 @@ public final class OpenBlas {
     private static final int NO_TRANS = 111;
     private static final int TRANS = 112;
 
+    /** Taken from the system when it has it (it always does where gcc's runtime is installed); the jar's copy otherwise. */
+    private static final String SYSTEM_FIRST = "libgcc_s.so.1";
+
     private static final Object LOADED = load();
+
+    private static boolean onTheSystem(String soname) {
+        try {
+            SymbolLookup.libraryLookup(soname, Arena.global());
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+    }
 
     private final MethodHandle sgemm;
     private final MethodHandle setThreads;
@@ -67,6 +80,9 @@ public final class OpenBlas {
         try {
             SymbolLookup last = null;
             for (String name : LIBRARIES) {
+                if (name.equals(SYSTEM_FIRST) && onTheSystem(name)) {
+                    continue; // the process's own gcc runtime: a second copy would bring a second unwinder
+                }
                 Optional<Path> file = BundledFiles.file(DIR + name);
                 if (file.isPresent()) {
                     last = SymbolLookup.libraryLookup(file.get(), Arena.global());

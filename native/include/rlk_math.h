@@ -85,19 +85,188 @@ RLK_HD rlk_kl_term rlk_kl(int kl, double diff) {
   return t;
 }
 
-/* The policy loss's configuration as the kernels take it (codes: rlk_contract.h). */
+/* The policy loss's configuration as the kernels take it: loaded from the f64 parameter array
+   (enum rlk_pl_param; codes rlk_contract.h). rc: a rollout correction is on (a rollout log-prob
+   is given, or bypass mode); rs_token / rs_seq: some token / sequence rejection option is on. */
 typedef struct {
-  int loss, ratio, agg, kl;
-  double clip_low, clip_high, dual, kl_coef, ent_coef;
+  int loss, ratio, agg, kl, bypass, is_level, is_mode, is_apply, is_normalize, rc, rs_token, rs_seq;
+  double clip_low, clip_high, dual, kl_coef, ent_coef, denominator, longest, is_lower, is_upper, is_normalizer;
+  double rs_lo[RLK_RS_OPTIONS], rs_hi[RLK_RS_OPTIONS];
 } rlk_pl_config;
 
-/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly), and its clipping. */
+RLK_HD rlk_pl_config rlk_pl_config_load(const double *p, int has_rollout) {
+  rlk_pl_config c;
+  c.loss = (int)p[RLK_PP_LOSS];
+  c.ratio = (int)p[RLK_PP_RATIO];
+  c.agg = (int)p[RLK_PP_AGG];
+  c.kl = (int)p[RLK_PP_KL];
+  c.clip_low = p[RLK_PP_CLIP_LOW];
+  c.clip_high = p[RLK_PP_CLIP_HIGH];
+  c.dual = p[RLK_PP_DUAL_CLIP];
+  c.kl_coef = p[RLK_PP_KL_COEF];
+  c.ent_coef = p[RLK_PP_ENTROPY_COEF];
+  c.denominator = p[RLK_PP_DENOMINATOR];
+  c.longest = p[RLK_PP_LONGEST];
+  c.bypass = p[RLK_PP_BYPASS] != 0;
+  c.is_level = (int)p[RLK_PP_IS_LEVEL];
+  c.is_mode = (int)p[RLK_PP_IS_MODE];
+  c.is_lower = p[RLK_PP_IS_LOWER];
+  c.is_upper = p[RLK_PP_IS_UPPER];
+  c.is_apply = p[RLK_PP_IS_APPLY] != 0;
+  c.is_normalize = p[RLK_PP_IS_NORMALIZE] != 0;
+  c.is_normalizer = p[RLK_PP_IS_NORMALIZER];
+  c.rs_token = c.rs_seq = 0;
+  for (int o = 0; o < RLK_RS_OPTIONS; o++) {
+    c.rs_lo[o] = p[RLK_PP_RS_BOUNDS + 2 * o];
+    c.rs_hi[o] = p[RLK_PP_RS_BOUNDS + 2 * o + 1];
+    const int on = c.rs_lo[o] > -INFINITY || c.rs_hi[o] < INFINITY;
+    if (o <= RLK_RS_TOKEN_K3) c.rs_token |= on;
+    else c.rs_seq |= on;
+  }
+  c.rc = has_rollout || c.bypass;
+  return c;
+}
+
+/* ---- rollout correction (PolicyLoss.RolloutCorrection) ---- */
+
+/* d = log(prox / rollout) of a token: prox is the policy the loss is relative to (old; logp in
+   bypass mode, where old is the rollout policy). */
+RLK_HD double rlk_rc_delta(const rlk_pl_config *c, double lp, double old, double rollout) {
+  return c->bypass ? lp - old : old - rollout;
+}
+
+/* The rejection statistics of a token, from d clamped to [-20, 20] (verl's rollout_rs): k1 =
+   -d (bounded in log space), k2 = d^2 / 2, k3 = exp(d) - 1 - d. */
+RLK_HD double rlk_rc_k2(double ds) { return 0.5 * ds * ds; }
+RLK_HD double rlk_rc_k3(double ds) { return exp(ds) - 1.0 - ds; }
+RLK_HD int rlk_rc_within(const rlk_pl_config *c, int option, double x) { return x >= c->rs_lo[option] && x <= c->rs_hi[option]; }
+
+/* Whether a token passes the token-level options. */
+RLK_HD int rlk_rc_token_keep(const rlk_pl_config *c, double d) {
+  if (!c->rs_token) return 1;
+  const double ds = rlk_clamp(d, -20, 20);
+  return rlk_rc_within(c, RLK_RS_TOKEN_K1, -ds) && rlk_rc_within(c, RLK_RS_TOKEN_K2, rlk_rc_k2(ds)) &&
+         rlk_rc_within(c, RLK_RS_TOKEN_K3, rlk_rc_k3(ds));
+}
+
+/* A sequence's sums over its tokens kept before rejection (n of them): d, and k1 (-clamped d),
+   k2, k3, with the maxima of k2 and k3. */
+typedef struct {
+  double n, sum_d, sum_k1, sum_k2, sum_k3, max_k2, max_k3;
+} rlk_rc_seq;
+
+RLK_HD rlk_rc_seq rlk_rc_seq_zero(void) {
+  rlk_rc_seq s = {0, 0, 0, 0, 0, -INFINITY, -INFINITY};
+  return s;
+}
+
+RLK_HD void rlk_rc_seq_add(rlk_rc_seq *s, double d) {
+  const double ds = rlk_clamp(d, -20, 20), k2 = rlk_rc_k2(ds), k3 = rlk_rc_k3(ds);
+  s->n += 1;
+  s->sum_d += d;
+  s->sum_k1 += -ds;
+  s->sum_k2 += k2;
+  s->sum_k3 += k3;
+  s->max_k2 = k2 > s->max_k2 ? k2 : s->max_k2;
+  s->max_k3 = k3 > s->max_k3 ? k3 : s->max_k3;
+}
+
+RLK_HD rlk_rc_seq rlk_rc_seq_merge(rlk_rc_seq a, rlk_rc_seq b) {
+  rlk_rc_seq s = {a.n + b.n, a.sum_d + b.sum_d, a.sum_k1 + b.sum_k1, a.sum_k2 + b.sum_k2, a.sum_k3 + b.sum_k3,
+                  a.max_k2 > b.max_k2 ? a.max_k2 : b.max_k2, a.max_k3 > b.max_k3 ? a.max_k3 : b.max_k3};
+  return s;
+}
+
+/* Whether a sequence passes the sequence-level options (an empty sequence's statistics are 0). */
+RLK_HD int rlk_rc_seq_keep(const rlk_pl_config *c, const rlk_rc_seq *s) {
+  if (!c->rs_seq) return 1;
+  const double n = s->n > 0 ? s->n : 1.0;
+  const double mk2 = s->n > 0 ? s->max_k2 : 0.0, mk3 = s->n > 0 ? s->max_k3 : 0.0;
+  return rlk_rc_within(c, RLK_RS_SEQ_SUM_K1, s->sum_k1) && rlk_rc_within(c, RLK_RS_SEQ_SUM_K2, s->sum_k2) &&
+         rlk_rc_within(c, RLK_RS_SEQ_SUM_K3, s->sum_k3) && rlk_rc_within(c, RLK_RS_SEQ_MEAN_K1, s->sum_k1 / n) &&
+         rlk_rc_within(c, RLK_RS_SEQ_MEAN_K2, s->sum_k2 / n) && rlk_rc_within(c, RLK_RS_SEQ_MEAN_K3, s->sum_k3 / n) &&
+         rlk_rc_within(c, RLK_RS_SEQ_MAX_K2, mk2) && rlk_rc_within(c, RLK_RS_SEQ_MAX_K3, mk3);
+}
+
+/* The importance weight before any threshold, exp(clamp(x, -20, 20)) of x = d (token level), the
+   sequence's sum of d (sequence: the product of the token ratios) or its mean (geometric). */
+RLK_HD double rlk_rc_raw_weight(const rlk_pl_config *c, double d, const rlk_rc_seq *s) {
+  const double x = c->is_level == RLK_IS_TOKEN ? d : c->is_level == RLK_IS_SEQUENCE ? s->sum_d : (s->n > 0 ? s->sum_d / s->n : 0.0);
+  return exp(rlk_clamp(x, -20, 20));
+}
+
+/* The weight after the threshold: truncated at the upper bound (TIS), or 0 outside [lower, upper] (IcePop). */
+RLK_HD double rlk_rc_applied_weight(const rlk_pl_config *c, double raw) {
+  if (c->is_mode == RLK_ISM_MASK) return raw < c->is_lower || raw > c->is_upper ? 0.0 : raw;
+  return raw > c->is_upper ? c->is_upper : raw;
+}
+
+/* A segment's first look at its tokens: the correction's sums over the tokens kept before
+   rejection, whether it passes the sequence options, and over the tokens kept after rejection
+   their count and summed log-ratio (the sequence ratio's), and the token-level weights'
+   sum (for the batch mean of the weights). */
+typedef struct {
+  rlk_rc_seq rc;
+  double n_kept, sum_log_ratio, token_weight_sum;
+} rlk_pl_scan;
+
+RLK_HD rlk_pl_scan rlk_pl_scan_zero(void) {
+  rlk_pl_scan s;
+  s.rc = rlk_rc_seq_zero();
+  s.n_kept = s.sum_log_ratio = s.token_weight_sum = 0;
+  return s;
+}
+
+/* One kept token (mask set) of the segment. */
+RLK_HD void rlk_pl_scan_add(const rlk_pl_config *c, rlk_pl_scan *s, double lp, double old, double rollout) {
+  if (c->rc) {
+    const double d = rlk_rc_delta(c, lp, old, rollout);
+    rlk_rc_seq_add(&s->rc, d);
+    if (c->is_level == RLK_IS_TOKEN) s->token_weight_sum += rlk_rc_applied_weight(c, rlk_rc_raw_weight(c, d, &s->rc));
+    if (!rlk_rc_token_keep(c, d)) return;
+  }
+  s->n_kept += 1;
+  s->sum_log_ratio += lp - old;
+}
+
+RLK_HD rlk_pl_scan rlk_pl_scan_merge(rlk_pl_scan a, rlk_pl_scan b) {
+  rlk_pl_scan s;
+  s.rc = rlk_rc_seq_merge(a.rc, b.rc);
+  s.n_kept = a.n_kept + b.n_kept;
+  s.sum_log_ratio = a.sum_log_ratio + b.sum_log_ratio;
+  s.token_weight_sum = a.token_weight_sum + b.token_weight_sum;
+  return s;
+}
+
+/* Whether the segment's sequence survives rejection; if not, nothing of it is kept. */
+RLK_HD int rlk_pl_scan_finish(const rlk_pl_config *c, rlk_pl_scan *s) {
+  const int keep = !c->rc || rlk_rc_seq_keep(c, &s->rc);
+  if (!keep) s->n_kept = s->sum_log_ratio = 0;
+  return keep;
+}
+
+/* A segment's part of the batch mean of the applied weights: its sum and count (tokens at the
+   token level, the sequence itself at the others). */
+RLK_HD void rlk_pl_scan_norm(const rlk_pl_config *c, const rlk_pl_scan *s, double *sum, double *count) {
+  if (c->is_level == RLK_IS_TOKEN) {
+    *sum = s->token_weight_sum;
+    *count = s->rc.n;
+  } else if (c->is_level != RLK_IS_NONE && s->rc.n > 0) {
+    *sum = rlk_rc_applied_weight(c, rlk_rc_raw_weight(c, 0.0, &s->rc));
+    *count = 1;
+  } else {
+    *sum = *count = 0;
+  }
+}
+
+/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly), and its clipping;
+   w multiplies the policy-gradient term (the rollout correction's weight, 1 without). */
 typedef struct {
   double loss, d_ratio, d_direct;
   int high, low, dual;
 } rlk_terms;
 
-RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double ref, double h) {
+RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double ref, double h, double w) {
   rlk_terms t = {0, 0, 0, 0, 0, 0};
   if (c->loss == RLK_LOSS_PPO) {
     const rlk_clip k = rlk_ppo_clip(r, a, c->clip_low, c->clip_high, c->dual);
@@ -116,6 +285,9 @@ RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, dou
     t.loss = -a * lp;
     t.d_direct = -a;
   }
+  t.loss *= w;
+  t.d_ratio *= w;
+  t.d_direct *= w;
   if (c->kl != RLK_KL_NONE && c->kl_coef != 0) {
     const rlk_kl_term k = rlk_kl(c->kl, lp - ref);
     t.loss += c->kl_coef * k.k;

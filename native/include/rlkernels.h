@@ -92,18 +92,17 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 
 /*
- * Clipped importance-ratio policy loss and dL/dlogp, fused (ARCHITECTURE §5.3; io.rlkernels.ops.PolicyLoss
- * defines every term). Sequences are runs offsets[k] .. offsets[k+1] (offsets may be NULL when the
- * ratio is per token and the aggregation token-mean: segments of RLK_PL_CHUNK tokens). Codes: enum
- * rlk_loss_type, rlk_ratio_level, rlk_aggregation, rlk_kl. denominator NaN: implied by the batch
- * (longest is its longest sequence). ref, entropy and grad_entropy may be NULL. stats gets
- * RLK_PL_STATS doubles, enum rlk_policy_stat. Returns RLK_OVERFLOW when a gradient float32 cannot hold.
+ * Clipped importance-ratio policy loss and dL/dlogp, fused, with the rollout correction
+ * (ARCHITECTURE §5.3; io.rlkernels.ops.PolicyLoss defines every term). Sequences are runs
+ * offsets[k] .. offsets[k+1] (offsets may be NULL when nothing needs sequences: segments of
+ * RLK_PL_CHUNK tokens). params: RLK_PP_COUNT doubles, enum rlk_pl_param (the codes, thresholds and
+ * coefficients; a NaN denominator or normaliser: implied by the batch). ref, entropy, rollout and
+ * grad_entropy may be NULL. stats gets RLK_PL_STATS doubles, enum rlk_policy_stat. Returns
+ * RLK_OVERFLOW when a gradient float32 cannot hold.
  */
 int rlk_policy_loss(const float *logp, const float *old, const float *adv, const void *mask, int mask_u8,
-                    const float *ref, const float *entropy, const int32_t *offsets, int64_t sequences, int64_t n,
-                    int loss_type, int ratio_level, int agg, int kl, float clip_low, float clip_high, float dual_clip,
-                    double denominator, int64_t longest, float kl_coef, float ent_coef, float *grad, float *grad_entropy,
-                    double *stats);
+                    const float *ref, const float *entropy, const float *rollout, const int32_t *offsets, int64_t sequences,
+                    int64_t n, const double *params, float *grad, float *grad_entropy, double *stats);
 
 /* out[i] = mask[i] ? targets[i] : ignore, targets i32 or i64 (itype). */
 int rlk_mask_rows(const void *targets, int itype, const void *mask, int mask_u8, int64_t n, int64_t ignore, void *out);

@@ -136,12 +136,35 @@ class ContractHeaderTest {
         sameCodes("RLK_RATIO_", PolicyLoss.RatioLevel.class, Enum::ordinal);
         sameCodes("RLK_AGG_", PolicyLoss.Aggregation.class, Enum::ordinal);
         sameCodes("RLK_KL_", PolicyLoss.KlEstimator.class, Enum::ordinal);
-        PolicyLoss.Config c = PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.CISPO);
-        int[] codes = PolicyLossChecks.codes(c);
-        assertEquals(header("RLK_LOSS_CISPO"), codes[0], "PolicyLoss.codes: the loss type first");
+        sameCodes("RLK_IS_", PolicyLoss.WeightLevel.class, Enum::ordinal);
+        sameCodes("RLK_ISM_", PolicyLoss.WeightMode.class, Enum::ordinal);
+        sameCodes("RLK_RS_", PolicyLoss.Rejection.Option.class, Enum::ordinal);
         sameSlots("RLK_PL_", PolicyLoss.Stats.class, "RLK_PL_STATS", PolicyLoss.STATS_LENGTH);
-        assertEquals(header("RLK_PL_DENOMINATOR"), staticInt(internalClass("io.rlkernels.backend.cuda.PolicyLossLaunch"), "POLICY_PARTIAL"),
-                "PolicyLossLaunch.POLICY_PARTIAL: the slots before the denominator");
+        for (String section : new String[] {"FIRST_MIN", "FIRST_MAX", "FIRST_SET"}) {
+            assertEquals(header("RLK_PLS_" + section), staticInt(PolicyLoss.class, "STATS_" + section), "PolicyLoss.STATS_" + section);
+        }
+        assertEquals(header("RLK_PL_RATIO_MIN"), header("RLK_PLS_FIRST_MIN"), "the minima begin with the ratio's");
+        assertEquals(header("RLK_PL_RATIO_MAX"), header("RLK_PLS_FIRST_MAX"), "the maxima begin with the ratio's");
+        assertEquals(header("RLK_PL_DENOMINATOR"), header("RLK_PLS_FIRST_SET"), "the values used begin with the denominator");
+        assertEquals(3, ENUMERATORS.keySet().stream().filter(k -> k.startsWith("RLK_PLS_")).count(), "three sections");
+        assertEquals(header("RLK_PLS_FIRST_SET"), staticInt(internalClass("io.rlkernels.backend.cuda.PolicyLossLaunch"), "POLICY_PARTIAL"),
+                "PolicyLossLaunch.POLICY_PARTIAL: the slots before the values used");
+        // the parameter array: every RLK_PP_ slot is PolicyLossChecks.PARAM_ of the same name, both ways
+        int params = 0;
+        for (Field f : PolicyLossChecks.class.getDeclaredFields()) {
+            if (f.getName().startsWith("PARAM_")) {
+                String name = "RLK_PP_" + f.getName().substring("PARAM_".length());
+                assertEquals(header(name), staticInt(PolicyLossChecks.class, f.getName()), "PolicyLossChecks." + f.getName());
+                params++;
+            }
+        }
+        assertEquals(ENUMERATORS.keySet().stream().filter(k -> k.startsWith("RLK_PP_")).count(), params,
+                "RLK_PP_* slots against PolicyLossChecks.PARAM_*");
+        assertEquals(header("RLK_PP_RS_BOUNDS") + 2 * header("RLK_RS_OPTIONS"), header("RLK_PP_COUNT"),
+                "the rejection bounds are the last slots");
+        double[] p = PolicyLossChecks.params(PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.CISPO), null);
+        assertEquals(header("RLK_PP_COUNT"), p.length, "PolicyLossChecks.params: RLK_PP_COUNT values");
+        assertEquals(header("RLK_LOSS_CISPO"), (int) p[header("RLK_PP_LOSS")], "PolicyLossChecks.params: the loss type's slot");
     }
 
     @Test
@@ -181,7 +204,8 @@ class ContractHeaderTest {
             "RLK_MAX_THREADS", "io.rlkernels.backend.cuda.CudaBackend#MAX_THREADS",
             "RLK_VECTOR_BYTES", "io.rlkernels.backend.cuda.LogProbsLaunch#VECTOR_BYTES",
             "RLK_GAE_ITEMS", "io.rlkernels.backend.cuda.AdvantagesLaunch#GAE_ITEMS",
-            "RLK_MM_TILE", "io.rlkernels.backend.cuda.MatmulLaunch#TILE");
+            "RLK_MM_TILE", "io.rlkernels.backend.cuda.MatmulLaunch#TILE",
+            "RLK_RS_OPTIONS", "io.rlkernels.ops.internal.PolicyLossChecks#RS_OPTIONS");
 
     @Test
     void everyConstantHasItsJavaTwin() {

@@ -101,20 +101,34 @@ public final class LinearLogProbs {
      * The fused loss form's inputs: hidden [N, d], weight [V, d], targets [N], and the policy-loss
      * inputs other than logp and entropy, which the call computes ({@link PolicyLoss.Inputs}: old
      * logp, advantages and mask [N], the sequences when the loss needs them, the reference logp
-     * for a KL term).
+     * for a KL term, the rollout logp for the rollout correction).
      */
     public record LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask,
-                             SequenceLayout sequences, Tensor refLogp) {
+                             SequenceLayout sequences, Tensor refLogp, Tensor rolloutLogp) {
         public LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask) {
-            this(hidden, weight, targets, oldLogp, advantages, mask, null, null);
+            this(hidden, weight, targets, oldLogp, advantages, mask, null, null, null);
+        }
+
+        public LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask,
+                          SequenceLayout sequences, Tensor refLogp) {
+            this(hidden, weight, targets, oldLogp, advantages, mask, sequences, refLogp, null);
         }
 
         public LossInputs withSequences(SequenceLayout s) {
-            return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, s, refLogp);
+            return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, s, refLogp, rolloutLogp);
         }
 
         public LossInputs withRefLogp(Tensor ref) {
-            return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, sequences, ref);
+            return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, sequences, ref, rolloutLogp);
+        }
+
+        public LossInputs withRolloutLogp(Tensor rollout) {
+            return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, sequences, refLogp, rollout);
+        }
+
+        /** The policy-loss op's inputs, logp and entropy given. */
+        public PolicyLoss.Inputs perToken(Tensor logp, Tensor entropy) {
+            return new PolicyLoss.Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, entropy, rolloutLogp);
         }
     }
 }

@@ -3,6 +3,9 @@ package io.rlkernels.ops;
 import io.rlkernels.internal.Check;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -33,6 +36,18 @@ import java.util.Locale;
  * upper clip binds, low: the lower clip binds, dual: the dual clip binds), sum of old - logp
  * (approximate KL), and the ratio's sum, min and max over kept tokens — sums, so micro-batches
  * combine with {@link Stats#merge}.
+ *
+ * <p><b>Rollout correction</b> ({@link RolloutCorrection}; verl's {@code rollout_is}, {@code rollout_rs}):
+ * the tokens were sampled by a rollout engine whose log-probs (rollout) differ from the trainer's.
+ * With d = old - rollout per token (in bypass mode d = logp - old, old being the rollout policy),
+ * each kept token's policy-gradient term (not the KL or entropy terms) is multiplied by a detached
+ * weight w: exp(clamp(x, -20, 20)) of x = d (token), the sequence's sum of d (sequence: the product
+ * of the token ratios) or its mean (geometric); truncated at an upper threshold (TIS) or set to 0
+ * outside [lower, upper] (mask, IcePop); optionally divided by its batch mean (given, for
+ * micro-batches, or this batch's). Rejection removes tokens or whole sequences whose mismatch
+ * statistic (k1 = -d within log bounds, k2 = d^2 / 2, k3 = e^d - 1 - d under an upper bound; per
+ * token, or a sequence's sum, mean or max) is out of bounds: they leave the mask, and with it the
+ * denominators. The statistics add the correction's metrics as sums (see {@link Stats}).
  */
 public final class PolicyLoss {
     private PolicyLoss() {}
@@ -125,12 +140,16 @@ public final class PolicyLoss {
         return e.name().toLowerCase(Locale.ROOT).replace('_', '-');
     }
 
-    /** Everything but the tensors. {@code denominator} NaN: implied by the batch (see the class comment). */
+    /**
+     * Everything but the tensors. {@code denominator} NaN: implied by the batch (see the class
+     * comment); {@code rollout}: the rollout correction ({@link RolloutCorrection#none()}: off).
+     */
     public record Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip,
-                         Aggregation aggregation, double denominator, KlEstimator kl, float klCoef, float entropyCoef) {
+                         Aggregation aggregation, double denominator, KlEstimator kl, float klCoef, float entropyCoef,
+                         RolloutCorrection rollout) {
         public Config {
-            if (loss == null || ratio == null || aggregation == null || kl == null) {
-                throw Check.fail("config", "a loss type, ratio level, aggregation and KL estimator", "null");
+            if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null) {
+                throw Check.fail("config", "a loss type, ratio level, aggregation, KL estimator and rollout correction", "null");
             }
             Check.clipping(clipLow, clipHigh, dualClip);
             if (!Double.isNaN(denominator) && !(denominator > 0 && Double.isFinite(denominator))) {
@@ -142,73 +161,323 @@ public final class PolicyLoss {
             if (!Float.isFinite(entropyCoef)) {
                 throw Check.fail("entropyCoef", "a finite number", entropyCoef);
             }
+            if (rollout.bypass() && loss == LossType.CISPO) {
+                throw Check.fail("rollout.bypass", "the ppo or reinforce loss (verl's bypass loss_type ppo_clip, reinforce)", loss);
+            }
         }
 
-        /** PPO, token ratio, clip 0.2 both sides, no dual clip, token-mean, implied denominator, no KL or entropy. */
+        /** Without a rollout correction. */
+        public Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip, Aggregation aggregation,
+                      double denominator, KlEstimator kl, float klCoef, float entropyCoef) {
+            this(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, RolloutCorrection.none());
+        }
+
+        /** PPO, token ratio, clip 0.2 both sides, no dual clip, token-mean, implied denominator, no KL or entropy, no correction. */
         public static Config defaults() {
             return new Config(LossType.PPO, RatioLevel.TOKEN, 0.2f, 0.2f, 0f, Aggregation.TOKEN_MEAN, Double.NaN,
-                    KlEstimator.NONE, 0f, 0f);
+                    KlEstimator.NONE, 0f, 0f, RolloutCorrection.none());
         }
 
         public Config withLoss(LossType l) {
-            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef);
+            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withRatio(RatioLevel r) {
-            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef);
+            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withClip(float low, float high) {
-            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef);
+            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withDualClip(float c) {
-            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef);
+            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withAggregation(Aggregation a) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withDenominator(double d) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout);
         }
 
         public Config withKl(KlEstimator k, float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout);
         }
 
         public Config withEntropyCoef(float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout);
+        }
+
+        public Config withRollout(RolloutCorrection rc) {
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc);
         }
 
         /** Whether the op needs to know the sequences. */
         public boolean needsSequences() {
-            return ratio == RatioLevel.SEQUENCE || aggregation.perSequence();
+            return ratio == RatioLevel.SEQUENCE || aggregation.perSequence() || rollout.needsSequences();
+        }
+
+        /**
+         * Whether the correction's weights multiply the loss: when a weight level is set, except in
+         * bypass mode with the PPO loss, whose ratio to the rollout policy already is the weight
+         * (verl computes them there for the metrics only).
+         */
+        public boolean appliesWeights() {
+            return rollout.level() != WeightLevel.NONE && !(rollout.bypass() && loss == LossType.PPO);
+        }
+    }
+
+    /** The rollout correction's weight level (verl's rollout_is: token, sequence; and the geometric mean). */
+    public enum WeightLevel {
+        NONE, TOKEN, SEQUENCE, GEOMETRIC;
+
+        public static WeightLevel parse(String s) {
+            return PolicyLoss.parse(WeightLevel.class, "rollout_is", s);
+        }
+
+        @Override
+        public String toString() {
+            return PolicyLoss.display(this);
+        }
+    }
+
+    /** What the threshold does to a weight: truncate it above (TIS) or zero it outside [lower, upper] (IcePop). */
+    public enum WeightMode {
+        TRUNCATE, MASK;
+
+        @Override
+        public String toString() {
+            return PolicyLoss.display(this);
+        }
+    }
+
+    /**
+     * One rejection criterion (verl's rollout_rs options): a statistic of d = log(prox / rollout)
+     * per token or per sequence, kept within [lower, upper]. For the k1 options the bounds are
+     * ratio bounds (the statistic -d is compared with their logarithms); k2 and k3 have an upper
+     * bound only (lower is 0).
+     */
+    public record Rejection(Option option, double lower, double upper) {
+        /** verl's names: token_k1 .. seq_max_k3; the codes are rlk_contract.h's RLK_RS_*. */
+        public enum Option {
+            TOKEN_K1, TOKEN_K2, TOKEN_K3, SEQ_SUM_K1, SEQ_SUM_K2, SEQ_SUM_K3, SEQ_MEAN_K1, SEQ_MEAN_K2, SEQ_MEAN_K3, SEQ_MAX_K2,
+            SEQ_MAX_K3;
+
+            public boolean k1() {
+                return name().endsWith("K1");
+            }
+
+            public boolean perSequence() {
+                return !name().startsWith("TOKEN");
+            }
+
+            @Override
+            public String toString() {
+                return name().toLowerCase(Locale.ROOT);
+            }
+
+            public static Option parse(String s) {
+                return PolicyLoss.parse(Option.class, "rollout_rs", s);
+            }
+        }
+
+        public Rejection {
+            if (option == null) {
+                throw Check.fail("rollout_rs", "an option", "null");
+            }
+            if (option.k1()) {
+                if (!(lower > 0 && upper >= lower && Double.isFinite(upper))) {
+                    throw Check.fail("rollout_rs_threshold", "ratio bounds 0 < lower <= upper for " + option, lower + "_" + upper);
+                }
+            } else if (lower != 0 || !(upper > 0 && Double.isFinite(upper))) {
+                throw Check.fail("rollout_rs_threshold", "one finite upper bound > 0 for " + option, lower == 0 ? upper : lower + "_" + upper);
+            }
+        }
+
+        /**
+         * verl's syntax: {@code rs} comma-separated options, {@code threshold} one spec for all or
+         * one per option; a spec is a number (k1: the upper ratio bound, the lower its reciprocal)
+         * or, for k1, {@code "lower_upper"}.
+         */
+        public static List<Rejection> parse(String rs, String threshold) {
+            List<Option> options = new ArrayList<>();
+            for (String part : rs.split(",")) {
+                if (!part.isBlank()) {
+                    Option o = Option.parse(part);
+                    if (!options.contains(o)) {
+                        options.add(o);
+                    }
+                }
+            }
+            if (options.isEmpty()) {
+                throw Check.fail("rollout_rs", "one or more of " + Arrays.toString(Option.values()), rs);
+            }
+            if (threshold == null || threshold.isBlank()) {
+                throw Check.fail("rollout_rs_threshold", "a threshold for " + options, "none");
+            }
+            List<String> specs = new ArrayList<>();
+            for (String part : threshold.split(",")) {
+                if (!part.isBlank()) {
+                    specs.add(part.trim());
+                }
+            }
+            if (specs.size() != 1 && specs.size() != options.size()) {
+                throw Check.fail("rollout_rs_threshold", "one threshold, or one per option (" + options.size() + ")", threshold);
+            }
+            List<Rejection> out = new ArrayList<>();
+            for (int i = 0; i < options.size(); i++) {
+                Option o = options.get(i);
+                String spec = specs.get(specs.size() == 1 ? 0 : i);
+                int us = spec.indexOf('_');
+                if (us >= 0 && !o.k1()) {
+                    throw Check.fail("rollout_rs_threshold", "a single upper bound for " + o, spec);
+                }
+                double upper = number("rollout_rs_threshold", us >= 0 ? spec.substring(us + 1) : spec);
+                double lower = us >= 0 ? number("rollout_rs_threshold", spec.substring(0, us)) : o.k1() ? 1 / upper : 0;
+                out.add(new Rejection(o, lower, upper));
+            }
+            return List.copyOf(out);
+        }
+
+        /** The bounds the kernels compare the statistic with: log bounds for k1. */
+        public double[] bounds() {
+            return option.k1() ? new double[] {Math.log(lower), Math.log(upper)}
+                    : new double[] {Double.NEGATIVE_INFINITY, upper};
+        }
+    }
+
+    private static double number(String arg, String s) {
+        try {
+            return Double.parseDouble(s.trim());
+        } catch (NumberFormatException e) {
+            throw Check.fail(arg, "a number", s);
+        }
+    }
+
+    /**
+     * The rollout correction (see the class comment). {@code lower} and {@code upper} are the
+     * weight's thresholds: for TRUNCATE, upper >= 1 truncates and lower = 1 / upper only bounds the
+     * metrics; for MASK, weights outside [lower, upper] are 0. {@code normalizer}: the batch mean
+     * the weights are divided by when {@code batchNormalize}, NaN for this batch's (pass the global
+     * one to micro-batches: {@link Stats#rolloutIsBatchMean()} of the whole batch). {@code bypass}:
+     * old is the rollout policy and the weights are between logp and it (detached).
+     */
+    public record RolloutCorrection(WeightLevel level, WeightMode mode, double lower, double upper, boolean batchNormalize,
+                                    double normalizer, List<Rejection> rejection, boolean bypass) {
+        public RolloutCorrection {
+            if (level == null || mode == null || rejection == null) {
+                throw Check.fail("rollout", "a weight level, mode and rejection list", "null");
+            }
+            rejection = List.copyOf(rejection);
+            if (level != WeightLevel.NONE) {
+                if (mode == WeightMode.TRUNCATE && !(upper >= 1 && Double.isFinite(upper))) {
+                    throw Check.fail("rollout_is_threshold", "a finite truncation threshold >= 1", upper);
+                }
+                if (mode == WeightMode.MASK && !(lower >= 0 && lower <= upper && Double.isFinite(upper) && upper > 0)) {
+                    throw Check.fail("rollout_is_threshold", "bounds 0 <= lower <= upper (lower_upper)", lower + "_" + upper);
+                }
+                if (mode == WeightMode.TRUNCATE) {
+                    lower = 1 / upper;
+                }
+            }
+            if (!Double.isNaN(normalizer) && !(normalizer > 0 && Double.isFinite(normalizer))) {
+                throw Check.fail("rollout_is_normalizer", "a finite number > 0, or NaN for this batch's mean", normalizer);
+            }
+        }
+
+        /** No correction. */
+        public static RolloutCorrection none() {
+            return new RolloutCorrection(WeightLevel.NONE, WeightMode.TRUNCATE, 0.5, 2.0, false, Double.NaN, List.of(), false);
+        }
+
+        /** verl's rollout_is with threshold: truncated weights at this level. */
+        public static RolloutCorrection truncated(WeightLevel level, double threshold) {
+            return none().withWeights(level).withTruncation(threshold);
+        }
+
+        public RolloutCorrection withWeights(WeightLevel l) {
+            return new RolloutCorrection(l, mode, lower, upper, batchNormalize, normalizer, rejection, bypass);
+        }
+
+        /** Truncated importance sampling: w = min(w, threshold). */
+        public RolloutCorrection withTruncation(double threshold) {
+            return new RolloutCorrection(level, WeightMode.TRUNCATE, 1 / threshold, threshold, batchNormalize, normalizer, rejection, bypass);
+        }
+
+        /** IcePop's two-sided mask: w = 0 outside [lo, hi]. */
+        public RolloutCorrection withMask(double lo, double hi) {
+            return new RolloutCorrection(level, WeightMode.MASK, lo, hi, batchNormalize, normalizer, rejection, bypass);
+        }
+
+        /**
+         * verl's rollout_is_threshold: a number truncates (TIS), {@code "lower_upper"} masks
+         * (IcePop).
+         */
+        public RolloutCorrection withThreshold(String spec) {
+            int us = spec.indexOf('_');
+            return us < 0 ? withTruncation(number("rollout_is_threshold", spec))
+                    : withMask(number("rollout_is_threshold", spec.substring(0, us)), number("rollout_is_threshold", spec.substring(us + 1)));
+        }
+
+        /** Divide the weights by their batch mean: {@code mean} given (NaN: this batch's). */
+        public RolloutCorrection withBatchNormalize(boolean on, double mean) {
+            return new RolloutCorrection(level, mode, lower, upper, on, mean, rejection, bypass);
+        }
+
+        public RolloutCorrection withRejection(List<Rejection> r) {
+            return new RolloutCorrection(level, mode, lower, upper, batchNormalize, normalizer, r, bypass);
+        }
+
+        public RolloutCorrection withBypass(boolean on) {
+            return new RolloutCorrection(level, mode, lower, upper, batchNormalize, normalizer, rejection, on);
+        }
+
+        /** Whether this needs the rollout log-probs as an input (a weight or a rejection, not in bypass mode). */
+        public boolean needsRolloutLogp() {
+            return !bypass && (level != WeightLevel.NONE || !rejection.isEmpty());
+        }
+
+        /** Whether a weight or a criterion is per sequence. */
+        public boolean needsSequences() {
+            return level == WeightLevel.SEQUENCE || level == WeightLevel.GEOMETRIC
+                    || rejection.stream().anyMatch(r -> r.option().perSequence());
         }
     }
 
     /**
      * The per-token inputs, all [N]: logp, old logp and advantages f32; mask f32 or u8; the
-     * sequences (needed by the sequence ratio and seq-* modes); optional reference logp (for KL)
-     * and entropy (for the bonus). Every value must be finite, padding included.
+     * sequences (needed by the sequence ratio, the seq-* modes and the per-sequence corrections);
+     * optional reference logp (for KL), entropy (for the bonus) and rollout logp (for the rollout
+     * correction; in bypass mode old is the rollout's and this stays null). Every value must be
+     * finite, padding included.
      */
     public record Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, SequenceLayout sequences,
-                         Tensor refLogp, Tensor entropy) {
+                         Tensor refLogp, Tensor entropy, Tensor rolloutLogp) {
         public Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask) {
-            this(logp, oldLogp, advantages, mask, null, null, null);
+            this(logp, oldLogp, advantages, mask, null, null, null, null);
+        }
+
+        public Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, SequenceLayout sequences, Tensor refLogp,
+                      Tensor entropy) {
+            this(logp, oldLogp, advantages, mask, sequences, refLogp, entropy, null);
         }
 
         public Inputs withSequences(SequenceLayout s) {
-            return new Inputs(logp, oldLogp, advantages, mask, s, refLogp, entropy);
+            return new Inputs(logp, oldLogp, advantages, mask, s, refLogp, entropy, rolloutLogp);
         }
 
         public Inputs withRefLogp(Tensor ref) {
-            return new Inputs(logp, oldLogp, advantages, mask, sequences, ref, entropy);
+            return new Inputs(logp, oldLogp, advantages, mask, sequences, ref, entropy, rolloutLogp);
         }
 
         public Inputs withEntropy(Tensor h) {
-            return new Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, h);
+            return new Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, h, rolloutLogp);
+        }
+
+        public Inputs withRolloutLogp(Tensor rollout) {
+            return new Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, entropy, rollout);
         }
 
         public long tokens() {
@@ -217,7 +486,7 @@ public final class PolicyLoss {
     }
 
     /** Length of the f64 stats vector the op writes (see {@link Stats}). */
-    public static final int STATS_LENGTH = 11;
+    public static final int STATS_LENGTH = 29;
     /** The slots of the f64 stats vector, in the order of {@link Stats}'s components (the kernels': rlk_contract.h). */
     public static final int STAT_LOSS = 0;
     public static final int STAT_TOKENS = 1;
@@ -227,17 +496,55 @@ public final class PolicyLoss {
     public static final int STAT_CLIP_DUAL = 5;
     public static final int STAT_NEG_APPROX_KL_SUM = 6;
     public static final int STAT_RATIO_SUM = 7;
-    public static final int STAT_RATIO_MIN = 8;
-    public static final int STAT_RATIO_MAX = 9;
-    public static final int STAT_DENOMINATOR = 10;
+    public static final int STAT_RC_TOKENS = 8;
+    public static final int STAT_RC_SEQUENCES = 9;
+    public static final int STAT_RC_REJECTED_TOKENS = 10;
+    public static final int STAT_RC_REJECTED_SEQUENCES = 11;
+    public static final int STAT_RC_WEIGHT_SUM = 12;
+    public static final int STAT_RC_WEIGHT_HIGH = 13;
+    public static final int STAT_RC_WEIGHT_LOW = 14;
+    public static final int STAT_RC_CLAMPED_SUM = 15;
+    public static final int STAT_RC_CLAMPED_SQ_SUM = 16;
+    public static final int STAT_RC_NORM_SUM = 17;
+    public static final int STAT_RC_NORM_COUNT = 18;
+    public static final int STAT_RC_KL_SUM = 19;
+    public static final int STAT_RC_K3_SUM = 20;
+    public static final int STAT_RC_CHI2_TOKEN_SUM = 21;
+    public static final int STAT_RC_CHI2_SEQ_SUM = 22;
+    public static final int STAT_RATIO_MIN = 23;
+    public static final int STAT_RC_WEIGHT_MIN = 24;
+    public static final int STAT_RATIO_MAX = 25;
+    public static final int STAT_RC_WEIGHT_MAX = 26;
+    public static final int STAT_DENOMINATOR = 27;
+    public static final int STAT_RC_NORMALIZER = 28;
+    /** Sums come before this slot, then minima (before {@link #STATS_FIRST_MAX}), maxima, and the values used. */
+    public static final int STATS_FIRST_MIN = 23;
+    public static final int STATS_FIRST_MAX = 25;
+    public static final int STATS_FIRST_SET = 27;
 
-    /** The statistics of one call, as sums: micro-batches combine with {@link #merge}. */
+    /**
+     * The statistics of one call, as sums (then minima, maxima, and the denominator and normaliser
+     * used): micro-batches combine with {@link #merge}. The rc* components are the rollout
+     * correction's, over the tokens kept before rejection (0 without a correction): those tokens and
+     * their sequences, the rejected ones, the weights before any threshold (sum, min, max), how many
+     * were above / below the thresholds (tokens, or sequences at the sequence and geometric levels),
+     * the weights clamped to [lower, upper] and their squares, the applied weights' sum and count
+     * (what batch normalisation divides by), and the mismatch between rollout and prox: sums of
+     * rollout - prox (k1), e^d - d - 1 (k3), e^(2d) per token and per sequence (chi^2).
+     */
     public record Stats(double loss, double tokens, double sequences, double clipHigh, double clipLow, double clipDual,
-                        double negApproxKlSum, double ratioSum, double ratioMin, double ratioMax, double denominator) {
+                        double negApproxKlSum, double ratioSum, double rcTokens, double rcSequences, double rcRejectedTokens,
+                        double rcRejectedSequences, double rcWeightSum, double rcWeightHigh, double rcWeightLow,
+                        double rcClampedSum, double rcClampedSqSum, double rcNormSum, double rcNormCount, double rcKlSum,
+                        double rcK3Sum, double rcChi2TokenSum, double rcChi2SeqSum, double ratioMin, double rcWeightMin,
+                        double ratioMax, double rcWeightMax, double denominator, double rcNormalizer) {
 
         public static Stats of(double[] v) {
-            return new Stats(v[STAT_LOSS], v[STAT_TOKENS], v[STAT_SEQUENCES], v[STAT_CLIP_HIGH], v[STAT_CLIP_LOW], v[STAT_CLIP_DUAL],
-                    v[STAT_NEG_APPROX_KL_SUM], v[STAT_RATIO_SUM], v[STAT_RATIO_MIN], v[STAT_RATIO_MAX], v[STAT_DENOMINATOR]);
+            if (v.length != STATS_LENGTH) {
+                throw Check.fail("stats", STATS_LENGTH + " values", v.length);
+            }
+            return new Stats(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
+                    v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[23], v[24], v[25], v[26], v[27], v[28]);
         }
 
         /** Reads an f64 [STATS_LENGTH] host tensor. */
@@ -247,6 +554,14 @@ public final class PolicyLoss {
                 v[i] = t.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_DOUBLE, i);
             }
             return of(v);
+        }
+
+        /** The slots, in order. */
+        public double[] toArray() {
+            return new double[] {loss, tokens, sequences, clipHigh, clipLow, clipDual, negApproxKlSum, ratioSum, rcTokens,
+                rcSequences, rcRejectedTokens, rcRejectedSequences, rcWeightSum, rcWeightHigh, rcWeightLow, rcClampedSum,
+                rcClampedSqSum, rcNormSum, rcNormCount, rcKlSum, rcK3Sum, rcChi2TokenSum, rcChi2SeqSum, ratioMin, rcWeightMin,
+                ratioMax, rcWeightMax, denominator, rcNormalizer};
         }
 
         public double clipFractionHigh() {
@@ -270,11 +585,99 @@ public final class PolicyLoss {
             return tokens > 0 ? ratioSum / tokens : 0;
         }
 
-        /** The statistics of two disjoint parts of a batch (their losses add: pass the global denominator). */
+        private static double mean(double sum, double count) {
+            return count > 0 ? sum / count : 0;
+        }
+
+        /** verl's rollout_corr/rollout_is_mean: the weights' mean over tokens, before thresholds. */
+        public double rolloutIsMean() {
+            return mean(rcWeightSum, rcTokens);
+        }
+
+        /** The fraction of weights above the upper threshold (of tokens, or of sequences at the sequence levels). */
+        public double rolloutIsFractionHigh(WeightLevel level) {
+            return mean(rcWeightHigh, level == WeightLevel.TOKEN ? rcTokens : rcSequences);
+        }
+
+        public double rolloutIsFractionLow(WeightLevel level) {
+            return mean(rcWeightLow, level == WeightLevel.TOKEN ? rcTokens : rcSequences);
+        }
+
+        /** verl's rollout_is_std: of the weights clamped to [lower, upper], over tokens. */
+        public double rolloutIsStd() {
+            if (rcTokens <= 1) {
+                return 0;
+            }
+            double m = rcClampedSum / rcTokens;
+            return Math.sqrt(Math.max(0, rcClampedSqSum / rcTokens - m * m));
+        }
+
+        /** verl's rollout_is_eff_sample_size: 1 / mean((w / mean w)^2) of the clamped weights. */
+        public double rolloutIsEffectiveSampleSize() {
+            if (rcTokens == 0 || rcClampedSqSum == 0) {
+                return 0;
+            }
+            double m = rcClampedSum / rcTokens;
+            return m * m / (rcClampedSqSum / rcTokens);
+        }
+
+        /** The applied weights' batch mean: pass it to micro-batches as the normaliser. */
+        public double rolloutIsBatchMean() {
+            return mean(rcNormSum, rcNormCount);
+        }
+
+        /** verl's rollout_rs_masked_fraction: of the tokens kept before rejection. */
+        public double rolloutRsMaskedFraction() {
+            return mean(rcRejectedTokens, rcTokens);
+        }
+
+        /** verl's rollout_rs_seq_masked_fraction: sequences with a rejected token. */
+        public double rolloutRsSeqMaskedFraction() {
+            return mean(rcRejectedSequences, rcSequences);
+        }
+
+        /** verl's rollout_corr/kl: mean of rollout - prox, KL(rollout || prox) by k1. */
+        public double rolloutKl() {
+            return mean(rcKlSum, rcTokens);
+        }
+
+        /** verl's rollout_corr/k3_kl. */
+        public double rolloutK3Kl() {
+            return mean(rcK3Sum, rcTokens);
+        }
+
+        /** verl's rollout_corr/chi2_token: E[rho^2] - 1 over tokens. */
+        public double rolloutChi2Token() {
+            return rcTokens > 0 ? rcChi2TokenSum / rcTokens - 1 : 0;
+        }
+
+        /** verl's rollout_corr/chi2_seq: E[(prod rho)^2] - 1 over sequences. */
+        public double rolloutChi2Seq() {
+            return rcSequences > 0 ? rcChi2SeqSum / rcSequences - 1 : 0;
+        }
+
+        /**
+         * The statistics of two disjoint parts of a batch: sums add, minima and maxima combine, the
+         * denominator and normaliser are this part's (pass the global ones, and the losses add).
+         */
         public Stats merge(Stats o) {
-            return new Stats(loss + o.loss, tokens + o.tokens, sequences + o.sequences, clipHigh + o.clipHigh,
-                    clipLow + o.clipLow, clipDual + o.clipDual, negApproxKlSum + o.negApproxKlSum, ratioSum + o.ratioSum,
-                    Math.min(ratioMin, o.ratioMin), Math.max(ratioMax, o.ratioMax), denominator);
+            double[] a = toArray();
+            double[] b = o.toArray();
+            for (int j = 0; j < STATS_FIRST_SET; j++) {
+                // a part without the tokens a minimum or maximum is over reports 0 there: it does not count
+                double countA = j == STAT_RATIO_MIN || j == STAT_RATIO_MAX ? tokens : rcTokens;
+                double countB = j == STAT_RATIO_MIN || j == STAT_RATIO_MAX ? o.tokens : o.rcTokens;
+                if (j < STATS_FIRST_MIN) {
+                    a[j] += b[j];
+                } else if (countB == 0) {
+                    continue;
+                } else if (countA == 0) {
+                    a[j] = b[j];
+                } else {
+                    a[j] = j < STATS_FIRST_MAX ? Math.min(a[j], b[j]) : Math.max(a[j], b[j]);
+                }
+            }
+            return of(a);
         }
     }
 }

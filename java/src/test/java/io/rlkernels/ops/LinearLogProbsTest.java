@@ -439,6 +439,14 @@ class LinearLogProbsTest {
         new LossCase(new int[] {3, 5, 2}, 0, PolicyLoss.Config.defaults().withRatio(PolicyLoss.RatioLevel.SEQUENCE)
                 .withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN).withClip(3e-4f, 4e-4f).withEntropyCoef(0.01f), true, 2,
                 600, 4 * 600 * 2),
+        // the rollout correction: sequence-level TIS, normalised by the batch's mean (fixed before the one pass), rejection
+        new LossCase(new int[] {3, 5, 2, 4}, 6, PolicyLoss.Config.defaults().withAggregation(PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN)
+                .withRollout(PolicyLoss.RolloutCorrection.truncated(PolicyLoss.WeightLevel.SEQUENCE, 1.5)
+                        .withBatchNormalize(true, Double.NaN).withRejection(PolicyLoss.Rejection.parse("token_k1", "0.6_1.6"))), true, 1),
+        // bypass mode with rejection: the mask depends on logp, so the loss needs it whole first (two passes)
+        new LossCase(new int[] {4, 4, 6}, 5, PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.REINFORCE)
+                .withRollout(PolicyLoss.RolloutCorrection.truncated(PolicyLoss.WeightLevel.TOKEN, 1.3).withBypass(true)
+                        .withRejection(PolicyLoss.Rejection.parse("token_k2", "0.08"))), true, 2),
     };
 
     @ParameterizedTest(name = "{0}")
@@ -465,6 +473,7 @@ class LinearLogProbsTest {
                      LogProbs.Result fwd = ref.linearLogProbs(cfg, h, w, y, false);
                      HostTensor old = HostTensor.allocate(DType.F32, n); HostTensor adv = TestData.normal(rng, n, 1.0);
                      HostTensor mask = HostTensor.allocate(DType.U8, n); HostTensor refLogp = HostTensor.allocate(DType.F32, n);
+                     HostTensor rollout = HostTensor.allocate(DType.F32, n);
                      SequenceLayout seqs = SequenceLayout.ofLengths(lc.lengths);
                      HostTensor wantDH = HostTensor.allocate(DType.F32, n, c.d);
                      HostTensor wantDW = HostTensor.allocate(DType.F32, c.v, c.d).fill(0);
@@ -473,24 +482,30 @@ class LinearLogProbsTest {
                         float lp = ((HostTensor) fwd.logp()).getFloat(i);
                         old.setFloat(i, lp + (float) (rng.nextGaussian() * 0.3)); // ratios around 1, some clipped
                         refLogp.setFloat(i, lp + (float) (rng.nextGaussian() * 0.2));
+                        rollout.setFloat(i, old.getFloat(i) + (float) (rng.nextGaussian() * 0.2));
                         mask.setLong(i, rng.nextDouble() < 0.85 && y.getLong(i) != LogProbs.DEFAULT_IGNORE_INDEX ? 1 : 0);
                     }
                     LinearLogProbs.LossInputs hostIn = new LinearLogProbs.LossInputs(h, w, y, old, adv, mask)
-                            .withSequences(lc.withSequences ? seqs : null).withRefLogp(refLogp);
+                            .withSequences(lc.withSequences ? seqs : null).withRefLogp(refLogp)
+                            .withRolloutLogp(lc.loss.rollout().needsRolloutLogp() ? rollout : null);
                     PolicyLoss.Stats want = ref.linearPolicyLoss(cfg, lc.loss, hostIn, wantLogp, wantDH, wantDW);
                     try (Tensor hd = b.upload(h); Tensor wd = b.upload(w); Tensor yd = b.upload(y); Tensor od = b.upload(old);
                          Tensor ad = b.upload(adv); Tensor md = b.upload(mask); Tensor rd = b.upload(refLogp);
+                         Tensor rolld = b.upload(rollout);
                          Tensor logp = b.upload(TestData.poisoned(DType.F32, n));
                          Tensor dH = b.upload(TestData.poisoned(DType.F32, n, c.d));
                          Tensor dW = b.upload(HostTensor.allocate(DType.F32, c.v, c.d).fill(0))) {
                         PolicyLoss.Stats got = b.linearPolicyLoss(cfg, lc.loss, new LinearLogProbs.LossInputs(hd, wd, yd, od, ad, md)
-                                .withSequences(lc.withSequences ? seqs : null).withRefLogp(rd), logp, dH, dW);
+                                .withSequences(lc.withSequences ? seqs : null).withRefLogp(rd)
+                                .withRolloutLogp(lc.loss.rollout().needsRolloutLogp() ? rolld : null), logp, dH, dW);
                         Tolerance.STATISTIC.assertClose(want.loss(), got.loss(), where + " loss");
                         assertEquals(want.tokens(), got.tokens(), where + " tokens");
                         assertEquals(want.sequences(), got.sequences(), where + " sequences");
                         assertEquals(want.denominator(), got.denominator(), where + " denominator");
                         assertEquals(want.clipHigh() + want.clipLow(), got.clipHigh() + got.clipLow(), 1, where + " clipped");
                         Tolerance.STATISTIC.assertClose(want.ratioSum(), got.ratioSum(), where + " ratio sum");
+                        assertEquals(want.rcRejectedTokens(), got.rcRejectedTokens(), 1, where + " rejected");
+                        Tolerance.STATISTIC.assertClose(want.rcNormalizer(), got.rcNormalizer(), where + " weight mean");
                         HostTensor gotLogp = down(b, logp);
                         for (int i = 0; i < n; i++) {
                             Tolerance.propagated(1e-5).assertClose(wantLogp.getFloat(i), gotLogp.getFloat(i), where + " logp[" + i + "]");

@@ -42,6 +42,7 @@ class PolicyLossTest {
         final HostTensor mask;
         final HostTensor ref;
         final HostTensor entropy;
+        final HostTensor rollout;
         final SequenceLayout layout;
         final int n;
 
@@ -59,6 +60,7 @@ class PolicyLossTest {
             mask = HostTensor.allocate(maskType, n);
             ref = HostTensor.allocate(DType.F32, n);
             entropy = HostTensor.allocate(DType.F32, n);
+            rollout = HostTensor.allocate(DType.F32, n);
             int i = 0;
             for (int s = 0; s < sequences; s++) {
                 float a = (float) rng.nextGaussian();
@@ -69,6 +71,7 @@ class PolicyLossTest {
                     adv.setFloat(i, perSequenceAdvantage ? a : (float) rng.nextGaussian());
                     ref.setFloat(i, (float) (lp + rng.nextGaussian() * 0.5));
                     entropy.setFloat(i, (float) Math.abs(rng.nextGaussian()) * 3);
+                    rollout.setFloat(i, (float) (old.getFloat(i) + rng.nextGaussian() * 0.3)); // the engine's mismatch
                     boolean keep = s != 1 && rng.nextDouble() < 0.85; // sequence 1 is all padding
                     if (maskType == DType.U8) {
                         mask.setLong(i, keep ? 1 : 0);
@@ -90,6 +93,7 @@ class PolicyLossTest {
             mask = slice(whole.mask, from, count);
             ref = slice(whole.ref, from, count);
             entropy = slice(whole.entropy, from, count);
+            rollout = slice(whole.rollout, from, count);
             layout = SequenceLayout.ofLengths(lengths);
         }
 
@@ -104,9 +108,14 @@ class PolicyLossTest {
             return new PolicyLoss.Inputs(logp, old, adv, mask).withSequences(layout).withRefLogp(ref).withEntropy(entropy);
         }
 
+        /** With the rollout policy's log-probs, for the rollout correction. */
+        PolicyLoss.Inputs withRollout() {
+            return inputs().withRolloutLogp(rollout);
+        }
+
         @Override
         public void close() {
-            for (HostTensor t : new HostTensor[] {logp, old, adv, mask, ref, entropy}) {
+            for (HostTensor t : new HostTensor[] {logp, old, adv, mask, ref, entropy, rollout}) {
                 t.close();
             }
             layout.close();
@@ -135,10 +144,11 @@ class PolicyLossTest {
             Tensor mask = track(owned, b.upload((HostTensor) in.mask()));
             Tensor ref = in.refLogp() == null ? null : track(owned, b.upload((HostTensor) in.refLogp()));
             Tensor ent = in.entropy() == null ? null : track(owned, b.upload((HostTensor) in.entropy()));
+            Tensor roll = in.rolloutLogp() == null ? null : track(owned, b.upload((HostTensor) in.rolloutLogp()));
             Tensor grad = track(owned, b.upload(poison));
             Tensor gradH = track(owned, b.upload(poison));
             Tensor statsOut = track(owned, b.upload(statsPoison)); // every slot must be written
-            b.policyLoss(c, new PolicyLoss.Inputs(logp, old, adv, mask, in.sequences(), ref, ent), grad, gradH, statsOut);
+            b.policyLoss(c, new PolicyLoss.Inputs(logp, old, adv, mask, in.sequences(), ref, ent, roll), grad, gradH, statsOut);
             b.download(statsOut, statsHost);
             for (int k = 0; k < PolicyLoss.STATS_LENGTH; k++) {
                 if (TestData.isPoison(statsHost, k)) {
@@ -173,14 +183,11 @@ class PolicyLossTest {
     }
 
     static void assertStatsClose(String ctx, Stats want, Stats got) {
-        double[] w = {want.loss(), want.tokens(), want.sequences(), want.clipHigh(), want.clipLow(), want.clipDual(),
-            want.negApproxKlSum(), want.ratioSum(), want.ratioMin(), want.ratioMax(), want.denominator()};
-        double[] g = {got.loss(), got.tokens(), got.sequences(), got.clipHigh(), got.clipLow(), got.clipDual(),
-            got.negApproxKlSum(), got.ratioSum(), got.ratioMin(), got.ratioMax(), got.denominator()};
-        String[] names = {"loss", "tokens", "sequences", "clipHigh", "clipLow", "clipDual", "negApproxKlSum", "ratioSum",
-            "ratioMin", "ratioMax", "denominator"};
+        double[] w = want.toArray();
+        double[] g = got.toArray();
+        java.lang.reflect.RecordComponent[] names = Stats.class.getRecordComponents();
         for (int j = 0; j < w.length; j++) {
-            Tolerance.F64_STATISTIC.assertClose(w[j], g[j], ctx + " " + names[j]);
+            Tolerance.F64_STATISTIC.assertClose(w[j], g[j], ctx + " " + names[j].getName());
         }
     }
 

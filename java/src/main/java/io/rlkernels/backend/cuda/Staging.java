@@ -56,6 +56,13 @@ final class Staging implements AutoCloseable {
         return scratch(h.byteSize());
     }
 
+    /** A copy of {@code values} on the device, for this call only (a kernel's parameter array). */
+    long values(double[] values) {
+        long d = scratch(8L * values.length);
+        launcher.copyToDevice(d, java.lang.foreign.MemorySegment.ofArray(values), 8L * values.length);
+        return d;
+    }
+
     /** Device memory for this call only (partial sums, flags). */
     long scratch(long bytes) {
         long d = launcher.allocate(bytes);

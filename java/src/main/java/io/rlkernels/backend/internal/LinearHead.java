@@ -78,8 +78,10 @@ final class LinearHead {
         if (bounds == null) {
             return twoPasses(cfg, loss, in, d, logp, gradHidden, gradWeight, withEntropy);
         }
-        PolicyLoss.Config fixed = bounds.length > 2 && Double.isNaN(loss.denominator())
-                ? loss.withDenominator(impliedDenominator(loss, in, d, withEntropy)) : loss;
+        PolicyLoss.Config fixed = bounds.length > 2 ? fixBatchValues(loss, in, d, withEntropy) : loss;
+        if (fixed == null) { // what the batch implies depends on logp itself: it is needed whole first
+            return twoPasses(cfg, loss, in, d, logp, gradHidden, gradWeight, withEntropy);
+        }
         long widest = 0;
         for (int c = 0; c + 1 < bounds.length; c++) {
             widest = Math.max(widest, bounds[c + 1] - bounds[c]);
@@ -107,7 +109,8 @@ final class LinearHead {
                 b.runLogProbs(cfg.logProbs(), z, t, lp, null, ent, ps);
                 try (SequenceLayout seqs = in.sequences() == null ? null : part(in.sequences(), r0, r0 + r)) {
                     b.runPolicyLoss(fixed, new PolicyLoss.Inputs(lp, rows(in.oldLogp(), r0, r), rows(in.advantages(), r0, r),
-                            rows(in.mask(), r0, r), seqs, rows(in.refLogp(), r0, r), ent), g, h, stats.tensor());
+                            rows(in.mask(), r0, r), seqs, rows(in.refLogp(), r0, r), ent, rows(in.rolloutLogp(), r0, r)), g, h,
+                            stats.tensor());
                 }
                 b.copyOut(stats.tensor(), hostStats);
                 PolicyLoss.Stats s = PolicyLoss.Stats.of(hostStats);
@@ -134,8 +137,7 @@ final class LinearHead {
             Tensor ent = entropy == null ? null : entropy.tensor();
             Tensor h = gEntropy == null ? null : gEntropy.tensor();
             forward(cfg, in.hidden(), in.weight(), in.targets(), lp, null, ent, parts.tensor());
-            b.runPolicyLoss(loss, new PolicyLoss.Inputs(lp, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(),
-                    ent), gLogp.tensor(), h, stats.tensor());
+            b.runPolicyLoss(loss, in.perToken(lp, ent), gLogp.tensor(), h, stats.tensor());
             backward(cfg, in.hidden(), in.weight(), in.targets(), parts.tensor(), ent, gLogp.tensor(), h, gradHidden, gradWeight);
             b.copyOut(stats.tensor(), hostStats);
             return PolicyLoss.Stats.of(hostStats);
@@ -143,19 +145,30 @@ final class LinearHead {
     }
 
     /**
-     * The denominator the loss's mode implies for the whole batch, as the policy-loss op itself
-     * finds it (its statistics carry it): one call on per-token vectors, with old logp standing in
-     * for logp (the denominator depends on the mask and the sequences only).
+     * The loss with what its mode implies for the whole batch fixed — the denominator, and the
+     * rollout correction's weight mean when it normalises — as the policy-loss op itself finds them
+     * (its statistics carry them): one call on per-token vectors, with old logp standing in for
+     * logp (they depend on the mask, the sequences, old and rollout logp only). Null in bypass mode
+     * with a rejection or normalisation, where they depend on logp.
      */
-    private double impliedDenominator(PolicyLoss.Config loss, LinearLogProbs.LossInputs in, LinearLogProbs.Dims d,
-                                      boolean withEntropy) {
+    private PolicyLoss.Config fixBatchValues(PolicyLoss.Config loss, LinearLogProbs.LossInputs in, LinearLogProbs.Dims d,
+                                             boolean withEntropy) {
+        PolicyLoss.RolloutCorrection rc = loss.rollout();
+        boolean normalizes = loss.appliesWeights() && rc.batchNormalize() && Double.isNaN(rc.normalizer());
+        if (!Double.isNaN(loss.denominator()) && !normalizes) {
+            return loss;
+        }
+        if (rc.bypass() && (normalizes || !rc.rejection().isEmpty())) {
+            return null;
+        }
         try (BackendBase.Workspace g = b.workspace(DType.F32, Math.max(d.rows(), 1));
              BackendBase.Workspace stats = b.workspace(DType.F64, PolicyLoss.STATS_LENGTH);
              HostTensor host = HostTensor.allocate(DType.F64, PolicyLoss.STATS_LENGTH)) {
-            b.runPolicyLoss(loss, new PolicyLoss.Inputs(in.oldLogp(), in.oldLogp(), in.advantages(), in.mask(), in.sequences(),
-                    in.refLogp(), withEntropy ? in.oldLogp() : null), rows(g.tensor(), 0, d.rows()), null, stats.tensor());
+            b.runPolicyLoss(loss, in.perToken(in.oldLogp(), withEntropy ? in.oldLogp() : null).withSequences(in.sequences()),
+                    rows(g.tensor(), 0, d.rows()), null, stats.tensor());
             b.copyOut(stats.tensor(), host);
-            return host.getDouble(PolicyLoss.STAT_DENOMINATOR);
+            PolicyLoss.Config fixed = loss.withDenominator(host.getDouble(PolicyLoss.STAT_DENOMINATOR));
+            return normalizes ? fixed.withRollout(rc.withBatchNormalize(true, host.getDouble(PolicyLoss.STAT_RC_NORMALIZER))) : fixed;
         }
     }
 

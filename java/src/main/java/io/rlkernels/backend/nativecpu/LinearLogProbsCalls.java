@@ -275,8 +275,7 @@ final class LinearLogProbsCalls {
             HostTensor entropy = withEntropy ? ent.t : null;
             HostTensor gEntropy = withEntropy ? h.t : null;
             forward(cfg, in.hidden(), in.weight(), in.targets(), lp, null, entropy, parts.t);
-            policy.policyLoss(loss, new PolicyLoss.Inputs(lp, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(),
-                    entropy), g.t, gEntropy, stats);
+            policy.policyLoss(loss, in.perToken(lp, entropy), g.t, gEntropy, stats);
             backward(cfg, in.hidden(), in.weight(), in.targets(), parts.t, entropy, g.t, gEntropy, gradHidden, gradWeight);
             return PolicyLoss.Stats.of(stats);
         }

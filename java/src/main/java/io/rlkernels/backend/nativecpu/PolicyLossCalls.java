@@ -34,13 +34,16 @@ final class PolicyLossCalls {
         if (in.entropy() != null) {
             calls.requireFinite("entropy", host("entropy", in.entropy()));
         }
+        if (in.rolloutLogp() != null) {
+            calls.requireFinite("rolloutLogp", host("rolloutLogp", in.rolloutLogp()));
+        }
         SequenceLayout seqs = in.sequences(); // when given, also for the token modes: it counts the sequences
         int rc = lib.policyLoss(segment("logp", in.logp()), segment("oldLogp", in.oldLogp()), segment("advantages", in.advantages()),
                 segment("mask", in.mask()), in.mask().dtype() == DType.U8, optional("refLogp", in.refLogp()),
-                optional("entropy", in.entropy()), seqs == null ? MemorySegment.NULL : seqs.offsets().segment(),
-                seqs == null ? 0 : seqs.sequences(), in.tokens(), PolicyLossChecks.codes(c), c.clipLow(), c.clipHigh(), c.dualClip(),
-                c.denominator(), seqs == null ? 0 : seqs.longest(), c.klCoef(), c.entropyCoef(), segment("gradLogp", gradLogp),
-                optional("gradEntropy", gradEntropy), segment("stats", stats));
+                optional("entropy", in.entropy()), optional("rolloutLogp", in.rolloutLogp()),
+                seqs == null ? MemorySegment.NULL : seqs.offsets().segment(), seqs == null ? 0 : seqs.sequences(), in.tokens(),
+                PolicyLossChecks.params(c, seqs), segment("gradLogp", gradLogp), optional("gradEntropy", gradEntropy),
+                segment("stats", stats));
         if (rc == NativeCalls.RLK_OVERFLOW) { // the kernel saw a gradient float32 cannot hold: find and name it
             calls.refuseOverflow(host("gradLogp", gradLogp), (i, v) -> PolicyLossChecks.overflow("gradLogp", i, v));
             if (gradEntropy != null) {

@@ -133,8 +133,7 @@ final class LinearLogProbsReference {
              HostTensor stats = HostTensor.allocate(DType.F64, PolicyLoss.STATS_LENGTH)) {
             Tensor lp = logp != null ? logp : own;
             forward(config, in.hidden(), in.weight(), in.targets(), lp, null, entropy, parts);
-            PolicyLossReference.policyLoss(loss, new PolicyLoss.Inputs(lp, in.oldLogp(), in.advantages(), in.mask(), in.sequences(),
-                    in.refLogp(), entropy), g, h, stats);
+            PolicyLossReference.policyLoss(loss, in.perToken(lp, entropy), g, h, stats);
             backward(config, in.hidden(), in.weight(), in.targets(), parts, entropy, g, h, gradHidden, gradWeight);
             return PolicyLoss.Stats.of(stats);
         }

@@ -26,6 +26,7 @@ final class PolicyLossReference {
         HostTensor mask = host("mask", in.mask());
         HostTensor ref = in.refLogp() == null ? null : finite("refLogp", in.refLogp());
         HostTensor entropy = in.entropy() == null ? null : finite("entropy", in.entropy());
+        HostTensor rollout = in.rolloutLogp() == null ? null : finite("rolloutLogp", in.rolloutLogp());
         HostTensor grad = host("gradLogp", gradLogp);
         HostTensor gradH = gradEntropy == null ? null : host("gradEntropy", gradEntropy);
         long n = in.tokens();
@@ -36,13 +37,14 @@ final class PolicyLossReference {
                 offsets[k] = in.sequences().offsets().getLong(k);
             }
         }
+        Correction rc = new Correction(c, logp, old, rollout, mask, offsets);
         double denominator = c.denominator();
         if (Double.isNaN(denominator)) {
             denominator = switch (c.aggregation()) {
                 case TOKEN_MEAN -> {
                     double kept = 0;
                     for (long i = 0; i < n; i++) {
-                        kept += mask.getFloat(i) != 0 ? 1 : 0;
+                        kept += rc.kept(i) ? 1 : 0;
                     }
                     yield kept;
                 }
@@ -51,7 +53,7 @@ final class PolicyLossReference {
                     for (int k = 0; k + 1 < offsets.length; k++) {
                         boolean any = false;
                         for (long i = offsets[k]; i < offsets[k + 1]; i++) {
-                            any |= mask.getFloat(i) != 0;
+                            any |= rc.kept(i);
                         }
                         seqs += any ? 1 : 0;
                     }
@@ -61,17 +63,22 @@ final class PolicyLossReference {
             };
             denominator = denominator == 0 ? 1 : denominator; // nothing kept: a zero loss either way
         }
+        double normalizer = rc.normalizer();
         double[] st = new double[PolicyLoss.STATS_LENGTH];
         st[PolicyLoss.STAT_RATIO_MIN] = Double.POSITIVE_INFINITY;
         st[PolicyLoss.STAT_RATIO_MAX] = Double.NEGATIVE_INFINITY;
+        st[PolicyLoss.STAT_RC_WEIGHT_MIN] = Double.POSITIVE_INFINITY;
+        st[PolicyLoss.STAT_RC_WEIGHT_MAX] = Double.NEGATIVE_INFINITY;
         st[PolicyLoss.STAT_DENOMINATOR] = denominator;
+        st[PolicyLoss.STAT_RC_NORMALIZER] = normalizer;
+        rc.metrics(st);
         for (int k = 0; k + 1 < offsets.length; k++) {
             long b = offsets[k];
             long e = offsets[k + 1];
             double kept = 0;
             double sumLogRatio = 0;
             for (long i = b; i < e; i++) {
-                if (mask.getFloat(i) != 0) {
+                if (rc.kept(i)) {
                     kept++;
                     sumLogRatio += (double) logp.getFloat(i) - old.getFloat(i);
                 }
@@ -87,7 +94,7 @@ final class PolicyLossReference {
             double seqCoef = 0; // sum of w dl/dr over the sequence, for the sequence ratio
             double[] g = new double[(int) (e - b)];
             for (long i = b; i < e; i++) {
-                if (mask.getFloat(i) == 0) {
+                if (!rc.kept(i)) {
                     if (gradH != null) {
                         gradH.setFloat(i, 0f);
                     }
@@ -131,6 +138,10 @@ final class PolicyLossReference {
                     }
                     default -> throw new IllegalStateException();
                 }
+                double isWeight = rc.lossWeight(i) / normalizer; // detached: a constant of the gradient
+                pg *= isWeight;
+                dPgDr *= isWeight;
+                dPgDirect *= isWeight;
                 double kl = 0;
                 double dKl = 0;
                 if (c.kl() != PolicyLoss.KlEstimator.NONE && c.klCoef() != 0) {
@@ -189,13 +200,17 @@ final class PolicyLossReference {
             }
             for (long i = b; i < e; i++) {
                 // sequence ratio: dr_s/dlogp_j = r_s m_j / n_s, so every kept token shares the sequence's term
-                boolean shared = c.ratio() == PolicyLoss.RatioLevel.SEQUENCE && mask.getFloat(i) != 0;
+                boolean shared = c.ratio() == PolicyLoss.RatioLevel.SEQUENCE && rc.kept(i);
                 grad.setFloat(i, (float) (g[(int) (i - b)] + (shared ? seqCoef * seqRatio / kept : 0)));
             }
         }
         if (st[PolicyLoss.STAT_TOKENS] == 0) {
             st[PolicyLoss.STAT_RATIO_MIN] = 0;
             st[PolicyLoss.STAT_RATIO_MAX] = 0;
+        }
+        if (!(st[PolicyLoss.STAT_RC_WEIGHT_MIN] <= st[PolicyLoss.STAT_RC_WEIGHT_MAX])) {
+            st[PolicyLoss.STAT_RC_WEIGHT_MIN] = 0;
+            st[PolicyLoss.STAT_RC_WEIGHT_MAX] = 0;
         }
         for (HostTensor o : gradH == null ? new HostTensor[] {grad} : new HostTensor[] {grad, gradH}) {
             long bad = Check.firstOutside(o, Float.MAX_VALUE);
@@ -206,6 +221,222 @@ final class PolicyLossReference {
         HostTensor out = host("stats", stats);
         for (int j = 0; j < PolicyLoss.STATS_LENGTH; j++) {
             out.setDouble(j, st[j]);
+        }
+    }
+
+    /**
+     * The rollout correction of one call, from its definition (PolicyLoss.RolloutCorrection): per
+     * token d = log(prox / rollout), the weight of each token, which tokens rejection keeps, and
+     * the metrics. Sequences are the offsets' runs (one run: the whole batch without a layout).
+     */
+    private static final class Correction {
+        private final PolicyLoss.Config c;
+        private final PolicyLoss.RolloutCorrection rc;
+        private final boolean on;
+        private final HostTensor mask;
+        private final long[] offsets;
+        private final double[] delta;   // per token; NaN where the mask drops it
+        private final double[] raw;     // the weight before thresholds, per token
+        private final boolean[] keep;   // kept after rejection
+        private final int[] seqOf;
+
+        Correction(PolicyLoss.Config c, HostTensor logp, HostTensor old, HostTensor rollout, HostTensor mask, long[] offsets) {
+            this.c = c;
+            this.rc = c.rollout();
+            this.on = rollout != null || rc.bypass();
+            this.mask = mask;
+            this.offsets = offsets;
+            int n = (int) offsets[offsets.length - 1];
+            delta = new double[n];
+            raw = new double[n];
+            keep = new boolean[n];
+            seqOf = new int[n];
+            for (int k = 0; k + 1 < offsets.length; k++) {
+                double sum = 0;
+                double count = 0;
+                double sumK1 = 0;
+                double sumK2 = 0;
+                double sumK3 = 0;
+                double maxK2 = 0;
+                double maxK3 = 0;
+                for (long i = offsets[k]; i < offsets[k + 1]; i++) {
+                    seqOf[(int) i] = k;
+                    if (mask.getFloat(i) == 0) {
+                        continue;
+                    }
+                    double d = !on ? 0 : rc.bypass() ? (double) logp.getFloat(i) - old.getFloat(i)
+                            : (double) old.getFloat(i) - rollout.getFloat(i);
+                    delta[(int) i] = d;
+                    double ds = Math.max(-20, Math.min(20, d));
+                    double k2 = ds * ds / 2;
+                    double k3 = Math.exp(ds) - 1 - ds;
+                    sum += d;
+                    count++;
+                    sumK1 -= ds;
+                    sumK2 += k2;
+                    sumK3 += k3;
+                    maxK2 = count == 1 ? k2 : Math.max(maxK2, k2);
+                    maxK3 = count == 1 ? k3 : Math.max(maxK3, k3);
+                }
+                double x = switch (rc.level()) {
+                    case SEQUENCE -> sum;
+                    case GEOMETRIC -> count > 0 ? sum / count : 0;
+                    default -> 0;
+                };
+                boolean seqPasses = true;
+                double[] seqStat = new double[PolicyLoss.Rejection.Option.values().length];
+                double per = Math.max(count, 1);
+                seqStat[PolicyLoss.Rejection.Option.SEQ_SUM_K1.ordinal()] = sumK1;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_SUM_K2.ordinal()] = sumK2;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_SUM_K3.ordinal()] = sumK3;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_MEAN_K1.ordinal()] = sumK1 / per;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_MEAN_K2.ordinal()] = sumK2 / per;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_MEAN_K3.ordinal()] = sumK3 / per;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_MAX_K2.ordinal()] = maxK2;
+                seqStat[PolicyLoss.Rejection.Option.SEQ_MAX_K3.ordinal()] = maxK3;
+                for (PolicyLoss.Rejection r : on ? rc.rejection() : java.util.List.<PolicyLoss.Rejection>of()) {
+                    if (r.option().perSequence()) {
+                        seqPasses &= within(r, seqStat[r.option().ordinal()]);
+                    }
+                }
+                for (long i = offsets[k]; i < offsets[k + 1]; i++) {
+                    if (mask.getFloat(i) == 0) {
+                        continue;
+                    }
+                    double d = delta[(int) i];
+                    double ds = Math.max(-20, Math.min(20, d));
+                    raw[(int) i] = Math.exp(Math.max(-20, Math.min(20, rc.level() == PolicyLoss.WeightLevel.TOKEN ? d : x)));
+                    boolean passes = seqPasses;
+                    for (PolicyLoss.Rejection r : on ? rc.rejection() : java.util.List.<PolicyLoss.Rejection>of()) {
+                        passes &= switch (r.option()) {
+                            case TOKEN_K1 -> within(r, -ds);
+                            case TOKEN_K2 -> within(r, ds * ds / 2);
+                            case TOKEN_K3 -> within(r, Math.exp(ds) - 1 - ds);
+                            default -> true;
+                        };
+                    }
+                    keep[(int) i] = passes;
+                }
+            }
+        }
+
+        /** A statistic against a criterion: k1 against the log of its ratio bounds, k2 and k3 against the upper bound. */
+        private static boolean within(PolicyLoss.Rejection r, double stat) {
+            return r.option().k1() ? stat >= Math.log(r.lower()) && stat <= Math.log(r.upper()) : stat <= r.upper();
+        }
+
+        /** Kept by the mask and, with a correction, by the rejection. */
+        boolean kept(long i) {
+            return mask.getFloat(i) != 0 && keep[(int) i];
+        }
+
+        /** The weight after the threshold: truncated (TIS) or 0 outside the bounds (mask). */
+        private double applied(double w) {
+            if (rc.mode() == PolicyLoss.WeightMode.MASK) {
+                return w < rc.lower() || w > rc.upper() ? 0 : w;
+            }
+            return Math.min(w, rc.upper());
+        }
+
+        /** The factor of token i's policy-gradient term, before normalisation (1 without weights). */
+        double lossWeight(long i) {
+            return on && c.appliesWeights() ? applied(raw[(int) i]) : 1;
+        }
+
+        /** The mean the weights are divided by: given, or this batch's (tokens, or sequences), or 1. */
+        double normalizer() {
+            if (!(on && c.appliesWeights() && rc.batchNormalize())) {
+                return 1;
+            }
+            if (!Double.isNaN(rc.normalizer())) {
+                return rc.normalizer();
+            }
+            double[] sums = normSums();
+            double mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
+            return mean > 1e-8 ? mean : 1; // verl: no normalisation when the mean is (nearly) 0
+        }
+
+        /** The applied weights' sum and count: over tokens at the token level, over sequences else. */
+        private double[] normSums() {
+            double sum = 0;
+            double count = 0;
+            for (int k = 0; k + 1 < offsets.length; k++) {
+                long first = -1;
+                for (long i = offsets[k]; i < offsets[k + 1]; i++) {
+                    if (mask.getFloat(i) == 0) {
+                        continue;
+                    }
+                    if (rc.level() == PolicyLoss.WeightLevel.TOKEN) {
+                        sum += applied(raw[(int) i]);
+                        count++;
+                    } else if (first < 0) {
+                        first = i;
+                    }
+                }
+                if (rc.level() != PolicyLoss.WeightLevel.TOKEN && first >= 0) {
+                    sum += applied(raw[(int) first]);
+                    count++;
+                }
+            }
+            return new double[] {sum, count};
+        }
+
+        /** The correction's statistics (PolicyLoss.Stats' rc* components). */
+        void metrics(double[] st) {
+            if (!on) {
+                return;
+            }
+            boolean weights = rc.level() != PolicyLoss.WeightLevel.NONE;
+            boolean tokenLevel = rc.level() == PolicyLoss.WeightLevel.TOKEN;
+            for (int k = 0; k + 1 < offsets.length; k++) {
+                double sumD = 0;
+                long first = -1;
+                boolean rejected = false;
+                for (long i = offsets[k]; i < offsets[k + 1]; i++) {
+                    if (mask.getFloat(i) == 0) {
+                        continue;
+                    }
+                    first = first < 0 ? i : first;
+                    double d = delta[(int) i];
+                    double w = raw[(int) i];
+                    sumD += d;
+                    st[PolicyLoss.STAT_RC_TOKENS]++;
+                    st[PolicyLoss.STAT_RC_KL_SUM] += -d;
+                    st[PolicyLoss.STAT_RC_K3_SUM] += Math.exp(d) - d - 1;
+                    st[PolicyLoss.STAT_RC_CHI2_TOKEN_SUM] += Math.exp(2 * Math.max(-20, Math.min(20, d)));
+                    if (!keep[(int) i]) {
+                        st[PolicyLoss.STAT_RC_REJECTED_TOKENS]++;
+                        rejected = true;
+                    }
+                    if (weights) {
+                        double clamped = Math.max(rc.lower(), Math.min(rc.upper(), w));
+                        st[PolicyLoss.STAT_RC_WEIGHT_SUM] += w;
+                        st[PolicyLoss.STAT_RC_CLAMPED_SUM] += clamped;
+                        st[PolicyLoss.STAT_RC_CLAMPED_SQ_SUM] += clamped * clamped;
+                        st[PolicyLoss.STAT_RC_WEIGHT_MIN] = Math.min(st[PolicyLoss.STAT_RC_WEIGHT_MIN], w);
+                        st[PolicyLoss.STAT_RC_WEIGHT_MAX] = Math.max(st[PolicyLoss.STAT_RC_WEIGHT_MAX], w);
+                        if (tokenLevel) {
+                            st[PolicyLoss.STAT_RC_WEIGHT_HIGH] += w > rc.upper() ? 1 : 0;
+                            st[PolicyLoss.STAT_RC_WEIGHT_LOW] += w < rc.lower() ? 1 : 0;
+                            st[PolicyLoss.STAT_RC_NORM_SUM] += applied(w);
+                            st[PolicyLoss.STAT_RC_NORM_COUNT]++;
+                        }
+                    }
+                }
+                if (first < 0) {
+                    continue;
+                }
+                st[PolicyLoss.STAT_RC_SEQUENCES]++;
+                st[PolicyLoss.STAT_RC_REJECTED_SEQUENCES] += rejected ? 1 : 0;
+                st[PolicyLoss.STAT_RC_CHI2_SEQ_SUM] += Math.exp(2 * Math.max(-20, Math.min(20, sumD)));
+                if (weights && !tokenLevel) {
+                    double w = raw[(int) first];
+                    st[PolicyLoss.STAT_RC_WEIGHT_HIGH] += w > rc.upper() ? 1 : 0;
+                    st[PolicyLoss.STAT_RC_WEIGHT_LOW] += w < rc.lower() ? 1 : 0;
+                    st[PolicyLoss.STAT_RC_NORM_SUM] += applied(w);
+                    st[PolicyLoss.STAT_RC_NORM_COUNT]++;
+                }
+            }
         }
     }
 }

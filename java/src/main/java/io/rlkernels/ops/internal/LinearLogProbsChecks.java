@@ -154,15 +154,16 @@ public final class LinearLogProbsChecks {
             throw Check.fail("loss", "a PolicyLoss.Config", "null");
         }
         LinearLogProbs.Dims d = checkInputs(config, in.hidden(), in.weight(), in.targets());
-        PolicyLossChecks.checkPerToken(loss, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), d.rows());
+        PolicyLossChecks.checkPerToken(loss, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), in.rolloutLogp(),
+                d.rows());
         if (logp != null) {
             Check.output("logp", logp);
             Check.dtype("logp", logp, DType.F32);
             Check.shape("logp", logp, d.rows());
         }
         checkGradients(d, in.hidden(), in.weight(), in.targets(), gradHidden, gradWeight,
-                new String[] {"oldLogp", "advantages", "mask", "refLogp", "logp"},
-                new Tensor[] {in.oldLogp(), in.advantages(), in.mask(), in.refLogp(), logp});
+                new String[] {"oldLogp", "advantages", "mask", "refLogp", "rolloutLogp", "logp"},
+                new Tensor[] {in.oldLogp(), in.advantages(), in.mask(), in.refLogp(), in.rolloutLogp(), logp});
         return d;
     }
 }

@@ -25,7 +25,7 @@ public final class PolicyLossChecks {
         Check.dtype("logp", in.logp(), DType.F32);
         Check.rank("logp", in.logp(), 1);
         long n = in.tokens();
-        checkPerToken(config, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), n);
+        checkPerToken(config, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), in.rolloutLogp(), n);
         if (in.entropy() != null) {
             row("entropy", in.entropy(), n);
         } else if (config.entropyCoef() != 0) {
@@ -44,10 +44,11 @@ public final class PolicyLossChecks {
 
     /**
      * The inputs other than logp and entropy, [N]: old logp and advantages f32, mask f32 or u8,
-     * the reference logp when a KL term is on, the sequences (N tokens) when the mode needs them.
+     * the reference logp when a KL term is on, the rollout logp when the correction needs it (and
+     * none in bypass mode), the sequences (N tokens) when the mode needs them.
      */
     public static void checkPerToken(PolicyLoss.Config config, Tensor oldLogp, Tensor advantages, Tensor mask,
-                                     SequenceLayout sequences, Tensor refLogp, long n) {
+                                     SequenceLayout sequences, Tensor refLogp, Tensor rolloutLogp, long n) {
         row("oldLogp", oldLogp, n);
         row("advantages", advantages, n);
         Check.alive("mask", mask);
@@ -65,9 +66,82 @@ public final class PolicyLossChecks {
             throw Check.fail("sequences", "a layout of " + n + " tokens", sequences.tokens() + " tokens");
         }
         if (sequences == null && config.needsSequences()) {
-            throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + " and agg " + config.aggregation(),
-                    "null");
+            throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + ", agg " + config.aggregation()
+                    + (config.rollout().needsSequences() ? " and the per-sequence rollout correction" : ""), "null");
         }
+        if (rolloutLogp != null) {
+            if (config.rollout().bypass()) {
+                throw Check.fail("rolloutLogp", "none in bypass mode (oldLogp is the rollout policy's there)", "a tensor");
+            }
+            row("rolloutLogp", rolloutLogp, n);
+        } else if (config.rollout().needsRolloutLogp()) {
+            throw Check.fail("rolloutLogp", "the rollout policy's log-probs for the rollout correction", "null");
+        }
+    }
+
+    /** The slots of the kernels' f64 parameter array (rlk_contract.h, enum rlk_pl_param). */
+    public static final int PARAM_LOSS = 0;
+    public static final int PARAM_RATIO = 1;
+    public static final int PARAM_AGG = 2;
+    public static final int PARAM_KL = 3;
+    public static final int PARAM_CLIP_LOW = 4;
+    public static final int PARAM_CLIP_HIGH = 5;
+    public static final int PARAM_DUAL_CLIP = 6;
+    public static final int PARAM_KL_COEF = 7;
+    public static final int PARAM_ENTROPY_COEF = 8;
+    public static final int PARAM_DENOMINATOR = 9;
+    public static final int PARAM_LONGEST = 10;
+    public static final int PARAM_BYPASS = 11;
+    public static final int PARAM_IS_LEVEL = 12;
+    public static final int PARAM_IS_MODE = 13;
+    public static final int PARAM_IS_LOWER = 14;
+    public static final int PARAM_IS_UPPER = 15;
+    public static final int PARAM_IS_APPLY = 16;
+    public static final int PARAM_IS_NORMALIZE = 17;
+    public static final int PARAM_IS_NORMALIZER = 18;
+    public static final int PARAM_RS_BOUNDS = 19;
+    public static final int PARAM_COUNT = 41;
+    /** The rejection options (rlk_contract.h RLK_RS_OPTIONS): PolicyLoss.Rejection.Option. */
+    public static final int RS_OPTIONS = 11;
+
+    /**
+     * The kernels' parameters: codes (enum ordinals, as rlk_contract.h numbers them), thresholds
+     * and coefficients as the kernels compute with them (f32 options widened exactly; rejection
+     * bounds in the statistic's units, -inf/+inf where an option is off).
+     */
+    public static double[] params(PolicyLoss.Config c, SequenceLayout sequences) {
+        double[] p = new double[PARAM_COUNT];
+        p[PARAM_LOSS] = c.loss().ordinal();
+        p[PARAM_RATIO] = c.ratio().ordinal();
+        p[PARAM_AGG] = c.aggregation().ordinal();
+        p[PARAM_KL] = c.kl().ordinal();
+        p[PARAM_CLIP_LOW] = c.clipLow();
+        p[PARAM_CLIP_HIGH] = c.clipHigh();
+        p[PARAM_DUAL_CLIP] = c.dualClip();
+        p[PARAM_KL_COEF] = c.klCoef();
+        p[PARAM_ENTROPY_COEF] = c.entropyCoef();
+        p[PARAM_DENOMINATOR] = c.denominator();
+        p[PARAM_LONGEST] = sequences == null ? 0 : sequences.longest();
+        PolicyLoss.RolloutCorrection rc = c.rollout();
+        p[PARAM_BYPASS] = rc.bypass() ? 1 : 0;
+        p[PARAM_IS_LEVEL] = rc.level().ordinal();
+        p[PARAM_IS_MODE] = rc.mode().ordinal();
+        p[PARAM_IS_LOWER] = rc.lower();
+        p[PARAM_IS_UPPER] = rc.upper();
+        p[PARAM_IS_APPLY] = c.appliesWeights() ? 1 : 0;
+        p[PARAM_IS_NORMALIZE] = rc.batchNormalize() ? 1 : 0;
+        p[PARAM_IS_NORMALIZER] = rc.normalizer();
+        for (int o = 0; o < PolicyLoss.Rejection.Option.values().length; o++) {
+            p[PARAM_RS_BOUNDS + 2 * o] = Double.NEGATIVE_INFINITY;
+            p[PARAM_RS_BOUNDS + 2 * o + 1] = Double.POSITIVE_INFINITY;
+        }
+        for (PolicyLoss.Rejection r : rc.rejection()) { // several criteria on one option: the tightest bounds
+            double[] b = r.bounds();
+            int at = PARAM_RS_BOUNDS + 2 * r.option().ordinal();
+            p[at] = Math.max(p[at], b[0]);
+            p[at + 1] = Math.min(p[at + 1], b[1]);
+        }
+        return p;
     }
 
     /** The refusal of finite inputs whose per-token gradient float32 cannot hold. */
@@ -80,10 +154,5 @@ public final class PolicyLossChecks {
         Check.alive(arg, t);
         Check.dtype(arg, t, DType.F32);
         Check.shape(arg, t, n);
-    }
-
-    /** Kernel codes: loss type, ratio level, aggregation and KL estimator as the native and CUDA kernels number them. */
-    public static int[] codes(PolicyLoss.Config c) {
-        return new int[] {c.loss().ordinal(), c.ratio().ordinal(), c.aggregation().ordinal(), c.kl().ordinal()};
     }
 }

@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeLibrary {
     public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
-    private static final int ABI_VERSION = 4;
+    private static final int ABI_VERSION = 5;
 
     private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
@@ -78,9 +78,8 @@ public final class NativeLibrary {
         firstOutside = linker.downcallHandle(find(lib, "rlk_first_outside_f32"),
                 FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT), critical);
         policyLoss = linker.downcallHandle(find(lib, "rlk_policy_loss"), FunctionDescriptor.of(JAVA_INT,
-                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
-                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_DOUBLE, JAVA_LONG,
-                JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS), critical);
         maskRows = linker.downcallHandle(find(lib, "rlk_mask_rows"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS), critical);
         bgpoCoefficients = linker.downcallHandle(find(lib, "rlk_bgpo_coefficients"), FunctionDescriptor.of(JAVA_INT,
@@ -270,14 +269,13 @@ public final class NativeLibrary {
     }
 
     /** rlk_policy_loss; codes are loss type, ratio level, aggregation, KL estimator (PolicyLoss.codes). */
+    /** rlk_policy_loss; {@code params} the f64 parameter array (PolicyLossChecks.params), read in place. */
     public int policyLoss(MemorySegment logp, MemorySegment old, MemorySegment adv, MemorySegment mask, boolean maskU8,
-                          MemorySegment ref, MemorySegment entropy, MemorySegment offsets, long sequences, long n, int[] codes,
-                          float clipLow, float clipHigh, float dualClip, double denominator, long longest, float klCoef,
-                          float entropyCoef, MemorySegment grad, MemorySegment gradEntropy, MemorySegment stats) {
+                          MemorySegment ref, MemorySegment entropy, MemorySegment rollout, MemorySegment offsets, long sequences,
+                          long n, double[] params, MemorySegment grad, MemorySegment gradEntropy, MemorySegment stats) {
         try {
-            return (int) policyLoss.invokeExact(logp, old, adv, mask, maskU8 ? 1 : 0, ref, entropy, offsets, sequences, n,
-                    codes[0], codes[1], codes[2], codes[3], clipLow, clipHigh, dualClip, denominator, longest, klCoef,
-                    entropyCoef, grad, gradEntropy, stats);
+            return (int) policyLoss.invokeExact(logp, old, adv, mask, maskU8 ? 1 : 0, ref, entropy, rollout, offsets, sequences, n,
+                    MemorySegment.ofArray(params), grad, gradEntropy, stats);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

@@ -37,6 +37,7 @@ struct Scan {  // rlk_pl_scan, reduced over a block
     x.s.n_kept = shfl(s.n_kept, o);
     x.s.sum_log_ratio = shfl(s.sum_log_ratio, o);
     x.s.token_weight_sum = shfl(s.token_weight_sum, o);
+    x.s.sum_opsm = shfl(s.sum_opsm, o);
     return x;
   }
 };
@@ -110,7 +111,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
   if (threadIdx.x == 0) {
     double d = c.denominator;
     if (isnan(d)) {
-      d = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? c.longest : sums.a;
+      d = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? c.longest : c.agg == RLK_AGG_TOKEN_SUM ? 1.0 : sums.a;
       if (d == 0) d = 1.0;  // nothing kept: the loss is 0 either way
     }
     double norm = c.is_apply && c.is_normalize ? c.is_normalizer : 1.0;
@@ -138,7 +139,8 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
   const double denom = implied ? implied[0] : c.denominator;  // computed on the device, or given
   const double normalizer = implied ? implied[1] : (c.is_apply && c.is_normalize ? c.is_normalizer : 1.0);
   const bool token_level_weight = c.is_level == RLK_IS_TOKEN;
-  const bool seq_ratio_level = c.ratio == RLK_RATIO_SEQUENCE;
+  const bool seq_ratio_level = c.ratio == RLK_RATIO_SEQUENCE;  // the true derivative: a share per token
+  const bool seq_value = c.ratio != RLK_RATIO_TOKEN;            // the sequence's ratio as each token's
   const long long segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
   Stats st = Stats::identity();
 
@@ -149,8 +151,8 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
     const bool seq_keep = rlk_pl_scan_finish(&c, &scan);
     const double n_kept = scan.n_kept;
     const double seq_log = n_kept > 0 ? scan.sum_log_ratio / n_kept : 0.0;
-    const bool seq_clamped = fabs(seq_log) > 20;
-    const double seq_ratio = exp(rlk_clamp(seq_log, -20, 20));
+    const bool seq_clamped = rlk_seq_log_clamped(&c, seq_log);
+    const double seq_ratio = exp(rlk_clamp(seq_log, c.seq_log_min, c.seq_log_max));
     const double w = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 0 ? n_kept : 1.0) * denom) : 1.0 / denom;
     double seq_raw = 1.0, seq_applied = 1.0;  // the sequence and geometric levels' weight
     if (c.rc && scan.rc.n > 0 && c.is_level != RLK_IS_NONE && !token_level_weight) {
@@ -211,9 +213,11 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
         }
       }
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
-      const double r = seq_ratio_level ? seq_ratio : exp(d);
-      const bool clamped = seq_ratio_level ? seq_clamped : d != raw;
-      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
+      const double r = seq_value ? seq_ratio : exp(d);
+      const bool clamped = seq_value ? seq_clamped : d != raw;
+      is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
+      const rlk_terms t =
+          rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
       st.v[RLK_PL_LOSS] += w * t.loss;
       st.v[RLK_PL_TOKENS] += 1.0;
       st.v[RLK_PL_CLIP_HIGH] += t.high;
@@ -226,7 +230,7 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
       double g = w * t.d_direct;
       if (!clamped) {
         if (!seq_ratio_level)
-          g += w * t.d_ratio * r;  // dr/dlogp = r
+          g += w * t.d_ratio * r;  // dr/dlogp = r (sequence-token: sg(r_s) p / sg(p), the same)
         else
           seq_coef += w * t.d_ratio;
       }
@@ -253,7 +257,8 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
           if (c.is_level != RLK_IS_NONE && c.is_apply)
             is_w = (token_level_weight ? rlk_rc_applied_weight(&c, exp(rlk_clamp(d, -20, 20))) : seq_applied) / normalizer;
         }
-        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], ref ? ref[i] : 0.0, 0.0, is_w);
+        is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
+        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, 0.0, is_w);
         grad[i] = (float)(w * t.d_direct + share);
       }
     }

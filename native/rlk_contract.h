@@ -24,13 +24,24 @@ enum rlk_isa { RLK_ISA_AUTO = -1, RLK_ISA_X86_64 = 0, RLK_ISA_AVX2 = 1, RLK_ISA_
 enum rlk_adv_mode { RLK_ADV_GRPO = 0, RLK_ADV_DRGRPO = 1, RLK_ADV_RLOO = 2, RLK_ADV_BATCH = 3, RLK_ADV_NONE = 4 };
 
 /* Policy loss (io.rlkernels.ops.PolicyLoss): loss type, ratio level, aggregation, KL estimator. */
-enum rlk_loss_type { RLK_LOSS_PPO = 0, RLK_LOSS_CISPO = 1, RLK_LOSS_REINFORCE = 2 };
-enum rlk_ratio_level { RLK_RATIO_TOKEN = 0, RLK_RATIO_SEQUENCE = 1 };
+enum rlk_loss_type {
+  RLK_LOSS_PPO = 0,
+  RLK_LOSS_CISPO = 1,
+  RLK_LOSS_REINFORCE = 2,
+  RLK_LOSS_SAPO = 3,
+  RLK_LOSS_DRO = 4,
+  RLK_LOSS_DPPO_TV = 5,
+  RLK_LOSS_DPPO_KL = 6
+};
+/* SEQUENCE: the sequence's ratio and its true derivative (TRL's sequence level); SEQUENCE_TOKEN:
+   its value with each token's own gradient, sg(r_s) p / sg(p) (verl's GSPO). */
+enum rlk_ratio_level { RLK_RATIO_TOKEN = 0, RLK_RATIO_SEQUENCE = 1, RLK_RATIO_SEQUENCE_TOKEN = 2 };
 enum rlk_aggregation {
   RLK_AGG_TOKEN_MEAN = 0,
   RLK_AGG_SEQ_MEAN_TOKEN_MEAN = 1,
   RLK_AGG_SEQ_MEAN_TOKEN_SUM = 2,
-  RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3
+  RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM = 3,
+  RLK_AGG_TOKEN_SUM = 4
 };
 /* The KL estimators; the _PLUS ones are verl's straight-through "k1+" and "k3+": k1's or k3's
    value, k2's gradient (logp - ref). */
@@ -40,7 +51,7 @@ enum rlk_kl { RLK_KL_NONE = 0, RLK_KL_K1 = 1, RLK_KL_K2 = 2, RLK_KL_K3 = 3, RLK_
    the rollout policy and the policy the loss is relative to, what a threshold does to it, and the
    rejection criteria (verl's rollout_rs options), each a statistic of d = log(prox / rollout). */
 enum rlk_is_level { RLK_IS_NONE = 0, RLK_IS_TOKEN = 1, RLK_IS_SEQUENCE = 2, RLK_IS_GEOMETRIC = 3 };
-enum rlk_is_mode { RLK_IS_TRUNCATE = 0, RLK_IS_MASK = 1 };
+enum rlk_is_mode { RLK_ISM_TRUNCATE = 0, RLK_ISM_MASK = 1 };
 enum rlk_rs {
   RLK_RS_TOKEN_K1 = 0,
   RLK_RS_TOKEN_K2 = 1,
@@ -52,9 +63,9 @@ enum rlk_rs {
   RLK_RS_SEQ_MEAN_K2 = 7,
   RLK_RS_SEQ_MEAN_K3 = 8,
   RLK_RS_SEQ_MAX_K2 = 9,
-  RLK_RS_SEQ_MAX_K3 = 10,
-  RLK_RS_OPTIONS = 11 /* the count (PolicyLoss.Rejection.Option) */
+  RLK_RS_SEQ_MAX_K3 = 10
 };
+#define RLK_RS_OPTIONS 11 /* the count (PolicyLoss.Rejection.Option) */
 
 /* The policy loss's parameters: one f64 array the kernels take whole (PolicyLossChecks.params), so
    that a new option is a slot here, not a new kernel argument. Codes are stored as doubles. */
@@ -78,8 +89,15 @@ enum rlk_pl_param {
   RLK_PP_IS_APPLY = 16,      /* 1: the weights multiply the policy-gradient term (else metrics only) */
   RLK_PP_IS_NORMALIZE = 17,  /* 1: the weights are divided by their batch mean */
   RLK_PP_IS_NORMALIZER = 18, /* that mean, NaN: this batch's */
-  RLK_PP_RS_BOUNDS = 19,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
-  RLK_PP_COUNT = 41          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
+  RLK_PP_TAU_POS = 19,       /* SAPO's gate temperatures (A > 0, A <= 0) */
+  RLK_PP_TAU_NEG = 20,
+  RLK_PP_DRO_BETA = 21,      /* DRO's quadratic penalty */
+  RLK_PP_DELTA = 22,         /* the two-sided bound of the ratio's unclipped term (0: off) */
+  RLK_PP_OPSM = 23,          /* the off-policy sequence mask's threshold (NaN: off) */
+  RLK_PP_SEQ_LOG_MIN = 24,   /* the bounds of a sequence ratio's logarithm */
+  RLK_PP_SEQ_LOG_MAX = 25,
+  RLK_PP_RS_BOUNDS = 26,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
+  RLK_PP_COUNT = 48          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
 };
 
 /* The policy loss's f64 stats, slot by slot, in the order of PolicyLoss.Stats's components:

@@ -28,30 +28,40 @@ RLK_HD int rlk_kept(const void *mask, int mask_u8, int64_t i) {
 
 RLK_HD double rlk_clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* PPO's clipped surrogate of a ratio r and an advantage a: loss = max(-a r, -a clip(r, 1 - low,
-   1 + high)), then at most -dual a for a < 0 when dual > 0 (the dual clip). `through_ratio`: the
-   loss is -a r (its slope in r is -a), not a clipped constant; which clip bound was hit is counted. */
+/* PPO's clipped surrogate of a ratio r and an advantage a: loss = max(-a ru, -a clip(r, 1 - low,
+   1 + high)), then at most -dual a for a < 0 when dual > 0 (the dual clip); ru is r in the
+   unclipped term (r itself, or r bounded by TRL's delta). `slope`: dloss/dr, through whichever
+   term is the loss (0 where it is a clipped or bounded constant); `through_ratio`: the loss is the
+   unclipped -a ru. Which clip bound was hit is counted. */
 typedef struct {
-  double loss;
+  double loss, slope;
   int through_ratio, high, low, dual;
 } rlk_clip;
 
-RLK_HD rlk_clip rlk_ppo_clip(double r, double a, double clip_low, double clip_high, double dual) {
-  rlk_clip c = {0, 0, 0, 0, 0};
+RLK_HD rlk_clip rlk_ppo_clip2(double r, double ru, double a, double clip_low, double clip_high, double dual) {
+  rlk_clip c = {0, 0, 0, 0, 0, 0};
   const double clipped = rlk_clamp(r, 1.0 - clip_low, 1.0 + clip_high);
-  const double unclipped_loss = -a * r, clipped_loss = -a * clipped;
+  const double unclipped_loss = -a * ru, clipped_loss = -a * clipped;
   c.loss = unclipped_loss > clipped_loss ? unclipped_loss : clipped_loss;
   c.through_ratio = unclipped_loss >= clipped_loss;
-  if (clipped_loss > unclipped_loss) {
+  if (c.through_ratio) {
+    c.slope = ru == r ? -a : 0.0;
+  } else {
+    c.slope = clipped == r ? -a : 0.0; /* only with a bounded ru: the clipped term, unclipped itself */
     c.high = r > 1.0 + clip_high;
-    c.low = !c.high;
+    c.low = r < 1.0 - clip_low;
   }
   if (dual > 0 && a < 0 && c.loss > -dual * a) {
     c.loss = -dual * a;
+    c.slope = 0.0;
     c.through_ratio = 0;
     c.dual = 1;
   }
   return c;
+}
+
+RLK_HD rlk_clip rlk_ppo_clip(double r, double a, double clip_low, double clip_high, double dual) {
+  return rlk_ppo_clip2(r, r, a, clip_low, clip_high, dual);
 }
 
 /* The KL penalty of diff = logp - ref for enum rlk_kl, and its slope in logp. k3 is
@@ -89,8 +99,9 @@ RLK_HD rlk_kl_term rlk_kl(int kl, double diff) {
    (enum rlk_pl_param; codes rlk_contract.h). rc: a rollout correction is on (a rollout log-prob
    is given, or bypass mode); rs_token / rs_seq: some token / sequence rejection option is on. */
 typedef struct {
-  int loss, ratio, agg, kl, bypass, is_level, is_mode, is_apply, is_normalize, rc, rs_token, rs_seq;
+  int loss, ratio, agg, kl, bypass, is_level, is_mode, is_apply, is_normalize, rc, rs_token, rs_seq, opsm_on;
   double clip_low, clip_high, dual, kl_coef, ent_coef, denominator, longest, is_lower, is_upper, is_normalizer;
+  double tau_pos, tau_neg, dro_beta, delta, opsm, seq_log_min, seq_log_max;
   double rs_lo[RLK_RS_OPTIONS], rs_hi[RLK_RS_OPTIONS];
 } rlk_pl_config;
 
@@ -115,6 +126,14 @@ RLK_HD rlk_pl_config rlk_pl_config_load(const double *p, int has_rollout) {
   c.is_apply = p[RLK_PP_IS_APPLY] != 0;
   c.is_normalize = p[RLK_PP_IS_NORMALIZE] != 0;
   c.is_normalizer = p[RLK_PP_IS_NORMALIZER];
+  c.tau_pos = p[RLK_PP_TAU_POS];
+  c.tau_neg = p[RLK_PP_TAU_NEG];
+  c.dro_beta = p[RLK_PP_DRO_BETA];
+  c.delta = p[RLK_PP_DELTA];
+  c.opsm = p[RLK_PP_OPSM];
+  c.opsm_on = !isnan(c.opsm);
+  c.seq_log_min = p[RLK_PP_SEQ_LOG_MIN];
+  c.seq_log_max = p[RLK_PP_SEQ_LOG_MAX];
   c.rs_token = c.rs_seq = 0;
   for (int o = 0; o < RLK_RS_OPTIONS; o++) {
     c.rs_lo[o] = p[RLK_PP_RS_BOUNDS + 2 * o];
@@ -207,13 +226,13 @@ RLK_HD double rlk_rc_applied_weight(const rlk_pl_config *c, double raw) {
    sum (for the batch mean of the weights). */
 typedef struct {
   rlk_rc_seq rc;
-  double n_kept, sum_log_ratio, token_weight_sum;
+  double n_kept, sum_log_ratio, token_weight_sum, sum_opsm;
 } rlk_pl_scan;
 
 RLK_HD rlk_pl_scan rlk_pl_scan_zero(void) {
   rlk_pl_scan s;
   s.rc = rlk_rc_seq_zero();
-  s.n_kept = s.sum_log_ratio = s.token_weight_sum = 0;
+  s.n_kept = s.sum_log_ratio = s.token_weight_sum = s.sum_opsm = 0;
   return s;
 }
 
@@ -227,6 +246,7 @@ RLK_HD void rlk_pl_scan_add(const rlk_pl_config *c, rlk_pl_scan *s, double lp, d
   }
   s->n_kept += 1;
   s->sum_log_ratio += lp - old;
+  if (c->opsm_on) s->sum_opsm += (c->rc && !c->bypass ? rollout : old) - lp; /* the sampler's log-prob - logp */
 }
 
 RLK_HD rlk_pl_scan rlk_pl_scan_merge(rlk_pl_scan a, rlk_pl_scan b) {
@@ -235,13 +255,14 @@ RLK_HD rlk_pl_scan rlk_pl_scan_merge(rlk_pl_scan a, rlk_pl_scan b) {
   s.n_kept = a.n_kept + b.n_kept;
   s.sum_log_ratio = a.sum_log_ratio + b.sum_log_ratio;
   s.token_weight_sum = a.token_weight_sum + b.token_weight_sum;
+  s.sum_opsm = a.sum_opsm + b.sum_opsm;
   return s;
 }
 
 /* Whether the segment's sequence survives rejection; if not, nothing of it is kept. */
 RLK_HD int rlk_pl_scan_finish(const rlk_pl_config *c, rlk_pl_scan *s) {
   const int keep = !c->rc || rlk_rc_seq_keep(c, &s->rc);
-  if (!keep) s->n_kept = s->sum_log_ratio = 0;
+  if (!keep) s->n_kept = s->sum_log_ratio = s->sum_opsm = 0;
   return keep;
 }
 
@@ -259,31 +280,84 @@ RLK_HD void rlk_pl_scan_norm(const rlk_pl_config *c, const rlk_pl_scan *s, doubl
   }
 }
 
-/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly), and its clipping;
-   w multiplies the policy-gradient term (the rollout correction's weight, 1 without). */
+/* The off-policy sequence mask (DeepSeek-V3.2, TRL's off_policy_mask_threshold): a token keeps its
+   policy-gradient term if its advantage is >= 0 or its sequence's mean of (sampler - logp) is at
+   most the threshold. */
+RLK_HD double rlk_opsm_keep(const rlk_pl_config *c, const rlk_pl_scan *s, double a) {
+  if (!c->opsm_on || a >= 0) return 1.0;
+  return s->sum_opsm / (s->n_kept > 1 ? s->n_kept : 1.0) <= c->opsm ? 1.0 : 0.0;
+}
+
+/* A sequence ratio's logarithm: clamped to [seq_log_min, seq_log_max] (its gradient 0 outside). */
+RLK_HD int rlk_seq_log_clamped(const rlk_pl_config *c, double x) { return x < c->seq_log_min || x > c->seq_log_max; }
+
+/* DPPO's trust region (arXiv 2602.04879): whether the token's probability moved within the bound
+   of its advantage's side, by total variation (|p - p_old|) or binary KL. */
+RLK_HD int rlk_dppo_valid(const rlk_pl_config *c, double a, double lp, double old) {
+  const double p = exp(lp), p_old = exp(old);
+  if (c->loss == RLK_LOSS_DPPO_TV) return a > 0 ? p - p_old <= c->clip_high : p - p_old >= -c->clip_low;
+  const double bkl = p_old * (old - lp) + (1.0 - p_old) * log((1.0 - p_old + 1e-8) / (1.0 - p + 1e-8));
+  return a > 0 ? (bkl <= c->clip_high || p <= p_old) : (bkl <= c->clip_low || p >= p_old);
+}
+
+/* One kept token's loss l, dl/dr (through the ratio) and dl/dlogp (directly), and its clipping
+   (high / low: which bound binds, or for DPPO which side left its trust region; dual: the dual
+   clip, or DPPO's truncation, binds); w multiplies the policy-gradient term (the rollout
+   correction's weight and the off-policy mask; 1 without). */
 typedef struct {
   double loss, d_ratio, d_direct;
   int high, low, dual;
 } rlk_terms;
 
-RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double ref, double h, double w) {
+RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double old, double ref, double h,
+                                 double w) {
   rlk_terms t = {0, 0, 0, 0, 0, 0};
-  if (c->loss == RLK_LOSS_PPO) {
-    const rlk_clip k = rlk_ppo_clip(r, a, c->clip_low, c->clip_high, c->dual);
-    t.loss = k.loss;
-    t.d_ratio = k.through_ratio ? -a : 0.0;
-    t.high = k.high;
-    t.low = k.low;
-    t.dual = k.dual;
-  } else if (c->loss == RLK_LOSS_CISPO) { /* the clipped ratio as a constant weight of -a logp */
-    const double clipped = rlk_clamp(r, 1.0 - c->clip_low, 1.0 + c->clip_high);
-    t.loss = -clipped * a * lp;
-    t.d_direct = -clipped * a;
-    t.high = r > 1.0 + c->clip_high;
-    t.low = r < 1.0 - c->clip_low;
-  } else { /* RLK_LOSS_REINFORCE */
-    t.loss = -a * lp;
-    t.d_direct = -a;
+  switch (c->loss) {
+    case RLK_LOSS_PPO: {
+      /* delta > 0: the unclipped term's ratio is bounded by it too (INTELLECT-2's two-sided clip) */
+      const double ru = c->delta > 0 && r > c->delta ? c->delta : r;
+      const rlk_clip k = rlk_ppo_clip2(r, ru, a, c->clip_low, c->clip_high, c->dual);
+      t.loss = k.loss;
+      t.d_ratio = k.slope;
+      t.high = k.high;
+      t.low = k.low;
+      t.dual = k.dual;
+      break;
+    }
+    case RLK_LOSS_CISPO: { /* the clipped ratio as a constant weight of -a logp */
+      const double clipped = rlk_clamp(r, 1.0 - c->clip_low, 1.0 + c->clip_high);
+      t.loss = -clipped * a * lp;
+      t.d_direct = -clipped * a;
+      t.high = r > 1.0 + c->clip_high;
+      t.low = r < 1.0 - c->clip_low;
+      break;
+    }
+    case RLK_LOSS_SAPO: { /* the soft gate sigma(tau (r - 1)) 4 / tau in place of the clip */
+      const double tau = a > 0 ? c->tau_pos : c->tau_neg, s = 1.0 / (1.0 + exp(-tau * (r - 1.0)));
+      t.loss = -s * 4.0 / tau * a;
+      t.d_ratio = -a * 4.0 * s * (1.0 - s);
+      break;
+    }
+    case RLK_LOSS_DRO: { /* -(logp a - beta / 2 (logp - old)^2), the log-ratio unclamped */
+      const double lr = lp - old;
+      t.loss = -(lp * a - 0.5 * c->dro_beta * lr * lr);
+      t.d_direct = -a + c->dro_beta * lr;
+      break;
+    }
+    case RLK_LOSS_DPPO_TV:
+    case RLK_LOSS_DPPO_KL: { /* -a sg(min(r, c)) logp inside the trust region, 0 outside */
+      const int valid = rlk_dppo_valid(c, a, lp, old);
+      const double tr = c->dual > 0 && r > c->dual ? c->dual : r;
+      t.loss = valid ? -a * tr * lp : 0.0;
+      t.d_direct = valid ? -a * tr : 0.0;
+      t.high = !valid && a > 0;
+      t.low = !valid && a <= 0;
+      t.dual = valid && c->dual > 0 && r > c->dual;
+      break;
+    }
+    default: /* RLK_LOSS_REINFORCE (verl's gpg) */
+      t.loss = -a * lp;
+      t.d_direct = -a;
   }
   t.loss *= w;
   t.d_ratio *= w;

@@ -69,7 +69,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       norm_count += partial[3 * k + 2];
     }
     if (isnan(denominator)) {
-      denominator = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? c.longest : count;
+      denominator = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_SUM_NORM ? c.longest : c.agg == RLK_AGG_TOKEN_SUM ? 1 : count;
       if (denominator == 0) denominator = 1; /* nothing kept: the loss is 0 either way */
     }
     if (isnan(normalizer)) { /* verl: no normalisation when the mean is (nearly) 0 */
@@ -90,8 +90,8 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     const double n_kept = scan.n_kept;
     if (offsets && n_kept > 0) st[RLK_PL_SEQUENCES] = 1;
     const double seq_log = n_kept > 0 ? scan.sum_log_ratio / n_kept : 0;
-    const int seq_clamped = fabs(seq_log) > 20;
-    const double seq_ratio = exp(rlk_clamp(seq_log, -20, 20));
+    const int seq_clamped = rlk_seq_log_clamped(&c, seq_log);
+    const double seq_ratio = exp(rlk_clamp(seq_log, c.seq_log_min, c.seq_log_max));
     const double w = c.agg == RLK_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / ((n_kept > 1 ? n_kept : 1) * denominator) : 1.0 / denominator;
 
     /* the correction's per-sequence weight and metrics (sequence and geometric levels) */
@@ -112,7 +112,8 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
     }
 
     /* the sequence ratio's pass 2 adds a share to each kept token's direct term, kept here in double */
-    const int seq_ratio_level = c.ratio == RLK_RATIO_SEQUENCE;
+    const int seq_ratio_level = c.ratio == RLK_RATIO_SEQUENCE;    /* the true derivative: a share per token */
+    const int seq_value = c.ratio != RLK_RATIO_TOKEN;              /* the sequence's ratio as each token's */
     double *direct = seq_ratio_level ? malloc(sizeof(double) * (size_t)(e - b > 0 ? e - b : 1)) : NULL;
     unsigned char *live = seq_ratio_level ? malloc((size_t)(e - b > 0 ? e - b : 1)) : NULL;
     if (seq_ratio_level && (!direct || !live)) {
@@ -166,9 +167,11 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
         }
       }
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
-      const double r = seq_ratio_level ? seq_ratio : exp(d);
-      const int clamped = seq_ratio_level ? seq_clamped : d != raw;
-      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
+      const double r = seq_value ? seq_ratio : exp(d);
+      const int clamped = seq_value ? seq_clamped : d != raw;
+      is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
+      const rlk_terms t =
+          rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
       loss += w * t.loss;
       tokens += 1;
       high += t.high;
@@ -185,7 +188,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       }
       if (!clamped) {
         if (!seq_ratio_level)
-          g += w * t.d_ratio * r; /* dr/dlogp = r */
+          g += w * t.d_ratio * r; /* dr/dlogp = r (sequence-token: sg(r_s) p / sg(p), the same) */
         else
           seq_coef += w * t.d_ratio;
       }

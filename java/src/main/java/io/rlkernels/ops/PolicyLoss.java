@@ -13,29 +13,38 @@ import java.util.Locale;
  * token i (mask m_i = 1) of a flat batch of N tokens:
  *
  * <pre>
- *   d_i = clamp(logp_i - old_i, -20, 20),  r_i = exp(d_i)                   ratio: token
- *   r_i = exp(clamp(sum_{j in s} m_j (logp_j - old_j) / n_s, -20, 20))      ratio: sequence (GSPO)
- *   ppo:        l = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high)); for A < 0 with dual clip c > 1: min(l, -c A)
- *   cispo:      l = -sg(clip(r, 1 - eps_low, 1 + eps_high)) A logp          (gradient -clip(r) A)
- *   reinforce:  l = -A logp
+ *   d_i = clamp(logp_i - old_i, -20, 20),  r_i = exp(d_i)                        ratio: token
+ *   r_i = exp(clamp(sum_{j in s} m_j (logp_j - old_j) / n_s, lo, hi))            ratio: sequence, sequence-token
+ *   ppo:        l = max(-A r', -A clip(r, 1 - eps_low, 1 + eps_high)); for A < 0 with dual clip c > 1: min(l, -c A);
+ *               r' = min(r, delta) with the two-sided bound delta > 1 (TRL, INTELLECT-2), else r
+ *   cispo:      l = -sg(clip(r, 1 - eps_low, 1 + eps_high)) A logp               (gradient -clip(r) A)
+ *   reinforce:  l = -A logp                                                      (verl's gpg)
+ *   sapo:       l = -A 4/tau sigmoid(tau (r - 1)),  tau = tau_pos (A > 0) or tau_neg
+ *   dro:        l = -(A logp - beta/2 (logp - old)^2)                            (the log-ratio unclamped)
+ *   dppo_tv:    l = -A sg(min(r, c)) logp  where A > 0 ? p - p_old <= eps_high : p - p_old >= -eps_low, else 0
+ *   dppo_kl:    the same with the binary KL  p_old log(p_old / p) + (1 - p_old) log((1 - p_old) / (1 - p)) <= eps
+ *               (or p <= p_old for A > 0, p >= p_old for A <= 0);  p = exp(logp), c the dual clip (0: none)
  *   plus        kl_coef * k(logp, ref)  (k1 logp - ref; k2 (logp - ref)^2 / 2; k3 exp(ref - logp) - (ref - logp) - 1,
  *               clamped to [-10, 10]; abs |logp - ref|)   and   - entropy_coef * H_i
  * </pre>
  *
  * The loss is L = sum_i w_i l_i with w_i = m_i / D (token-mean, seq-mean-token-sum,
- * seq-mean-token-sum-norm) or m_i / (n_s D) (seq-mean-token-mean), n_s the kept tokens of i's
- * sequence. The denominator D is explicit: pass the global token count (token-mean), the global
- * sequence count (seq-mean-*) or a constant (…-norm, Dr. GRPO) and the losses and gradients of
- * micro-batches or data-parallel ranks sum to exactly those of the whole batch. Left unset (NaN),
- * D is what the mode implies for this batch alone: its kept tokens, its sequences with a kept
- * token, or its longest sequence.
+ * seq-mean-token-sum-norm, token-sum) or m_i / (n_s D) (seq-mean-token-mean), n_s the kept tokens
+ * of i's sequence. The denominator D is explicit: pass the global token count (token-mean), the
+ * global sequence count (seq-mean-*) or a constant (…-norm, Dr. GRPO) and the losses and gradients
+ * of micro-batches or data-parallel ranks sum to exactly those of the whole batch. Left unset
+ * (NaN), D is what the mode implies for this batch alone: its kept tokens, its sequences with a
+ * kept token, its longest sequence, or 1 (token-sum).
  *
  * <p>For the sequence ratio the gradient is the true derivative of r_s: dr_s/dlogp_j = r_s m_j /
- * n_s. When advantages are constant within a sequence (GSPO's setting) this equals verl's
- * GSPO-token gradient. Statistics: the loss, kept tokens and sequences, clipped tokens (high: the
- * upper clip binds, low: the lower clip binds, dual: the dual clip binds), sum of old - logp
- * (approximate KL), and the ratio's sum, min and max over kept tokens — sums, so micro-batches
- * combine with {@link Stats#merge}.
+ * n_s (TRL's sequence level); the sequence-token ratio has r_s's value and each token's own
+ * gradient, r = sg(r_s) p_j / sg(p_j) (verl's GSPO: the two agree when advantages are constant
+ * within a sequence). The off-policy sequence mask ({@link Options#offPolicyMaskThreshold()})
+ * drops the policy-gradient term of tokens with A < 0 in sequences whose mean of (sampler - logp)
+ * exceeds the threshold. Statistics: the loss, kept tokens and sequences, clipped tokens (high:
+ * the upper clip binds, low: the lower clip binds, dual: the dual clip binds; DPPO: left the trust
+ * region on the A > 0 / A <= 0 side, truncated), sum of old - logp (approximate KL), and the
+ * ratio's sum, min and max over kept tokens — sums, so micro-batches combine with {@link Stats#merge}.
  *
  * <p><b>Rollout correction</b> ({@link RolloutCorrection}; verl's {@code rollout_is}, {@code rollout_rs}):
  * the tokens were sampled by a rollout engine whose log-probs (rollout) differ from the trainer's.
@@ -53,7 +62,7 @@ public final class PolicyLoss {
     private PolicyLoss() {}
 
     public enum LossType {
-        PPO, CISPO, REINFORCE;
+        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL;
 
         public static LossType parse(String s) {
             return PolicyLoss.parse(LossType.class, "loss", s);
@@ -66,7 +75,7 @@ public final class PolicyLoss {
     }
 
     public enum RatioLevel {
-        TOKEN, SEQUENCE;
+        TOKEN, SEQUENCE, SEQUENCE_TOKEN;
 
         public static RatioLevel parse(String s) {
             return PolicyLoss.parse(RatioLevel.class, "ratio", s);
@@ -79,10 +88,10 @@ public final class PolicyLoss {
     }
 
     public enum Aggregation {
-        TOKEN_MEAN, SEQ_MEAN_TOKEN_MEAN, SEQ_MEAN_TOKEN_SUM, SEQ_MEAN_TOKEN_SUM_NORM;
+        TOKEN_MEAN, SEQ_MEAN_TOKEN_MEAN, SEQ_MEAN_TOKEN_SUM, SEQ_MEAN_TOKEN_SUM_NORM, TOKEN_SUM;
 
         public boolean perSequence() {
-            return this != TOKEN_MEAN;
+            return this != TOKEN_MEAN && this != TOKEN_SUM;
         }
 
         public static Aggregation parse(String s) {
@@ -146,10 +155,10 @@ public final class PolicyLoss {
      */
     public record Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip,
                          Aggregation aggregation, double denominator, KlEstimator kl, float klCoef, float entropyCoef,
-                         RolloutCorrection rollout) {
+                         RolloutCorrection rollout, Options options) {
         public Config {
-            if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null) {
-                throw Check.fail("config", "a loss type, ratio level, aggregation, KL estimator and rollout correction", "null");
+            if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null || options == null) {
+                throw Check.fail("config", "a loss type, ratio level, aggregation, KL estimator, rollout correction and options", "null");
             }
             Check.clipping(clipLow, clipHigh, dualClip);
             if (!Double.isNaN(denominator) && !(denominator > 0 && Double.isFinite(denominator))) {
@@ -161,62 +170,68 @@ public final class PolicyLoss {
             if (!Float.isFinite(entropyCoef)) {
                 throw Check.fail("entropyCoef", "a finite number", entropyCoef);
             }
-            if (rollout.bypass() && loss == LossType.CISPO) {
+            if (rollout.bypass() && loss != LossType.PPO && loss != LossType.REINFORCE) {
                 throw Check.fail("rollout.bypass", "the ppo or reinforce loss (verl's bypass loss_type ppo_clip, reinforce)", loss);
             }
         }
 
-        /** Without a rollout correction. */
+        /** Without a rollout correction or options. */
         public Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip, Aggregation aggregation,
                       double denominator, KlEstimator kl, float klCoef, float entropyCoef) {
-            this(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, RolloutCorrection.none());
+            this(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, RolloutCorrection.none(),
+                    Options.defaults());
         }
 
         /** PPO, token ratio, clip 0.2 both sides, no dual clip, token-mean, implied denominator, no KL or entropy, no correction. */
         public static Config defaults() {
             return new Config(LossType.PPO, RatioLevel.TOKEN, 0.2f, 0.2f, 0f, Aggregation.TOKEN_MEAN, Double.NaN,
-                    KlEstimator.NONE, 0f, 0f, RolloutCorrection.none());
+                    KlEstimator.NONE, 0f, 0f, RolloutCorrection.none(), Options.defaults());
         }
 
         public Config withLoss(LossType l) {
-            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
+            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withRatio(RatioLevel r) {
-            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
+            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withClip(float low, float high) {
-            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
+            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withDualClip(float c) {
-            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout);
+            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withAggregation(Aggregation a) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withDenominator(double d) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout, options);
         }
 
         public Config withKl(KlEstimator k, float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout, options);
         }
 
         public Config withEntropyCoef(float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout, options);
         }
 
         public Config withRollout(RolloutCorrection rc) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc, options);
+        }
+
+        public Config withOptions(Options o) {
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, o);
         }
 
         /** Whether the op needs to know the sequences. */
         public boolean needsSequences() {
-            return ratio == RatioLevel.SEQUENCE || aggregation.perSequence() || rollout.needsSequences();
+            return ratio != RatioLevel.TOKEN || aggregation.perSequence() || rollout.needsSequences()
+                    || !Double.isNaN(options.offPolicyMaskThreshold());
         }
 
         /**
@@ -226,6 +241,63 @@ public final class PolicyLoss {
          */
         public boolean appliesWeights() {
             return rollout.level() != WeightLevel.NONE && !(rollout.bypass() && loss == LossType.PPO);
+        }
+    }
+
+    /**
+     * The options of particular losses: SAPO's gate temperatures {@code tauPos} (A > 0) and
+     * {@code tauNeg} (verl: 1.0, 1.05); DRO's penalty {@code droBeta} (0.1); {@code delta}, a bound
+     * on the ratio in PPO's unclipped term (TRL's two-sided clip, INTELLECT-2; 0 = off); the
+     * off-policy sequence mask's threshold on a sequence's mean of (sampler - logp), the sampler
+     * being the rollout policy when given, else old, applied to tokens with A < 0 (TRL's
+     * off_policy_mask_threshold, DeepSeek-V3.2; NaN = off); and the bounds of a sequence ratio's
+     * logarithm ([-20, 20]; verl's GSPO caps it at 10 only).
+     */
+    public record Options(float tauPos, float tauNeg, float droBeta, float delta, double offPolicyMaskThreshold,
+                          double seqLogMin, double seqLogMax) {
+        public Options {
+            if (!(tauPos > 0 && Float.isFinite(tauPos))) {
+                throw Check.fail("tau_pos", "a finite number > 0", tauPos);
+            }
+            if (!(tauNeg > 0 && Float.isFinite(tauNeg))) {
+                throw Check.fail("tau_neg", "a finite number > 0", tauNeg);
+            }
+            if (!(droBeta >= 0 && Float.isFinite(droBeta))) {
+                throw Check.fail("dro_beta", "a finite number >= 0", droBeta);
+            }
+            if (!(delta == 0 || delta > 1 && Float.isFinite(delta))) {
+                throw Check.fail("delta", "0 (off) or a finite number > 1", delta);
+            }
+            if (Double.isInfinite(offPolicyMaskThreshold)) {
+                throw Check.fail("off_policy_mask_threshold", "a finite number, or NaN for off", offPolicyMaskThreshold);
+            }
+            if (!(seqLogMin < seqLogMax) || Double.isNaN(seqLogMin) || seqLogMin > 0 || seqLogMax < 0) {
+                throw Check.fail("seqLogMin", "bounds seqLogMin <= 0 <= seqLogMax of a sequence ratio's log", seqLogMin + ", " + seqLogMax);
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(1.0f, 1.05f, 0.1f, 0f, Double.NaN, -20, 20);
+        }
+
+        public Options withSapoTemperatures(float pos, float neg) {
+            return new Options(pos, neg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+        }
+
+        public Options withDroBeta(float beta) {
+            return new Options(tauPos, tauNeg, beta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+        }
+
+        public Options withDelta(float d) {
+            return new Options(tauPos, tauNeg, droBeta, d, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+        }
+
+        public Options withOffPolicyMask(double threshold) {
+            return new Options(tauPos, tauNeg, droBeta, delta, threshold, seqLogMin, seqLogMax);
+        }
+
+        public Options withSequenceLogBounds(double min, double max) {
+            return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, min, max);
         }
     }
 

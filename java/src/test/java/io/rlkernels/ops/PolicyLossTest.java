@@ -299,34 +299,77 @@ class PolicyLossTest {
 
     // ---- the gradient against finite differences of an independent f64 loss ----
 
-    /** The loss of ARCHITECTURE §5.3 in f64, written again from the definition (no shared code with the backends). */
-    static double lossF64(Config c, double[] lp, double[] old, double[] a, double[] m, double[] ref, double[] h, int[] lengths) {
-        int n = lp.length;
+    /**
+     * The loss of ARCHITECTURE §5.3 in f64, written again from the definition (no shared code with
+     * the backends). What the loss detaches (CISPO's clipped weight, DPPO's truncated weight and
+     * trust region, the sequence-token ratio's sequence part, the off-policy mask) is evaluated at
+     * {@code frozen}, the point the gradient is taken at, so that finite differences in {@code lp}
+     * see only what the gradient flows through.
+     */
+    static double lossF64(Config c, double[] lp, double[] frozen, double[] old, double[] a, double[] m, double[] ref, double[] h,
+                          int[] lengths) {
         double denom = c.denominator();
+        double lo = c.options().seqLogMin();
+        double hi = c.options().seqLogMax();
         double loss = 0;
         int at = 0;
         for (int len : lengths) {
             double kept = 0;
             double sum = 0;
+            double sumFrozen = 0;
+            double sampler = 0;
             for (int i = at; i < at + len; i++) {
                 kept += m[i];
                 sum += m[i] * (lp[i] - old[i]);
+                sumFrozen += m[i] * (frozen[i] - old[i]);
+                sampler += m[i] * (old[i] - frozen[i]);
             }
-            double rs = Math.exp(Math.max(-20, Math.min(20, kept > 0 ? sum / kept : 0)));
+            double rs = Math.exp(Math.max(lo, Math.min(hi, kept > 0 ? sum / kept : 0)));
+            double seqFrozen = kept > 0 ? sumFrozen / kept : 0;
+            boolean farOff = !Double.isNaN(c.options().offPolicyMaskThreshold())
+                    && sampler / Math.max(kept, 1) > c.options().offPolicyMaskThreshold();
             for (int i = at; i < at + len; i++) {
                 if (m[i] == 0) {
                     continue;
                 }
-                double r = c.ratio() == RatioLevel.TOKEN ? Math.exp(Math.max(-20, Math.min(20, lp[i] - old[i]))) : rs;
-                double cl = Math.min(Math.max(r, 1 - c.clipLow()), 1 + c.clipHigh());
+                double r = switch (c.ratio()) {
+                    case TOKEN -> Math.exp(Math.max(-20, Math.min(20, lp[i] - old[i])));
+                    case SEQUENCE -> rs;
+                    case SEQUENCE_TOKEN -> seqFrozen < lo || seqFrozen > hi ? Math.exp(Math.max(lo, Math.min(hi, seqFrozen)))
+                            : Math.exp(seqFrozen + lp[i] - frozen[i]); // sg(r_s) p / sg(p)
+                };
+                double rFrozen = c.ratio() == RatioLevel.TOKEN ? Math.exp(Math.max(-20, Math.min(20, frozen[i] - old[i])))
+                        : Math.exp(Math.max(lo, Math.min(hi, seqFrozen)));
+                double low = c.clipLow(); // in double: 1 - 0.2f in float is not the kernels' bound
+                double high = c.clipHigh();
+                double cl = Math.min(Math.max(r, 1 - low), 1 + high);
+                double clFrozen = Math.min(Math.max(rFrozen, 1 - low), 1 + high);
                 double l = switch (c.loss()) {
                     case PPO -> {
-                        double v = Math.max(-a[i] * r, -a[i] * cl);
+                        double ru = c.options().delta() > 0 ? Math.min(r, c.options().delta()) : r;
+                        double v = Math.max(-a[i] * ru, -a[i] * cl);
                         yield c.dualClip() > 0 && a[i] < 0 ? Math.min(v, -c.dualClip() * a[i]) : v;
                     }
-                    case CISPO -> -cl * a[i] * lp[i]; // cl is a constant for the gradient: see the FD below
+                    case CISPO -> -clFrozen * a[i] * lp[i];
                     case REINFORCE -> -a[i] * lp[i];
+                    case SAPO -> {
+                        double tau = a[i] > 0 ? c.options().tauPos() : c.options().tauNeg();
+                        yield -a[i] * 4.0 / tau / (1 + Math.exp(-tau * (r - 1)));
+                    }
+                    case DRO -> -(lp[i] * a[i] - c.options().droBeta() / 2.0 * (lp[i] - old[i]) * (lp[i] - old[i]));
+                    case DPPO_TV, DPPO_KL -> {
+                        double p = Math.exp(frozen[i]);
+                        double q = Math.exp(old[i]);
+                        boolean valid = c.loss() == PolicyLoss.LossType.DPPO_TV
+                                ? (a[i] > 0 ? p - q <= high : p - q >= -low)
+                                : binaryKlValid(a[i], p, q, low, high);
+                        double weight = c.dualClip() > 0 ? Math.min(rFrozen, c.dualClip()) : rFrozen;
+                        yield valid ? -a[i] * weight * lp[i] : 0;
+                    }
                 };
+                if (farOff && a[i] < 0) {
+                    l = 0;
+                }
                 double d = lp[i] - ref[i];
                 double kl = switch (c.kl()) {
                     case NONE -> 0;
@@ -344,20 +387,33 @@ class PolicyLossTest {
         return loss;
     }
 
+    /** DPPO-KL's trust region: the binary KL between p and p_old within the side's bound, or a move the advantage wants less of. */
+    private static boolean binaryKlValid(double a, double p, double q, double low, double high) {
+        double kl = q * Math.log(q / p) + (1 - q) * Math.log((1 - q + 1e-8) / (1 - p + 1e-8));
+        return a > 0 ? kl <= high || p <= q : kl <= low || p >= q;
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
     void gradientsMatchFiniteDifferencesAwayFromTheClipBoundaries(BackendUnderTest bt) {
         long seed = TestData.newSeed();
         SplittableRandom rng = new SplittableRandom(seed);
         try (Backend b = bt.open()) {
-            for (LossType loss : new LossType[] {LossType.PPO, LossType.REINFORCE}) {
+            for (LossType loss : LossType.values()) {
                 for (RatioLevel ratio : RatioLevel.values()) {
                     for (KlEstimator kl : KlEstimator.values()) {
                         for (Aggregation agg : Aggregation.values()) {
-                            Config c = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg).withDualClip(3f)
-                                    .withKl(kl, 0.3f).withEntropyCoef(0.02f).withDenominator(7);
-                            try (Batch batch = new Batch(rng, 4, 12, DType.F32, ratio == RatioLevel.SEQUENCE)) {
+                            // the options by the combination's index: delta on PPO, the off-policy mask, SAPO's temperatures
+                            int k = kl.ordinal() + agg.ordinal();
+                            PolicyLoss.Options o = PolicyLoss.Options.defaults().withDelta(k % 2 == 1 ? 1.15f : 0f)
+                                    .withOffPolicyMask(k % 3 == 0 ? 0.05 : Double.NaN).withSapoTemperatures(1.3f, 0.7f)
+                                    .withDroBeta(0.4f);
+                            Config c = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg)
+                                    .withClip(loss == LossType.DPPO_KL ? 0.05f : 0.2f, loss == LossType.DPPO_KL ? 0.05f : 0.28f)
+                                    .withDualClip(3f).withKl(kl, 0.3f).withEntropyCoef(0.02f).withDenominator(7).withOptions(o);
+                            try (Batch batch = new Batch(rng, 4, 12, DType.F32, ratio != RatioLevel.TOKEN)) {
                                 double[] lp = toDouble(batch.logp);
+                                double[] frozen = lp.clone();
                                 double[] old = toDouble(batch.old);
                                 double[] a = toDouble(batch.adv);
                                 double[] m = toDouble(batch.mask);
@@ -370,19 +426,22 @@ class PolicyLossTest {
                                     for (int i = 0; i < batch.n; i++) {
                                         double saved = lp[i];
                                         lp[i] = saved + eps;
-                                        double up = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
+                                        double up = lossF64(fd, lp, frozen, old, a, m, ref, h, batch.lengths);
                                         lp[i] = saved - eps;
-                                        double down = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
+                                        double down = lossF64(fd, lp, frozen, old, a, m, ref, h, batch.lengths);
                                         lp[i] = saved;
                                         double numeric = (up - down) / (2 * eps);
                                         // a kink (clip boundary, |d| of abs) within eps shows as a jump: skip that token
-                                        double mid = lossF64(fd, lp, old, a, m, ref, h, batch.lengths);
+                                        double mid = lossF64(fd, lp, frozen, old, a, m, ref, h, batch.lengths);
                                         if (Math.abs((up - mid) - (mid - down)) > 1e-9 * (1 + Math.abs(mid))) {
                                             continue;
                                         }
                                         Tolerance.FINITE_DIFFERENCE.assertClose(numeric, got.grad().getFloat(i),
-                                                bt + " " + loss + " " + ratio + " " + agg + " kl=" + kl + " dL/dlogp[" + i + "] seed=" + seed);
+                                                bt + " " + loss + " " + ratio + " " + agg + " kl=" + kl + " " + o + " dL/dlogp[" + i + "] seed="
+                                                        + seed);
                                     }
+                                    Tolerance.F64_STATISTIC.assertClose(lossF64(c, lp, frozen, old, a, m, ref, h, batch.lengths),
+                                            got.stats().loss(), bt + " " + loss + " " + ratio + " " + agg + " kl=" + kl + " loss seed=" + seed);
                                 }
                             }
                         }
@@ -416,6 +475,30 @@ class PolicyLossTest {
             }
             assertEquals(KlEstimator.K3_PLUS, KlEstimator.parse("k3+"));
             assertEquals("k1+", KlEstimator.K1_PLUS.toString());
+        }
+    }
+
+    /**
+     * verl's GSPO gradient (sequence-token: each token its own term times r_s) and the true
+     * derivative of the sequence ratio (each token a share of the sequence's) agree when the
+     * advantage is constant within each sequence — GSPO's setting — and not otherwise.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
+    void sequenceTokenAndSequenceRatiosAgreeUnderPerSequenceAdvantages(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Config c = Config.defaults().withAggregation(Aggregation.SEQ_MEAN_TOKEN_MEAN).withClip(3e-3f, 4e-3f);
+        try (Backend b = bt.open(); Batch constant = new Batch(rng, 8, 30, DType.F32, true);
+             Batch varying = new Batch(rng, 8, 30, DType.F32, false);
+             Result seq = run(b, c.withRatio(RatioLevel.SEQUENCE), constant.inputs());
+             Result own = run(b, c.withRatio(RatioLevel.SEQUENCE_TOKEN), constant.inputs());
+             Result seqV = run(b, c.withRatio(RatioLevel.SEQUENCE), varying.inputs());
+             Result ownV = run(b, c.withRatio(RatioLevel.SEQUENCE_TOKEN), varying.inputs())) {
+            Compare.assertClose(bt + " seed=" + seed, seq.grad(), own.grad(), Tolerance.F32_OUTPUT);
+            Tolerance.F64_STATISTIC.assertClose(seq.stats().loss(), own.stats().loss(), bt + " the same loss");
+            assertEquals(seqV.stats().loss(), ownV.stats().loss(), 1e-12, bt + " the same loss, advantages varying");
+            assertTrue(!Arrays.equals(seqV.grad().toFloatArray(), ownV.grad().toFloatArray()), bt + " but not the same gradient");
         }
     }
 
@@ -482,7 +565,7 @@ class PolicyLossTest {
         assertRejected("dualClip", () -> Config.defaults().withDualClip(0.5f));
         assertRejected("dualClip", () -> Config.defaults().withDualClip(1f));
         assertRejected("denominator", () -> Config.defaults().withDenominator(0));
-        assertRejected("agg", () -> Aggregation.parse("token-sum"));
+        assertRejected("agg", () -> Aggregation.parse("token-max"));
     }
 
     @Test

@@ -60,6 +60,7 @@ final class PolicyLossReference {
                     yield seqs;
                 }
                 case SEQ_MEAN_TOKEN_SUM_NORM -> in.sequences().longest();
+                case TOKEN_SUM -> 1;
             };
             denominator = denominator == 0 ? 1 : denominator; // nothing kept: a zero loss either way
         }
@@ -77,18 +78,25 @@ final class PolicyLossReference {
             long e = offsets[k + 1];
             double kept = 0;
             double sumLogRatio = 0;
+            double sumSampler = 0; // of (sampler - logp), for the off-policy sequence mask
             for (long i = b; i < e; i++) {
                 if (rc.kept(i)) {
                     kept++;
                     sumLogRatio += (double) logp.getFloat(i) - old.getFloat(i);
+                    double sampler = rollout != null && !c.rollout().bypass() ? rollout.getFloat(i) : old.getFloat(i);
+                    sumSampler += sampler - logp.getFloat(i);
                 }
             }
+            double threshold = c.options().offPolicyMaskThreshold();
+            boolean offPolicy = !Double.isNaN(threshold) && sumSampler / Math.max(kept, 1) > threshold;
             if (in.sequences() != null && kept > 0) {
                 st[PolicyLoss.STAT_SEQUENCES]++;
             }
             double seqLog = kept > 0 ? sumLogRatio / kept : 0;
-            boolean seqClamped = Math.abs(seqLog) > 20;
-            double seqRatio = Math.exp(Math.max(-20, Math.min(20, seqLog)));
+            double lo = c.options().seqLogMin();
+            double hi = c.options().seqLogMax();
+            boolean seqClamped = seqLog < lo || seqLog > hi;
+            double seqRatio = Math.exp(Math.max(lo, Math.min(hi, seqLog)));
             double w = c.aggregation() == PolicyLoss.Aggregation.SEQ_MEAN_TOKEN_MEAN ? 1 / (Math.max(kept, 1) * denominator)
                     : 1 / denominator;
             double seqCoef = 0; // sum of w dl/dr over the sequence, for the sequence ratio
@@ -105,20 +113,26 @@ final class PolicyLossReference {
                 double raw = lp - old.getFloat(i);
                 double d = Math.max(-20, Math.min(20, raw));
                 boolean token = c.ratio() == PolicyLoss.RatioLevel.TOKEN;
+                boolean ownGradient = c.ratio() != PolicyLoss.RatioLevel.SEQUENCE; // token, or sg(r_s) p / sg(p)
                 double r = token ? Math.exp(d) : seqRatio;
                 boolean ratioClamped = token ? d != raw : seqClamped;
                 double clipped = Math.min(Math.max(r, 1 - (double) c.clipLow()), 1 + (double) c.clipHigh());
                 double pg;
                 double dPgDr = 0;     // through the ratio
-                double dPgDirect = 0; // through logp itself (cispo, reinforce)
+                double dPgDirect = 0; // through logp itself (cispo, reinforce, dro, dppo)
                 switch (c.loss()) {
                     case PPO -> {
-                        double unclippedLoss = -a * r;
+                        double delta = c.options().delta();
+                        double bounded = delta > 0 ? Math.min(r, delta) : r; // the two-sided bound of the unclipped term
+                        double unclippedLoss = -a * bounded;
                         double clippedLoss = -a * clipped;
                         pg = Math.max(unclippedLoss, clippedLoss);
-                        dPgDr = unclippedLoss >= clippedLoss ? -a : 0;
-                        if (clippedLoss > unclippedLoss) {
-                            st[r > 1 + (double) c.clipHigh() ? PolicyLoss.STAT_CLIP_HIGH : PolicyLoss.STAT_CLIP_LOW]++;
+                        if (unclippedLoss >= clippedLoss) {
+                            dPgDr = bounded == r ? -a : 0; // a bounded ratio is a constant
+                        } else {
+                            dPgDr = clipped == r ? -a : 0; // the clipped term wins inside the bounds only under delta
+                            st[PolicyLoss.STAT_CLIP_HIGH] += r > 1 + (double) c.clipHigh() ? 1 : 0;
+                            st[PolicyLoss.STAT_CLIP_LOW] += r < 1 - (double) c.clipLow() ? 1 : 0;
                         }
                         if (c.dualClip() > 0 && a < 0 && pg > -c.dualClip() * a) {
                             pg = -c.dualClip() * a;
@@ -136,9 +150,43 @@ final class PolicyLossReference {
                         pg = -a * lp;
                         dPgDirect = -a;
                     }
+                    case SAPO -> { // the gate sigmoid(tau (r - 1)) 4 / tau, its slope 4 sigmoid (1 - sigmoid)
+                        double tau = a > 0 ? c.options().tauPos() : c.options().tauNeg();
+                        double sig = 1 / (1 + Math.exp(-tau * (r - 1)));
+                        pg = -sig * 4 / tau * a;
+                        dPgDr = -a * 4 * sig * (1 - sig);
+                    }
+                    case DRO -> {
+                        double lr = lp - old.getFloat(i);
+                        pg = -(lp * a - 0.5 * c.options().droBeta() * lr * lr);
+                        dPgDirect = -a + c.options().droBeta() * lr;
+                    }
+                    case DPPO_TV, DPPO_KL -> {
+                        double p = Math.exp(lp);
+                        double pOld = Math.exp(old.getFloat(i));
+                        boolean valid;
+                        if (c.loss() == PolicyLoss.LossType.DPPO_TV) {
+                            valid = a > 0 ? p - pOld <= c.clipHigh() : p - pOld >= -c.clipLow();
+                        } else {
+                            double binaryKl = pOld * (old.getFloat(i) - lp) + (1 - pOld) * Math.log((1 - pOld + 1e-8) / (1 - p + 1e-8));
+                            valid = a > 0 ? binaryKl <= c.clipHigh() || p <= pOld : binaryKl <= c.clipLow() || p >= pOld;
+                        }
+                        boolean truncated = c.dualClip() > 0 && r > c.dualClip();
+                        double weight = truncated ? c.dualClip() : r; // detached
+                        pg = valid ? -a * weight * lp : 0;
+                        dPgDirect = valid ? -a * weight : 0;
+                        if (!valid) {
+                            st[a > 0 ? PolicyLoss.STAT_CLIP_HIGH : PolicyLoss.STAT_CLIP_LOW]++;
+                        } else if (truncated) {
+                            st[PolicyLoss.STAT_CLIP_DUAL]++;
+                        }
+                    }
                     default -> throw new IllegalStateException();
                 }
                 double isWeight = rc.lossWeight(i) / normalizer; // detached: a constant of the gradient
+                if (offPolicy && a < 0) {
+                    isWeight = 0; // the off-policy sequence mask: negative advantages of far-off sequences
+                }
                 pg *= isWeight;
                 dPgDr *= isWeight;
                 dPgDirect *= isWeight;
@@ -188,7 +236,7 @@ final class PolicyLossReference {
                 st[PolicyLoss.STAT_RATIO_MAX] = Math.max(st[PolicyLoss.STAT_RATIO_MAX], r);
                 g[(int) (i - b)] = w * (dPgDirect + c.klCoef() * dKl);
                 if (!ratioClamped) {
-                    if (token) {
+                    if (ownGradient) {
                         g[(int) (i - b)] += w * dPgDr * r; // dr/dlogp = r
                     } else {
                         seqCoef += w * dPgDr;

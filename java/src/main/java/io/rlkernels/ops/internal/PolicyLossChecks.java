@@ -67,7 +67,8 @@ public final class PolicyLossChecks {
         }
         if (sequences == null && config.needsSequences()) {
             throw Check.fail("sequences", "the sequences (seqIds) for ratio " + config.ratio() + ", agg " + config.aggregation()
-                    + (config.rollout().needsSequences() ? " and the per-sequence rollout correction" : ""), "null");
+                    + (config.rollout().needsSequences() ? " and the per-sequence rollout correction" : "")
+                    + (Double.isNaN(config.options().offPolicyMaskThreshold()) ? "" : " and the off-policy sequence mask"), "null");
         }
         if (rolloutLogp != null) {
             if (config.rollout().bypass()) {
@@ -99,8 +100,15 @@ public final class PolicyLossChecks {
     public static final int PARAM_IS_APPLY = 16;
     public static final int PARAM_IS_NORMALIZE = 17;
     public static final int PARAM_IS_NORMALIZER = 18;
-    public static final int PARAM_RS_BOUNDS = 19;
-    public static final int PARAM_COUNT = 41;
+    public static final int PARAM_TAU_POS = 19;
+    public static final int PARAM_TAU_NEG = 20;
+    public static final int PARAM_DRO_BETA = 21;
+    public static final int PARAM_DELTA = 22;
+    public static final int PARAM_OPSM = 23;
+    public static final int PARAM_SEQ_LOG_MIN = 24;
+    public static final int PARAM_SEQ_LOG_MAX = 25;
+    public static final int PARAM_RS_BOUNDS = 26;
+    public static final int PARAM_COUNT = 48;
     /** The rejection options (rlk_contract.h RLK_RS_OPTIONS): PolicyLoss.Rejection.Option. */
     public static final int RS_OPTIONS = 11;
 
@@ -122,6 +130,14 @@ public final class PolicyLossChecks {
         p[PARAM_ENTROPY_COEF] = c.entropyCoef();
         p[PARAM_DENOMINATOR] = c.denominator();
         p[PARAM_LONGEST] = sequences == null ? 0 : sequences.longest();
+        PolicyLoss.Options o = c.options();
+        p[PARAM_TAU_POS] = o.tauPos();
+        p[PARAM_TAU_NEG] = o.tauNeg();
+        p[PARAM_DRO_BETA] = o.droBeta();
+        p[PARAM_DELTA] = o.delta();
+        p[PARAM_OPSM] = o.offPolicyMaskThreshold();
+        p[PARAM_SEQ_LOG_MIN] = o.seqLogMin();
+        p[PARAM_SEQ_LOG_MAX] = o.seqLogMax();
         PolicyLoss.RolloutCorrection rc = c.rollout();
         p[PARAM_BYPASS] = rc.bypass() ? 1 : 0;
         p[PARAM_IS_LEVEL] = rc.level().ordinal();
@@ -131,9 +147,9 @@ public final class PolicyLossChecks {
         p[PARAM_IS_APPLY] = c.appliesWeights() ? 1 : 0;
         p[PARAM_IS_NORMALIZE] = rc.batchNormalize() ? 1 : 0;
         p[PARAM_IS_NORMALIZER] = rc.normalizer();
-        for (int o = 0; o < PolicyLoss.Rejection.Option.values().length; o++) {
-            p[PARAM_RS_BOUNDS + 2 * o] = Double.NEGATIVE_INFINITY;
-            p[PARAM_RS_BOUNDS + 2 * o + 1] = Double.POSITIVE_INFINITY;
+        for (int k = 0; k < RS_OPTIONS; k++) {
+            p[PARAM_RS_BOUNDS + 2 * k] = Double.NEGATIVE_INFINITY;
+            p[PARAM_RS_BOUNDS + 2 * k + 1] = Double.POSITIVE_INFINITY;
         }
         for (PolicyLoss.Rejection r : rc.rejection()) { // several criteria on one option: the tightest bounds
             double[] b = r.bounds();

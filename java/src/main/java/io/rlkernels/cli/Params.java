@@ -32,6 +32,11 @@ final class Params {
         }
     }
 
+    /** Every pair given, by key. */
+    Map<String, String> all() {
+        return java.util.Collections.unmodifiableMap(values);
+    }
+
     String string(String key, String fallback) {
         return values.getOrDefault(key, fallback);
     }

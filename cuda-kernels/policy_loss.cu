@@ -183,12 +183,13 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
       double is_w = 1.0;
       if (c.rc) {  // the correction sees every token kept before rejection
         const double d = rlk_rc_delta(&c, logp[i], old[i], rollout ? rollout[i] : 0.0), ds = rlk_clamp(d, -20, 20);
+        const double e = exp(ds);  // one exp a token: the weight, k3, chi^2 and the rejection's k3
         st.v[RLK_PL_RC_TOKENS] += 1.0;
         st.v[RLK_PL_RC_KL_SUM] += -d;
-        st.v[RLK_PL_RC_K3_SUM] += exp(d) - d - 1;
-        st.v[RLK_PL_RC_CHI2_TOKEN_SUM] += exp(2 * ds);
+        st.v[RLK_PL_RC_K3_SUM] += (ds == d ? e : exp(d)) - d - 1;
+        st.v[RLK_PL_RC_CHI2_TOKEN_SUM] += e * e;
         if (c.is_level != RLK_IS_NONE) {
-          const double raw = token_level_weight ? exp(ds) : seq_raw;
+          const double raw = token_level_weight ? e : seq_raw;
           const double applied = token_level_weight ? rlk_rc_applied_weight(&c, raw) : seq_applied;
           const double cl = rlk_clamp(raw, c.is_lower, c.is_upper);
           st.v[RLK_PL_RC_WEIGHT_SUM] += raw;
@@ -204,7 +205,7 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
           }
           if (c.is_apply) is_w = applied / normalizer;
         }
-        if (!seq_keep || !rlk_rc_token_keep(&c, d)) {  // rejected: out of the loss and its denominators
+        if (!seq_keep || !rlk_rc_token_keep_e(&c, ds, e)) {  // rejected: out of the loss and its denominators
           st.v[RLK_PL_RC_REJECTED_TOKENS] += 1.0;
           rejected += 1.0;
           grad[i] = 0.0f;

@@ -160,12 +160,18 @@ RLK_HD double rlk_rc_k2(double ds) { return 0.5 * ds * ds; }
 RLK_HD double rlk_rc_k3(double ds) { return exp(ds) - 1.0 - ds; }
 RLK_HD int rlk_rc_within(const rlk_pl_config *c, int option, double x) { return x >= c->rs_lo[option] && x <= c->rs_hi[option]; }
 
-/* Whether a token passes the token-level options. */
+/* Whether a token passes the token-level options, from ds = clamp(d, -20, 20) and e = exp(ds)
+   (computed once a token: the weight, k3 and chi^2 all need it). */
+RLK_HD int rlk_rc_token_keep_e(const rlk_pl_config *c, double ds, double e) {
+  if (!c->rs_token) return 1;
+  return rlk_rc_within(c, RLK_RS_TOKEN_K1, -ds) && rlk_rc_within(c, RLK_RS_TOKEN_K2, rlk_rc_k2(ds)) &&
+         rlk_rc_within(c, RLK_RS_TOKEN_K3, e - 1.0 - ds);
+}
+
 RLK_HD int rlk_rc_token_keep(const rlk_pl_config *c, double d) {
   if (!c->rs_token) return 1;
   const double ds = rlk_clamp(d, -20, 20);
-  return rlk_rc_within(c, RLK_RS_TOKEN_K1, -ds) && rlk_rc_within(c, RLK_RS_TOKEN_K2, rlk_rc_k2(ds)) &&
-         rlk_rc_within(c, RLK_RS_TOKEN_K3, rlk_rc_k3(ds));
+  return rlk_rc_token_keep_e(c, ds, exp(ds));
 }
 
 /* A sequence's sums over its tokens kept before rejection (n of them): d, and k1 (-clamped d),
@@ -179,8 +185,8 @@ RLK_HD rlk_rc_seq rlk_rc_seq_zero(void) {
   return s;
 }
 
-RLK_HD void rlk_rc_seq_add(rlk_rc_seq *s, double d) {
-  const double ds = rlk_clamp(d, -20, 20), k2 = rlk_rc_k2(ds), k3 = rlk_rc_k3(ds);
+RLK_HD void rlk_rc_seq_add_e(rlk_rc_seq *s, double d, double ds, double e) {
+  const double k2 = rlk_rc_k2(ds), k3 = e - 1.0 - ds;
   s->n += 1;
   s->sum_d += d;
   s->sum_k1 += -ds;
@@ -188,6 +194,11 @@ RLK_HD void rlk_rc_seq_add(rlk_rc_seq *s, double d) {
   s->sum_k3 += k3;
   s->max_k2 = k2 > s->max_k2 ? k2 : s->max_k2;
   s->max_k3 = k3 > s->max_k3 ? k3 : s->max_k3;
+}
+
+RLK_HD void rlk_rc_seq_add(rlk_rc_seq *s, double d) {
+  const double ds = rlk_clamp(d, -20, 20);
+  rlk_rc_seq_add_e(s, d, ds, exp(ds));
 }
 
 RLK_HD rlk_rc_seq rlk_rc_seq_merge(rlk_rc_seq a, rlk_rc_seq b) {
@@ -239,10 +250,10 @@ RLK_HD rlk_pl_scan rlk_pl_scan_zero(void) {
 /* One kept token (mask set) of the segment. */
 RLK_HD void rlk_pl_scan_add(const rlk_pl_config *c, rlk_pl_scan *s, double lp, double old, double rollout) {
   if (c->rc) {
-    const double d = rlk_rc_delta(c, lp, old, rollout);
-    rlk_rc_seq_add(&s->rc, d);
-    if (c->is_level == RLK_IS_TOKEN) s->token_weight_sum += rlk_rc_applied_weight(c, rlk_rc_raw_weight(c, d, &s->rc));
-    if (!rlk_rc_token_keep(c, d)) return;
+    const double d = rlk_rc_delta(c, lp, old, rollout), ds = rlk_clamp(d, -20, 20), e = exp(ds);
+    rlk_rc_seq_add_e(&s->rc, d, ds, e);
+    if (c->is_level == RLK_IS_TOKEN) s->token_weight_sum += rlk_rc_applied_weight(c, e); /* the token's raw weight is e */
+    if (!rlk_rc_token_keep_e(c, ds, e)) return;
   }
   s->n_kept += 1;
   s->sum_log_ratio += lp - old;

@@ -138,12 +138,13 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       double is_w = 1;
       if (c.rc) { /* the correction sees every token kept before rejection */
         const double d = rlk_rc_delta(&c, logp[i], old[i], rollout ? rollout[i] : 0.0), ds = rlk_clamp(d, -20, 20);
+        const double e = exp(ds); /* one exp a token: the weight, k3, chi^2 and the rejection's k3 */
         rc_tokens += 1;
         kl_sum += -d;
-        k3_sum += exp(d) - d - 1;
-        chi2 += exp(2 * ds);
+        k3_sum += (ds == d ? e : exp(d)) - d - 1;
+        chi2 += e * e;
         if (c.is_level != RLK_IS_NONE) {
-          const double raw = token_level_weight ? exp(ds) : seq_raw;
+          const double raw = token_level_weight ? e : seq_raw;
           const double applied = token_level_weight ? rlk_rc_applied_weight(&c, raw) : seq_applied;
           const double cl = rlk_clamp(raw, c.is_lower, c.is_upper);
           wsum += raw;
@@ -159,7 +160,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
           }
           if (c.is_apply) is_w = applied / normalizer;
         }
-        if (!seq_keep || !rlk_rc_token_keep(&c, d)) { /* rejected: out of the loss and its denominators */
+        if (!seq_keep || !rlk_rc_token_keep_e(&c, ds, e)) { /* rejected: out of the loss and its denominators */
           rejected += 1;
           grad[i] = 0.0f;
           if (grad_entropy) grad_entropy[i] = 0.0f;

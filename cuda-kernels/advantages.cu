@@ -27,17 +27,53 @@ __device__ __forceinline__ double warp_sum(double v) {
 
 }  // namespace
 
-// One warp per group (groups up to a few hundred members): lanes stride over the members.
+// gpg's alpha: the batch's sequences over its nonzero rewards, into *scale (one block; a count,
+// exact whatever the order).
 extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
-    rlk_group_advantages_warp(const float *rewards, const int *order, const int *offsets, long long groups, int mode,
-                              int unbiased, float eps, float *advantages) {
+    rlk_gpg_scale(const float *rewards, long long s, double *scale) {
+  __shared__ Sum scratch[RLK_MAX_THREADS / RLK_WARP];
+  Sum nonzero{0.0};
+  for (long long i = threadIdx.x; i < s; i += blockDim.x) nonzero.v += rewards[i] != 0.0f;
+  nonzero = block_reduce(nonzero, add, scratch);
+  if (threadIdx.x == 0) *scale = (double)s / (nonzero.v > 0 ? nonzero.v : 1.0);
+}
+
+namespace {
+
+struct Top {  // a maximum and where it is (the first of equal maxima)
+  double v;
+  long long k;
+  __device__ static Top identity() { return Top{-INFINITY, 1LL << 62}; }
+  __device__ Top shfl_xor(int o) const { return Top{__shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, k, o)}; }
+};
+__device__ Top better(Top a, Top b) { return a.v > b.v || (a.v == b.v && a.k < b.k) ? a : b; }
+
+__device__ __forceinline__ Top warp_top(Top t) {
+  for (int offset = RLK_WARP / 2; offset > 0; offset /= 2) t = better(t, t.shfl_xor(offset));
+  return t;
+}
+
+}  // namespace
+
+// One warp per group (groups up to a few hundred members): lanes stride over the members.
+// weights: opo's lengths (or null); scale: gpg's alpha on the device (or null: 1).
+extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
+    rlk_group_advantages_warp(const float *rewards, const float *weights, const int *order, const int *offsets, long long groups,
+                              int mode, int unbiased, float eps, int by_std, const double *scale, float *advantages) {
   const int lane = threadIdx.x % RLK_WARP, warps = blockDim.x / RLK_WARP;
+  const double alpha = scale ? *scale : 1.0;
   for (long long g = (long long)blockIdx.x * warps + threadIdx.x / RLK_WARP; g < groups; g += (long long)gridDim.x * warps) {
     const int *members = order + offsets[g];
     const long long n = offsets[g + 1] - offsets[g];
-    double sum = 0.0;
-    for (long long k = lane; k < n; k += RLK_WARP) sum += rewards[members[k]];
-    const double mean = warp_sum(sum) / (double)n;
+    double sum = 0.0, wsum = 0.0;
+    for (long long k = lane; k < n; k += RLK_WARP) {
+      const double w = mode == RLK_ADV_OPO ? weights[members[k]] : 1.0;
+      sum += w * rewards[members[k]];
+      wsum += w;
+    }
+    sum = warp_sum(sum);
+    wsum = warp_sum(wsum);
+    const double mean = mode == RLK_ADV_OPO ? (wsum > 0 ? sum / wsum : 0.0) : sum / (double)n;
     double squares = 0.0;
     for (long long k = lane; k < n; k += RLK_WARP) {
       const double d = rewards[members[k]] - mean;
@@ -45,24 +81,44 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     }
     squares = warp_sum(squares);
     const double std = n > 1 ? sqrt(squares / (double)(unbiased ? n - 1 : n)) : 0.0;
+    if (mode == RLK_ADV_PASSK) {  // the first maximum, then the largest of the others
+      Top top = Top::identity(), second = Top::identity();
+      for (long long k = lane; k < n; k += RLK_WARP) top = better(top, Top{rewards[members[k]], k});
+      top = warp_top(top);
+      for (long long k = lane; k < n; k += RLK_WARP)
+        if (k != top.k) second = better(second, Top{rewards[members[k]], k});
+      second = warp_top(second);
+      for (long long k = lane; k < n; k += RLK_WARP)
+        advantages[members[k]] = rlk_passk_advantage(k == top.k, top.v, second.v, std, eps, by_std);
+      continue;
+    }
     for (long long k = lane; k < n; k += RLK_WARP)
-      advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
+      advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps, alpha);
   }
 }
 
 // One block per group (large groups, batch mode).
 extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
-    rlk_group_advantages_block(const float *rewards, const int *order, const int *offsets, long long groups, int mode,
-                               int unbiased, float eps, float *advantages) {
+    rlk_group_advantages_block(const float *rewards, const float *weights, const int *order, const int *offsets,
+                               long long groups, int mode, int unbiased, float eps, int by_std, const double *scale,
+                               float *advantages) {
   __shared__ Sum scratch[RLK_MAX_THREADS / RLK_WARP];
+  __shared__ Top top_scratch[RLK_MAX_THREADS / RLK_WARP];
   __shared__ double stats[2];
+  __shared__ Top tops[2];
+  const double alpha = scale ? *scale : 1.0;
   for (long long g = blockIdx.x; g < groups; g += gridDim.x) {
     const int *members = order + offsets[g];
     const long long n = offsets[g + 1] - offsets[g];
-    Sum sum{0.0};
-    for (long long k = threadIdx.x; k < n; k += blockDim.x) sum.v += rewards[members[k]];
+    Sum sum{0.0}, wsum{0.0};
+    for (long long k = threadIdx.x; k < n; k += blockDim.x) {
+      const double w = mode == RLK_ADV_OPO ? weights[members[k]] : 1.0;
+      sum.v += w * rewards[members[k]];
+      wsum.v += w;
+    }
     sum = block_reduce(sum, add, scratch);
-    if (threadIdx.x == 0) stats[0] = sum.v / (double)n;
+    wsum = block_reduce(wsum, add, scratch);
+    if (threadIdx.x == 0) stats[0] = mode == RLK_ADV_OPO ? (wsum.v > 0 ? sum.v / wsum.v : 0.0) : sum.v / (double)n;
     __syncthreads();  // the mean is in shared memory before anyone subtracts it
     const double mean = stats[0];
     Sum squares{0.0};
@@ -74,9 +130,25 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     if (threadIdx.x == 0) stats[1] = n > 1 ? sqrt(squares.v / (double)(unbiased ? n - 1 : n)) : 0.0;
     __syncthreads();  // the std is in shared memory before anyone divides by it
     const double std = stats[1];
-    for (long long k = threadIdx.x; k < n; k += blockDim.x)
-      advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
-    __syncthreads();  // stats is rewritten by the next group
+    if (mode == RLK_ADV_PASSK) {  // the first maximum, then the largest of the others
+      Top top = Top::identity(), second = Top::identity();
+      for (long long k = threadIdx.x; k < n; k += blockDim.x) top = better(top, Top{rewards[members[k]], k});
+      top = block_reduce(top, better, top_scratch);
+      if (threadIdx.x == 0) tops[0] = top;
+      __syncthreads();  // the maximum is in shared memory before anyone excludes it
+      top = tops[0];
+      for (long long k = threadIdx.x; k < n; k += blockDim.x)
+        if (k != top.k) second = better(second, Top{rewards[members[k]], k});
+      second = block_reduce(second, better, top_scratch);
+      if (threadIdx.x == 0) tops[1] = second;
+      __syncthreads();  // the second is in shared memory before anyone reads it
+      for (long long k = threadIdx.x; k < n; k += blockDim.x)
+        advantages[members[k]] = rlk_passk_advantage(k == top.k, top.v, tops[1].v, std, eps, by_std);
+    } else {
+      for (long long k = threadIdx.x; k < n; k += blockDim.x)
+        advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps, alpha);
+    }
+    __syncthreads();  // stats and tops are rewritten by the next group
   }
 }
 

@@ -21,7 +21,16 @@ enum rlk_status { RLK_OK = 0, RLK_BAD_TARGET = 1, RLK_BAD_DTYPE = 2, RLK_BAD_ARG
 enum rlk_isa { RLK_ISA_AUTO = -1, RLK_ISA_X86_64 = 0, RLK_ISA_AVX2 = 1, RLK_ISA_AVX512 = 2 };
 
 /* Group advantage modes (io.rlkernels.ops.GroupAdvantages.Mode). */
-enum rlk_adv_mode { RLK_ADV_GRPO = 0, RLK_ADV_DRGRPO = 1, RLK_ADV_RLOO = 2, RLK_ADV_BATCH = 3, RLK_ADV_NONE = 4 };
+enum rlk_adv_mode {
+  RLK_ADV_GRPO = 0,
+  RLK_ADV_DRGRPO = 1,
+  RLK_ADV_RLOO = 2,
+  RLK_ADV_BATCH = 3,
+  RLK_ADV_NONE = 4,
+  RLK_ADV_GPG = 5,  /* alpha (r - mean), alpha = S / the nonzero rewards of the batch */
+  RLK_ADV_OPO = 6,  /* r - the group's length-weighted mean reward */
+  RLK_ADV_PASSK = 7 /* the group's best gets r_max - r_second (over std + eps), the others 0 */
+};
 
 /* Policy loss (io.rlkernels.ops.PolicyLoss): loss type, ratio level, aggregation, KL estimator. */
 enum rlk_loss_type {

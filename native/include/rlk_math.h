@@ -383,9 +383,13 @@ RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, dou
 }
 
 /* One member's group advantage (enum rlk_adv_mode) from its reward x and its group's mean, std
-   and size n: a group of one has nothing to compare with and gets 0, and so does a member equal
-   to the mean under grpo and batch (a constant group: 0, even for eps = 0). */
-RLK_HD float rlk_advantage(int mode, double x, double mean, double std, int64_t n, float eps) {
+   and size n (OPO: the length-weighted mean; GPG: scale is alpha). The first five modes give a
+   group of one 0, and grpo and batch a member equal to the mean 0 (a constant group: 0, even for
+   eps = 0); gpg and opo follow verl there, a group of one having mean 0. grpo_passk is
+   rlk_passk_advantage. */
+RLK_HD float rlk_advantage(int mode, double x, double mean, double std, int64_t n, float eps, double scale) {
+  if (mode == RLK_ADV_GPG) return (float)(scale * (n == 1 ? x : x - mean));
+  if (mode == RLK_ADV_OPO) return (float)(n == 1 ? x : x - mean);
   if (n == 1) return 0.0f;
   switch (mode) {
     case RLK_ADV_GRPO:
@@ -394,6 +398,13 @@ RLK_HD float rlk_advantage(int mode, double x, double mean, double std, int64_t 
     case RLK_ADV_RLOO: return (float)((x - mean) * (double)n / (double)(n - 1));
     default: return (float)x; /* RLK_ADV_NONE */
   }
+}
+
+/* grpo_passk (verl, arXiv 2503.19595): the group's best member (the first of equal maxima) gets
+   top - second, divided by std + eps when by_std (a tie: 0); every other member 0. */
+RLK_HD float rlk_passk_advantage(int is_top, double top, double second, double std, float eps, int by_std) {
+  if (!is_top || top == second) return 0.0f; /* a tie for the best: 0, even for eps = 0 */
+  return (float)(by_std ? (top - second) / (std + eps) : top - second);
 }
 
 /* BGPO's per-sample ratio psi of d = l - l_old and its slope in d: 1 + d where a >= 0; exp(d)

@@ -70,11 +70,12 @@ int rlk_logprobs_bwd(const void *logits, int dtype, const void *targets, int ity
 
 /*
  * Group-normalised advantages (ARCHITECTURE §5.2): group g is order[offsets[g] .. offsets[g+1]), sequence
- * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double;
- * a group of one gets 0. Batch mode is one group holding every sequence.
+ * indices in a fixed order (io.rlkernels.ops.GroupLayout). Two-pass mean and variance in double
+ * (rlk_advantage says what a group of one gets). Batch mode is one group holding every sequence.
+ * weights [S]: opo's response lengths (NULL otherwise); by_std: grpo_passk divides by std + eps.
  */
-int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
-                         int unbiased, float eps, float *advantages);
+int rlk_group_advantages(const float *rewards, const float *weights, const int32_t *order, const int32_t *offsets,
+                         int64_t groups, int mode, int unbiased, float eps, int by_std, float *advantages);
 
 /* per_token[i, j] = mask[i, j] ? per_sequence[i] : 0; mask is f32, or u8 when mask_u8. */
 int rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask_u8, int64_t s, int64_t t,

@@ -16,23 +16,51 @@
 /* Elements per chunk of a whole-tensor reduction: the partial sums of chunks are added in order. */
 #define CHUNK 65536
 
-int rlk_group_advantages(const float *rewards, const int32_t *order, const int32_t *offsets, int64_t groups, int mode,
-                         int unbiased, float eps, float *advantages) {
-  if (mode < RLK_ADV_GRPO || mode > RLK_ADV_NONE) return RLK_BAD_ARGUMENT;
+int rlk_group_advantages(const float *rewards, const float *weights, const int32_t *order, const int32_t *offsets,
+                         int64_t groups, int mode, int unbiased, float eps, int by_std, float *advantages) {
+  if (mode < RLK_ADV_GRPO || mode > RLK_ADV_PASSK || (mode == RLK_ADV_OPO && !weights)) return RLK_BAD_ARGUMENT;
+  double scale = 1.0; /* gpg's alpha: the batch's sequences over its nonzero rewards (a count: exact in any order) */
+  if (mode == RLK_ADV_GPG) {
+    const int64_t s = groups > 0 ? offsets[groups] : 0;
+    int64_t nonzero = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nonzero) if (s > 65536)
+    for (int64_t i = 0; i < s; i++) nonzero += rewards[order[i]] != 0.0f;
+    scale = (double)s / (double)(nonzero > 0 ? nonzero : 1);
+  }
 #pragma omp parallel for schedule(dynamic, 256) if (groups > 64)
   for (int64_t g = 0; g < groups; g++) {
     const int32_t *members = order + offsets[g];
     const int64_t n = offsets[g + 1] - offsets[g];
     double mean = 0.0;
-    for (int64_t k = 0; k < n; k++) mean += rewards[members[k]];
-    mean /= (double)n;
+    if (mode == RLK_ADV_OPO) { /* the length-weighted mean (0 when the lengths sum to 0) */
+      double wsum = 0.0;
+      for (int64_t k = 0; k < n; k++) {
+        mean += (double)weights[members[k]] * rewards[members[k]];
+        wsum += weights[members[k]];
+      }
+      mean = wsum > 0 ? mean / wsum : 0.0;
+    } else {
+      for (int64_t k = 0; k < n; k++) mean += rewards[members[k]];
+      mean /= (double)n;
+    }
     double squares = 0.0;
     for (int64_t k = 0; k < n; k++) {
       const double d = rewards[members[k]] - mean;
       squares += d * d;
     }
     const double std = n > 1 ? sqrt(squares / (double)(unbiased ? n - 1 : n)) : 0.0;
-    for (int64_t k = 0; k < n; k++) advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps);
+    if (mode == RLK_ADV_PASSK) { /* the first maximum, then the largest of the others */
+      int64_t top = 0;
+      for (int64_t k = 1; k < n; k++)
+        if (rewards[members[k]] > rewards[members[top]]) top = k;
+      double second = -INFINITY;
+      for (int64_t k = 0; k < n; k++)
+        if (k != top && rewards[members[k]] > second) second = rewards[members[k]];
+      for (int64_t k = 0; k < n; k++)
+        advantages[members[k]] = rlk_passk_advantage(k == top, rewards[members[top]], second, std, eps, by_std);
+      continue;
+    }
+    for (int64_t k = 0; k < n; k++) advantages[members[k]] = rlk_advantage(mode, rewards[members[k]], mean, std, n, eps, scale);
   }
   return RLK_OK;
 }

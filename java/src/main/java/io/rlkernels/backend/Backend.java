@@ -109,7 +109,15 @@ public interface Backend extends AutoCloseable {
      * Group-normalised advantages of rewards [S] f32 into advantages [S] f32; see
      * {@link GroupAdvantages}. Throws {@link IllegalArgumentException} on a non-finite reward.
      */
-    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages);
+    default void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+        groupAdvantages(config, rewards, null, groups, advantages);
+    }
+
+    /**
+     * The same with per-sequence weights [S] f32 (opo's response lengths, finite and >= 0; null
+     * for the other modes, which do not read them).
+     */
+    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages);
 
     /** The same, grouping by ids [S] (i32 or i64, non-negative); builds the layout for this call. */
     default void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor groupIds, Tensor advantages) {

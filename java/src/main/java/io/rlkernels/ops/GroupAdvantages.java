@@ -13,9 +13,14 @@ import java.util.Locale;
  *   rloo     r - mean of the others        = (r - mean) * n / (n - 1)
  *   batch    (r - mean) / (std + eps) over the whole batch, group ids ignored
  *   none     r
+ *   gpg      alpha (r - mean),  alpha = S / (the batch's nonzero rewards, at least 1)      (verl's gpg)
+ *   opo      r - sum(l r) / sum(l) over the group, l the response lengths (weights)      (verl's opo)
+ *   passk    the group's best: r_max - r_second, over std + eps with scaleByStd; others 0 (verl's grpo_passk)
  * </pre>
  *
- * std is unbiased (n - 1) by default. A group of one gets advantage 0 in every mode, and a
+ * std is unbiased (n - 1) by default. A group of one gets advantage 0 in the first five modes
+ * (gpg and opo follow verl: a group of one has mean 0, so alpha r and r; passk needs two
+ * members a group, and the first of equal maxima is the best), and a
  * constant group (std = 0) gets exactly 0 in grpo and batch whatever eps is, eps = 0 included
  * (a sequence equal to its group's mean gets 0). Means and
  * variances are two-pass in f64 on every backend (a sum-of-squares variance loses every digit on
@@ -27,7 +32,7 @@ public final class GroupAdvantages {
     private GroupAdvantages() {}
 
     public enum Mode {
-        GRPO, DRGRPO, RLOO, BATCH, NONE;
+        GRPO, DRGRPO, RLOO, BATCH, NONE, GPG, OPO, PASSK;
 
         /** The code the native and CUDA kernels receive. */
         public int code() {
@@ -40,7 +45,7 @@ public final class GroupAdvantages {
                     return m;
                 }
             }
-            throw Check.fail("mode", "grpo, drgrpo, rloo, batch or none", s);
+            throw Check.fail("mode", "grpo, drgrpo, rloo, batch, none, gpg, opo or passk", s);
         }
 
         @Override
@@ -49,8 +54,11 @@ public final class GroupAdvantages {
         }
     }
 
-    /** Mode, unbiased (n - 1) or biased (n) std, and the eps added to std. */
-    public record Config(Mode mode, boolean unbiasedStd, float eps) {
+    /**
+     * Mode, unbiased (n - 1) or biased (n) std, the eps added to std, and whether passk divides by
+     * std + eps (verl's norm_adv_by_std_in_grpo; true by default).
+     */
+    public record Config(Mode mode, boolean unbiasedStd, float eps, boolean scaleByStd) {
         public static final float DEFAULT_EPS = 1e-6f;
 
         public Config {
@@ -62,20 +70,28 @@ public final class GroupAdvantages {
             }
         }
 
+        public Config(Mode mode, boolean unbiasedStd, float eps) {
+            this(mode, unbiasedStd, eps, true);
+        }
+
         public static Config defaults() {
-            return new Config(Mode.GRPO, true, DEFAULT_EPS);
+            return new Config(Mode.GRPO, true, DEFAULT_EPS, true);
         }
 
         public Config withMode(Mode m) {
-            return new Config(m, unbiasedStd, eps);
+            return new Config(m, unbiasedStd, eps, scaleByStd);
         }
 
         public Config withUnbiasedStd(boolean unbiased) {
-            return new Config(mode, unbiased, eps);
+            return new Config(mode, unbiased, eps, scaleByStd);
         }
 
         public Config withEps(float e) {
-            return new Config(mode, unbiasedStd, e);
+            return new Config(mode, unbiasedStd, e, scaleByStd);
+        }
+
+        public Config withScaleByStd(boolean on) {
+            return new Config(mode, unbiasedStd, eps, on);
         }
     }
 }

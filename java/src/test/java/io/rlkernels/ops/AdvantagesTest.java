@@ -61,11 +61,21 @@ class AdvantagesTest {
         return ids;
     }
 
+    /** The modes whose group of one gets 0 and which read no weights. */
+    static final GroupAdvantages.Mode[] CLASSIC = {GroupAdvantages.Mode.GRPO, GroupAdvantages.Mode.DRGRPO, GroupAdvantages.Mode.RLOO,
+        GroupAdvantages.Mode.BATCH, GroupAdvantages.Mode.NONE};
+
     /** Runs group advantages with tensors where the backend computes; output poisoned first. */
     static HostTensor advantages(Backend b, GroupAdvantages.Config c, HostTensor rewards, HostTensor ids) {
+        return advantages(b, c, rewards, null, ids);
+    }
+
+    /** The same with per-sequence weights (opo's lengths; null for the other modes). */
+    static HostTensor advantages(Backend b, GroupAdvantages.Config c, HostTensor rewards, HostTensor weights, HostTensor ids) {
         try (Tensor r = b.upload(rewards); HostTensor poison = TestData.poisoned(DType.F32, rewards.numel());
-             Tensor out = b.upload(poison)) {
-            b.groupAdvantages(c, r, ids, out);
+             Tensor out = b.upload(poison); Tensor w = weights == null ? null : b.upload(weights);
+             GroupLayout layout = GroupLayout.of(ids)) {
+            b.groupAdvantages(c, r, w, layout, out);
             HostTensor host = HostTensor.allocate(DType.F32, rewards.numel());
             b.download(out, host);
             return host;
@@ -80,14 +90,89 @@ class AdvantagesTest {
         for (boolean unbiased : new boolean[] {true, false}) {
             for (int[] sizes : new int[][] {{1000, 120}, {3000, 4}}) { // small groups (warp) and groups of ~750 (block)
                 GroupAdvantages.Config c = GroupAdvantages.Config.defaults().withMode(mode).withUnbiasedStd(unbiased);
+                // passk needs two members a group: ids round-robin there; opo reads lengths, some 0
+                boolean passk = mode == GroupAdvantages.Mode.PASSK;
                 try (Backend b = bt.open(); HostTensor rewards = TestData.normal(rng, sizes[0], 2.0);
-                     HostTensor ids = groupIds(rng, sizes[0], sizes[1], DType.I64);
-                     HostTensor want = advantages(new ReferenceBackend(), c, rewards, ids);
-                     HostTensor got = advantages(b, c, rewards, ids)) {
+                     HostTensor ids = passk ? roundRobin(sizes[0], sizes[1]) : groupIds(rng, sizes[0], sizes[1], DType.I64);
+                     HostTensor lengths = mode == GroupAdvantages.Mode.OPO ? lengths(rng, sizes[0]) : null;
+                     HostTensor want = advantages(new ReferenceBackend(), c, rewards, lengths, ids);
+                     HostTensor got = advantages(b, c, rewards, lengths, ids)) {
                     Compare.assertClose(bt + " " + mode + " unbiased=" + unbiased + " S=" + sizes[0] + " seed=" + seed, want, got,
                             Tolerance.F32_OUTPUT);
                 }
             }
+        }
+    }
+
+    /** Ids 0 .. groups - 1 in turn: every group has S / groups members. */
+    static HostTensor roundRobin(int s, int groups) {
+        HostTensor ids = HostTensor.allocate(DType.I64, s);
+        for (int i = 0; i < s; i++) {
+            ids.setLong(i, i % groups);
+        }
+        return ids;
+    }
+
+    /** Response lengths 0 .. 200 (a few 0). */
+    static HostTensor lengths(SplittableRandom rng, int s) {
+        HostTensor l = HostTensor.allocate(DType.F32, s);
+        for (int i = 0; i < s; i++) {
+            l.setFloat(i, rng.nextInt(20) == 0 ? 0 : 1 + rng.nextInt(200));
+        }
+        return l;
+    }
+
+    /**
+     * verl's gpg, opo and grpo_passk written out (core_algos.py: compute_gpg_outcome_advantage,
+     * compute_opo_outcome_advantage, compute_grpo_passk_outcome_advantage) on a small batch,
+     * against every backend: singletons (gpg: alpha r; opo: r), ties for the best (the first wins,
+     * with 0), passk with and without the std.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("all")
+    void verlsGpgOpoAndPasskByTheirDefinitions(BackendUnderTest bt) {
+        float[] r = {1f, 0f, 3f, 3f, -1f, 0f, 2f, 5f};
+        long[] g = {0, 0, 0, 0, 1, 1, 2, 3}; // groups: {1,0,3,3}, {-1,0}, {2}, {5}
+        float[] len = {10f, 20f, 30f, 40f, 5f, 15f, 7f, 9f};
+        try (Backend b = bt.open(); HostTensor rewards = HostTensor.of(r); HostTensor ids = HostTensor.of(g);
+             HostTensor lengths = HostTensor.of(len)) {
+            double alpha = 8.0 / 6; // eight sequences, six nonzero rewards
+            float[] gpg = advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.GPG), rewards, ids).toFloatArray();
+            double[] wantGpg = {alpha * (1 - 1.75), alpha * (0 - 1.75), alpha * (3 - 1.75), alpha * (3 - 1.75), alpha * (-1 + 0.5),
+                alpha * (0 + 0.5), alpha * 2, alpha * 5};
+            float[] opo = advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.OPO), rewards, lengths, ids)
+                    .toFloatArray();
+            double b0 = (10 * 1 + 20 * 0 + 30 * 3 + 40 * 3) / 100.0;
+            double b1 = (5 * -1 + 15 * 0) / 20.0;
+            double[] wantOpo = {1 - b0, 0 - b0, 3 - b0, 3 - b0, -1 - b1, 0 - b1, 2, 5};
+            for (int i = 0; i < 8; i++) {
+                Tolerance.ADVANTAGE.assertClose(wantGpg[i], gpg[i], bt + " gpg [" + i + "]");
+                Tolerance.ADVANTAGE.assertClose(wantOpo[i], opo[i], bt + " opo [" + i + "]");
+            }
+            // passk on groups of two or more: {1, 0, 3, 3} has a tie for the best (the first 3 wins, with 3 - 3 = 0)
+            try (HostTensor pr = HostTensor.of(new float[] {1f, 0f, 3f, 3f, -1f, 0f, 2f, 5f, 4f});
+                 HostTensor pg = HostTensor.of(new long[] {0, 0, 0, 0, 1, 1, 2, 2, 2})) {
+                float[] withStd = advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.PASSK), pr, pg)
+                        .toFloatArray();
+                float[] without = advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.PASSK)
+                        .withScaleByStd(false), pr, pg).toFloatArray();
+                double std1 = Math.sqrt(0.5); // {-1, 0}
+                double mean2 = 11 / 3.0;
+                double std2 = Math.sqrt(((2 - mean2) * (2 - mean2) + (5 - mean2) * (5 - mean2) + (4 - mean2) * (4 - mean2)) / 2);
+                double[] want = {0, 0, 0, 0, 0, 1 / (std1 + 1e-6), 0, 1 / (std2 + 1e-6), 0};
+                double[] wantRaw = {0, 0, 0, 0, 0, 1, 0, 1, 0};
+                for (int i = 0; i < 9; i++) {
+                    Tolerance.ADVANTAGE.assertClose(want[i], withStd[i], bt + " passk [" + i + "]");
+                    Tolerance.ADVANTAGE.assertClose(wantRaw[i], without[i], bt + " passk without std [" + i + "]");
+                }
+            }
+            // passk refuses a group of one (verl raises); opo needs the lengths
+            IllegalArgumentException single = assertThrows(IllegalArgumentException.class,
+                    () -> advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.PASSK), rewards, ids));
+            assertTrue(single.getMessage().startsWith("groups:"), single.getMessage());
+            IllegalArgumentException noLengths = assertThrows(IllegalArgumentException.class,
+                    () -> advantages(b, GroupAdvantages.Config.defaults().withMode(GroupAdvantages.Mode.OPO), rewards, ids));
+            assertTrue(noLengths.getMessage().startsWith("weights:"), noLengths.getMessage());
         }
     }
 
@@ -159,7 +244,7 @@ class AdvantagesTest {
         assertTrue(Math.abs(naiveStd - std) > 0.5 * std, "the naive variance is far off here: " + naiveStd + " vs " + std);
 
         try (Backend b = bt.open(); HostTensor rewards = HostTensor.of(r.clone()); HostTensor ids = HostTensor.of(new int[] {7, 7, 7, 7})) {
-            for (GroupAdvantages.Mode mode : GroupAdvantages.Mode.values()) {
+            for (GroupAdvantages.Mode mode : CLASSIC) {
                 try (HostTensor got = advantages(b, GroupAdvantages.Config.defaults().withMode(mode), rewards, ids)) {
                     for (int i = 0; i < 4; i++) {
                         double want = switch (mode) {
@@ -167,6 +252,7 @@ class AdvantagesTest {
                             case DRGRPO -> r[i] - mean;
                             case RLOO -> (r[i] - mean) * 4 / 3;
                             case NONE -> r[i];
+                            default -> throw new IllegalStateException(mode + " is not classic");
                         };
                         Tolerance.ADVANTAGE.assertClose(want, got.getFloat(i), bt + " " + mode + " [" + i + "]");
                     }
@@ -180,7 +266,7 @@ class AdvantagesTest {
     void aGroupOfOneGetsZeroInEveryMode(BackendUnderTest bt) {
         try (Backend b = bt.open(); HostTensor rewards = HostTensor.of(new float[] {3f, 5f, -2f, 7f});
              HostTensor ids = HostTensor.of(new long[] {10, 11, 11, 12})) {
-            for (GroupAdvantages.Mode mode : GroupAdvantages.Mode.values()) {
+            for (GroupAdvantages.Mode mode : CLASSIC) { // gpg and opo follow verl there: verlsGpgOpoAndPasskByTheirDefinitions
                 try (HostTensor got = advantages(b, GroupAdvantages.Config.defaults().withMode(mode), rewards, ids)) {
                     if (mode != GroupAdvantages.Mode.BATCH) {
                         assertEquals(0f, got.getFloat(0), bt + " " + mode + ": singleton 10");

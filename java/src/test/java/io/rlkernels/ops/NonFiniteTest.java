@@ -154,7 +154,8 @@ class NonFiniteTest {
     void aConstantGroupGetsExactlyZeroWhateverEps(BackendUnderTest bt) {
         try (Backend b = bt.open(); HostTensor rewards = HostTensor.of(new float[] {0.1f, 0.1f, 0.1f, 0.7f, -2f, 0.7f, 3f});
              HostTensor ids = HostTensor.of(new int[] {0, 0, 0, 1, 2, 1, 3}); HostTensor out = TestData.poisoned(DType.F32, 7)) {
-            for (GroupAdvantages.Mode mode : GroupAdvantages.Mode.values()) {
+            // the modes whose groups of one get 0 (gpg and opo follow verl there; passk needs two a group)
+            for (GroupAdvantages.Mode mode : AdvantagesTest.CLASSIC) {
                 GroupAdvantages.Config c = GroupAdvantages.Config.defaults().withMode(mode).withEps(0f);
                 b.groupAdvantages(c, rewards, ids, out);
                 for (int i = 0; i < 7; i++) {

@@ -54,19 +54,27 @@ final class AdvantagesLaunch {
         return CudaBackend.grid((n + 2047) / 2048, 1024);
     }
 
-    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
+    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages) {
+        GroupAdvantagesChecks.check(config, rewards, weights, groups, advantages);
         GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try (Staging s = new Staging(launcher, backend)) {
             long r = s.in("rewards", rewards);
-            boolean bounded = checks.requireFinite(s, "rewards", rewards, r, GroupAdvantagesChecks.INPUT_BOUND);
+            boolean bounded = checks.requireFinite(s, "rewards", rewards, r, GroupAdvantagesChecks.inputBound(config, groups.sequences()));
+            boolean opo = config.mode() == GroupAdvantages.Mode.OPO;
+            long w = opo ? checks.finiteInput(s, "weights", weights) : 0;
             DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(backend.copyIn(layout.order()), backend.copyIn(layout.offsets())));
             long out = s.out("advantages", advantages);
+            long scale = 0; // gpg's alpha, a device scalar
+            if (config.mode() == GroupAdvantages.Mode.GPG) {
+                scale = s.scratch(8);
+                launcher.launch("rlk_gpg_scale", new LaunchShape(1, CudaBackend.THREADS, 0), new KernelArgs().ptr(r)
+                        .i64(groups.sequences()).ptr(scale));
+            }
             if (layout.groups() > 0) {
                 String kernel = layout.maxGroupSize() <= 256 ? "rlk_group_advantages_warp" : "rlk_group_advantages_block";
-                launcher.launch(kernel, groupLaunch(layout.groups(), layout.maxGroupSize()), new KernelArgs().ptr(r)
+                launcher.launch(kernel, groupLaunch(layout.groups(), layout.maxGroupSize()), new KernelArgs().ptr(r).ptr(w)
                         .ptr(dl.order().address()).ptr(dl.offsets().address()).i64(layout.groups()).i32(config.mode().code())
-                        .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).ptr(out));
+                        .i32(config.unbiasedStd() ? 1 : 0).f32(config.eps()).i32(config.scaleByStd() ? 1 : 0).ptr(scale).ptr(out));
             }
             if (!bounded) {
                 checks.requireRepresentable(s, advantages, out, Float.MAX_VALUE, (i, v) -> GroupAdvantagesChecks.overflow(config, i, v));

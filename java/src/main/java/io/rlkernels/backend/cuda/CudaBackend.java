@@ -172,8 +172,8 @@ public final class CudaBackend extends BackendBase {
     }
 
     @Override
-    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor out) {
-        advantages.groupAdvantages(config, rewards, groups, out);
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor out) {
+        advantages.groupAdvantages(config, rewards, weights, groups, out);
     }
 
     @Override

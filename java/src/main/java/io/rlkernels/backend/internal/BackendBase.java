@@ -100,9 +100,11 @@ public abstract class BackendBase implements Backend {
     }
 
     @Override
-    public final void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        try (Leases l = enter().hold("rewards", rewards).hold("groups", groups).hold("advantages", advantages)) {
-            runGroupAdvantages(config, rewards, groups, advantages);
+    public final void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups,
+                                      Tensor advantages) {
+        try (Leases l = enter().hold("rewards", rewards).hold("weights", weights).hold("groups", groups)
+                .hold("advantages", advantages)) {
+            runGroupAdvantages(config, rewards, weights, groups, advantages);
         }
     }
 
@@ -329,7 +331,7 @@ public abstract class BackendBase implements Backend {
     protected abstract void runLogProbsBackward(LogProbs.Config config, Tensor logits, Tensor targets, Tensor lseParts,
                                                 Tensor entropy, Tensor gradLogp, Tensor gradEntropy, Tensor gradLogits);
 
-    protected abstract void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups,
+    protected abstract void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups,
                                                Tensor advantages);
 
     protected abstract void runSequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken);

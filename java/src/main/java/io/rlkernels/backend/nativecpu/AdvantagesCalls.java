@@ -31,15 +31,19 @@ final class AdvantagesCalls {
         this.calls = calls;
     }
 
-    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
+    void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages) {
+        GroupAdvantagesChecks.check(config, rewards, weights, groups, advantages);
         HostTensor r = host("rewards", rewards);
-        boolean bounded = calls.requireFinite("rewards", r, GroupAdvantagesChecks.INPUT_BOUND);
+        boolean bounded = calls.requireFinite("rewards", r, GroupAdvantagesChecks.inputBound(config, groups.sequences()));
+        boolean opo = config.mode() == GroupAdvantages.Mode.OPO;
+        if (opo) {
+            calls.requireFinite("weights", host("weights", weights));
+        }
         GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try {
-            check(lib.groupAdvantages(r.segment(), layout.order().segment(), layout.offsets().segment(), layout.groups(),
-                    config.mode().code(), config.unbiasedStd(), config.eps(), segment("advantages", advantages)),
-                    "rlk_group_advantages");
+            check(lib.groupAdvantages(r.segment(), opo ? segment("weights", weights) : MemorySegment.NULL, layout.order().segment(),
+                    layout.offsets().segment(), layout.groups(), config.mode().code(), config.unbiasedStd(), config.eps(),
+                    config.scaleByStd(), segment("advantages", advantages)), "rlk_group_advantages");
         } finally {
             if (layout != groups) {
                 layout.close();

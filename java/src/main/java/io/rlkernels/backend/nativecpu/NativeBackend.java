@@ -151,8 +151,8 @@ public final class NativeBackend extends BackendBase {
     }
 
     @Override
-    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor out) {
-        advantages.groupAdvantages(config, rewards, groups, out);
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor out) {
+        advantages.groupAdvantages(config, rewards, weights, groups, out);
     }
 
     @Override

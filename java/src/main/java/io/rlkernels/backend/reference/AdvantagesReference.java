@@ -22,11 +22,24 @@ import io.rlkernels.tensor.Tensor;
 final class AdvantagesReference {
     private AdvantagesReference() {}
 
-    static void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        GroupAdvantagesChecks.check(config, rewards, groups, advantages);
+    static void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages) {
+        GroupAdvantagesChecks.check(config, rewards, weights, groups, advantages);
         HostTensor r = host("rewards", rewards);
         HostTensor out = host("advantages", advantages);
         Check.finite("rewards", r);
+        boolean opo = config.mode() == GroupAdvantages.Mode.OPO;
+        HostTensor w = opo ? host("weights", weights) : null;
+        if (opo) {
+            Check.finite("weights", w);
+        }
+        double alpha = 1; // gpg: the batch's sequences over its nonzero rewards
+        if (config.mode() == GroupAdvantages.Mode.GPG) {
+            long nonzero = 0;
+            for (long i = 0; i < r.numel(); i++) {
+                nonzero += r.getFloat(i) != 0 ? 1 : 0;
+            }
+            alpha = (double) r.numel() / Math.max(nonzero, 1);
+        }
         GroupLayout layout = GroupAdvantagesChecks.layoutFor(config, groups);
         try {
             HostTensor order = layout.order();
@@ -35,24 +48,49 @@ final class AdvantagesReference {
                 long begin = offsets.getLong(g);
                 long n = offsets.getLong(g + 1) - begin;
                 double mean = 0;
+                double weightSum = 0;
                 for (long k = begin; k < begin + n; k++) {
-                    mean += r.getFloat(order.getLong(k));
+                    long i = order.getLong(k);
+                    double weight = opo ? w.getFloat(i) : 1;
+                    mean += weight * r.getFloat(i);
+                    weightSum += weight;
                 }
-                mean /= n;
+                mean = opo ? (weightSum > 0 ? mean / weightSum : 0) : mean / n; // opo: the length-weighted mean
                 double squares = 0; // two-pass: the deviations first, then their squares
                 for (long k = begin; k < begin + n; k++) {
                     double d = r.getFloat(order.getLong(k)) - mean;
                     squares += d * d;
                 }
                 double std = n > 1 ? Math.sqrt(squares / (config.unbiasedStd() ? n - 1 : n)) : 0;
+                long best = -1; // passk: the first of the group's maxima, and the largest of the rest
+                double second = Double.NEGATIVE_INFINITY;
+                if (config.mode() == GroupAdvantages.Mode.PASSK) {
+                    for (long k = begin; k < begin + n; k++) {
+                        if (best < 0 || r.getFloat(order.getLong(k)) > r.getFloat(order.getLong(best))) {
+                            best = k;
+                        }
+                    }
+                    for (long k = begin; k < begin + n; k++) {
+                        if (k != best) {
+                            second = Math.max(second, r.getFloat(order.getLong(k)));
+                        }
+                    }
+                }
                 for (long k = begin; k < begin + n; k++) {
                     long i = order.getLong(k);
                     double x = r.getFloat(i);
-                    double a = n == 1 ? 0 : switch (config.mode()) {
-                        case GRPO, BATCH -> x == mean ? 0 : (x - mean) / (std + config.eps()); // constant: 0 for any eps
-                        case DRGRPO -> x - mean;
-                        case RLOO -> (x - mean) * n / (n - 1);
-                        case NONE -> x;
+                    double a = switch (config.mode()) {
+                        case GPG -> alpha * (n == 1 ? x : x - mean); // a group of one: mean 0, as verl
+                        case OPO -> n == 1 ? x : x - mean;
+                        case PASSK -> k != best || x == second ? 0 // a tie for the best: 0, even for eps = 0
+                                : config.scaleByStd() ? (x - second) / (std + config.eps()) : x - second;
+                        default -> n == 1 ? 0 : switch (config.mode()) {
+                            case GRPO, BATCH -> x == mean ? 0 : (x - mean) / (std + config.eps()); // constant: 0 for any eps
+                            case DRGRPO -> x - mean;
+                            case RLOO -> (x - mean) * n / (n - 1);
+                            case NONE -> x;
+                            default -> throw new IllegalStateException();
+                        };
                     };
                     out.setFloat(i, (float) a);
                 }

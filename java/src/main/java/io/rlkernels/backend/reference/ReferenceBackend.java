@@ -53,8 +53,9 @@ public final class ReferenceBackend extends BackendBase {
     }
 
     @Override
-    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
-        AdvantagesReference.groupAdvantages(config, rewards, groups, advantages);
+    protected void runGroupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups,
+                                      Tensor advantages) {
+        AdvantagesReference.groupAdvantages(config, rewards, weights, groups, advantages);
     }
 
     @Override

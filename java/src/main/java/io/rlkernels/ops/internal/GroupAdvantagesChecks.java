@@ -11,7 +11,7 @@ public final class GroupAdvantagesChecks {
     private GroupAdvantagesChecks() {}
 
     /** Checks rewards [S] f32 and advantages [S] f32 against a layout of S sequences. */
-    public static void check(GroupAdvantages.Config config, Tensor rewards, GroupLayout groups, Tensor advantages) {
+    public static void check(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages) {
         if (config == null) {
             throw Check.fail("config", "a GroupAdvantages.Config", "null");
         }
@@ -26,6 +26,32 @@ public final class GroupAdvantagesChecks {
         Check.output("advantages", advantages);
         Check.dtype("advantages", advantages, DType.F32);
         Check.shape("advantages", advantages, groups.sequences());
+        if (config.mode() == GroupAdvantages.Mode.OPO) {
+            if (weights == null) {
+                throw Check.fail("weights", "the response lengths [S] for opo", "null");
+            }
+            Check.alive("weights", weights);
+            Check.dtype("weights", weights, DType.F32);
+            Check.shape("weights", weights, groups.sequences());
+        }
+        if (config.mode() == GroupAdvantages.Mode.PASSK) {
+            io.rlkernels.tensor.HostTensor offsets = groups.offsets();
+            for (int g = 0; g < groups.groups(); g++) {
+                long n = offsets.getLong(g + 1) - offsets.getLong(g);
+                if (n < 2) {
+                    throw Check.fail("groups", "at least 2 sequences in every group for passk (verl's grpo_passk)",
+                            "group " + g + " with " + n);
+                }
+            }
+        }
+    }
+
+    /**
+     * The bound on rewards below which no advantage can overflow float32: INPUT_BOUND, and for gpg
+     * INPUT_BOUND / S (its alpha is at most S).
+     */
+    public static float inputBound(GroupAdvantages.Config config, long sequences) {
+        return config.mode() == GroupAdvantages.Mode.GPG ? (float) (INPUT_BOUND / Math.max(sequences, 1)) : INPUT_BOUND;
     }
 
     /**

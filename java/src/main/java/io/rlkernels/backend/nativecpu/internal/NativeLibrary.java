@@ -68,7 +68,7 @@ public final class NativeLibrary {
         logprobsBwdCritical = linker.downcallHandle(find(lib, "rlk_logprobs_bwd"), BWD, critical);
         sumF32 = linker.downcallHandle(find(lib, "rlk_sum_f32"), FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG));
         groupAdvantages = linker.downcallHandle(find(lib, "rlk_group_advantages"), FunctionDescriptor.of(JAVA_INT,
-                ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS), critical);
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
         sequenceToTokens = linker.downcallHandle(find(lib, "rlk_sequence_to_tokens"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS), critical);
         gae = linker.downcallHandle(find(lib, "rlk_gae"), FunctionDescriptor.of(JAVA_INT,
@@ -231,10 +231,11 @@ public final class NativeLibrary {
     // The advantage kernels take milliseconds, not seconds: critical handles (Java arrays read in
     // place) are fine for them whatever the arguments.
 
-    public int groupAdvantages(MemorySegment rewards, MemorySegment order, MemorySegment offsets, long groups, int mode,
-                               boolean unbiased, float eps, MemorySegment advantages) {
+    public int groupAdvantages(MemorySegment rewards, MemorySegment weights, MemorySegment order, MemorySegment offsets,
+                               long groups, int mode, boolean unbiased, float eps, boolean byStd, MemorySegment advantages) {
         try {
-            return (int) groupAdvantages.invokeExact(rewards, order, offsets, groups, mode, unbiased ? 1 : 0, eps, advantages);
+            return (int) groupAdvantages.invokeExact(rewards, weights, order, offsets, groups, mode, unbiased ? 1 : 0, eps,
+                    byStd ? 1 : 0, advantages);
         } catch (Throwable t) {
             throw Downcalls.rethrow(t);
         }

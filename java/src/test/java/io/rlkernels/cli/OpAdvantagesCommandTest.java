@@ -2,7 +2,10 @@ package io.rlkernels.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.rlkernels.backend.AdvantageEstimators;
 import io.rlkernels.backend.reference.ReferenceBackend;
+import io.rlkernels.ops.AdvantageEstimator;
+import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.MaskedWhiten;
@@ -48,6 +51,52 @@ class OpAdvantagesCommandTest {
                 Compare.assertClose("op advantages seed=" + seed, want, Npy.read(dir.resolve("out/advantages.npy"), arena),
                         new Tolerance(1e-6, 1e-5));
             }
+        }
+    }
+
+    /** verl's adv_estimator on files: token advantages and returns [S, T], as the library's estimator computes them. */
+    @Test
+    void verlsEstimatorsOnFiles() throws Exception {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        Path in = Files.createDirectories(dir.resolve("in"));
+        int s = 40;
+        int t = 16;
+        try (HostTensor rewards = TestData.normal(rng, s, 1.0); HostTensor ids = HostTensor.allocate(DType.I64, s);
+             HostTensor tokens = HostTensor.wrap(TestData.normal(rng, s * t, 1.0).segment(), DType.F32, s, t);
+             HostTensor base = TestData.normal(rng, s, 1.0); HostTensor mask = HostTensor.allocate(DType.U8, s, t)) {
+            for (int i = 0; i < s; i++) {
+                ids.setLong(i, i / 5);
+                int len = 1 + rng.nextInt(t);
+                for (int j = 0; j < t; j++) {
+                    mask.setLong(i * t + j, j < len ? 1 : 0);
+                }
+            }
+            Npy.write(in.resolve("rewards.npy"), rewards);
+            Npy.write(in.resolve("group_ids.npy"), ids);
+            Npy.write(in.resolve("token_rewards.npy"), tokens);
+            Npy.write(in.resolve("baseline_rewards.npy"), base);
+            Npy.write(in.resolve("mask.npy"), mask);
+            for (String e : new String[] {"opo", "grpo_passk", "reinforce_plus_plus", "remax"}) {
+                Path out = dir.resolve("out-" + e);
+                assertEquals(0, Main.run("op", "advantages", "--backend", "native", "--in", in.toString(), "--out", out.toString(),
+                        "--param", "adv_estimator=" + e, "--param", "gamma=0.95", "--param", "norm_adv_by_std_in_grpo=false"));
+                AdvantageEstimator.Config c = AdvantageEstimator.Config.of(AdvantageEstimator.parse(e)).withGamma(0.95f)
+                        .withNormAdvByStd(false);
+                try (GroupLayout groups = GroupLayout.of(ids); HostTensor want = HostTensor.allocate(DType.F32, s, t);
+                     HostTensor wantRet = HostTensor.allocate(DType.F32, s, t); Arena arena = Arena.ofConfined()) {
+                    AdvantageEstimator.Inputs inputs = c.estimator().tokenRewards()
+                            ? AdvantageEstimator.Inputs.tokens(tokens, mask).withBaselineRewards(base)
+                            : AdvantageEstimator.Inputs.grouped(rewards, groups, mask);
+                    AdvantageEstimators.compute(new ReferenceBackend(), c, inputs, want, wantRet);
+                    Compare.assertClose("op advantages " + e + " seed=" + seed, want, Npy.read(out.resolve("advantages.npy"), arena),
+                            new Tolerance(1e-6, 1e-5));
+                    Compare.assertClose("op advantages " + e + " returns seed=" + seed, wantRet,
+                            Npy.read(out.resolve("returns.npy"), arena), new Tolerance(1e-6, 1e-5));
+                }
+            }
+            assertEquals(2, Main.run("op", "advantages", "--backend", "native", "--in", in.toString(), "--out",
+                    dir.resolve("bad").toString(), "--param", "adv_estimator=optimal_token_baseline"));
         }
     }
 

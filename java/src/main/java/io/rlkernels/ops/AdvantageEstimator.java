@@ -1,0 +1,123 @@
+package io.rlkernels.ops;
+
+import io.rlkernels.internal.Check;
+import io.rlkernels.tensor.Tensor;
+import java.util.Locale;
+
+/**
+ * verl's advantage estimators ({@code algorithm.adv_estimator}) as compositions of this library's
+ * ops ({@link GroupAdvantages}, {@link Gae}, {@link MaskedWhiten}), so each runs on every backend,
+ * two-pass and deterministic as they are; {@code io.rlkernels.backend.AdvantageEstimators}
+ * computes them. Outputs are per token, [S, T] under the response mask, as verl's are.
+ *
+ * <pre>
+ *   grpo                          (r - mean) / (std + eps) per group; r - mean with normAdvByStdInGrpo false
+ *   rloo                          r - the mean of the others
+ *   gpg                           alpha (r - mean), alpha = S / the nonzero rewards
+ *   opo                           r - the group's length-weighted mean (lengths: the mask's row sums)
+ *   grpo_passk                    the group's best: r_max - r_second (over std + eps); others 0
+ *   reinforce_plus_plus_baseline  r - the group mean (a group of one keeps r), whitened over the batch's tokens
+ *   reinforce_plus_plus           the discounted returns of the token rewards (gamma), whitened over the tokens
+ *   remax                         the returns of the token rewards minus the greedy baseline's reward
+ *   gdpo                          per reward k: grpo; then sum_k w_k a_k, normalised over the batch (arXiv 2601.05242)
+ * </pre>
+ *
+ * The sequence-level estimators read rewards [S] (the sum of verl's token-level rewards); gdpo
+ * reads K rewards [K, S] and K weights; reinforce_plus_plus and remax read token rewards [S, T];
+ * remax also the baseline rewards [S]. grpo's group of one gets 0 here (verl: r / (1 + eps)): a
+ * group of one has nothing to compare with. Returns (verl's second output) are the advantages,
+ * except for reinforce_plus_plus and remax, where they are the returns.
+ */
+public enum AdvantageEstimator {
+    GRPO, RLOO, GPG, OPO, GRPO_PASSK, REINFORCE_PLUS_PLUS_BASELINE, REINFORCE_PLUS_PLUS, REMAX, GDPO;
+
+    /** verl's name. */
+    @Override
+    public String toString() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    public static AdvantageEstimator parse(String s) {
+        for (AdvantageEstimator e : values()) {
+            if (e.toString().equals(s.trim().toLowerCase(Locale.ROOT))) {
+                return e;
+            }
+        }
+        throw Check.fail("adv_estimator", "one of " + java.util.Arrays.toString(values())
+                + (s.trim().equals("optimal_token_baseline") ? " (optimal_token_baseline is not in this version yet)" : ""), s);
+    }
+
+    /** Whether the estimator reads token rewards [S, T] rather than rewards [S]. */
+    public boolean tokenRewards() {
+        return this == REINFORCE_PLUS_PLUS || this == REMAX;
+    }
+
+    /** Whether it groups sequences (needs a GroupLayout). */
+    public boolean grouped() {
+        return !tokenRewards();
+    }
+
+    /**
+     * The estimator and its options: verl's norm_adv_by_std_in_grpo (grpo, grpo_passk), epsilon
+     * (1e-6), gamma (reinforce_plus_plus; 1.0), and gdpo's reward weights (one per reward row;
+     * null: 1 each).
+     */
+    public record Config(AdvantageEstimator estimator, boolean normAdvByStdInGrpo, float epsilon, float gamma, float[] gdpoWeights) {
+        public Config {
+            if (estimator == null) {
+                throw Check.fail("adv_estimator", "an estimator", "null");
+            }
+            if (!(epsilon >= 0) || !Float.isFinite(epsilon)) {
+                throw Check.fail("epsilon", "a finite number >= 0", epsilon);
+            }
+            if (!(gamma >= 0 && gamma <= 1)) {
+                throw Check.fail("gamma", "a number in [0, 1]", gamma);
+            }
+            if (gdpoWeights != null) {
+                if (gdpoWeights.length == 0) {
+                    throw Check.fail("gdpo_reward_weights", "one weight per reward (or null: 1 each)", "none");
+                }
+                for (float w : gdpoWeights) {
+                    if (!Float.isFinite(w)) {
+                        throw Check.fail("gdpo_reward_weights", "finite weights", java.util.Arrays.toString(gdpoWeights));
+                    }
+                }
+                gdpoWeights = gdpoWeights.clone();
+            }
+        }
+
+        public static Config of(AdvantageEstimator e) {
+            return new Config(e, true, GroupAdvantages.Config.DEFAULT_EPS, 1.0f, null);
+        }
+
+        public Config withNormAdvByStd(boolean on) {
+            return new Config(estimator, on, epsilon, gamma, gdpoWeights);
+        }
+
+        public Config withGamma(float g) {
+            return new Config(estimator, normAdvByStdInGrpo, epsilon, g, gdpoWeights);
+        }
+
+        public Config withGdpoWeights(float... w) {
+            return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, w);
+        }
+    }
+
+    /**
+     * The inputs: rewards [S] f32 (gdpo: [K, S]), the groups, the response mask [S, T] (f32 or
+     * u8), token rewards [S, T] f32 (reinforce_plus_plus, remax) and remax's baseline rewards [S] f32.
+     */
+    public record Inputs(Tensor rewards, GroupLayout groups, Tensor mask, Tensor tokenRewards, Tensor baselineRewards) {
+        public static Inputs grouped(Tensor rewards, GroupLayout groups, Tensor mask) {
+            return new Inputs(rewards, groups, mask, null, null);
+        }
+
+        public static Inputs tokens(Tensor tokenRewards, Tensor mask) {
+            return new Inputs(null, null, mask, tokenRewards, null);
+        }
+
+        public Inputs withBaselineRewards(Tensor baseline) {
+            return new Inputs(rewards, groups, mask, tokenRewards, baseline);
+        }
+    }
+}

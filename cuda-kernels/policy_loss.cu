@@ -38,6 +38,10 @@ struct Scan {  // rlk_pl_scan, reduced over a block
     x.s.sum_log_ratio = shfl(s.sum_log_ratio, o);
     x.s.token_weight_sum = shfl(s.token_weight_sum, o);
     x.s.sum_opsm = shfl(s.sum_opsm, o);
+    x.s.sum_geo = shfl(s.sum_geo, o);
+    x.s.sum_adv = shfl(s.sum_adv, o);
+    x.s.sum_log_w = shfl(s.sum_log_w, o);
+    x.s.sum_vespo = shfl(s.sum_vespo, o);
     return x;
   }
 };
@@ -73,10 +77,11 @@ __device__ Stats add_stats(Stats x, Stats y) {  // sums, minima, maxima (rlk_pol
 
 // The block's first look at tokens b .. e: every thread gets the totals (through `shared`).
 __device__ rlk_pl_scan scan_segment(const rlk_pl_config &c, const float *logp, const float *old, const float *rollout,
-                                    const void *mask, int mask_u8, long long b, long long e, Scan *scratch, Scan &shared) {
+                                    const float *adv, const void *mask, int mask_u8, long long b, long long e, Scan *scratch,
+                                    Scan &shared) {
   Scan own = Scan::identity();
   for (long long i = b + threadIdx.x; i < e; i += blockDim.x)
-    if (rlk_kept(mask, mask_u8, i)) rlk_pl_scan_add(&c, &own.s, logp[i], old[i], rollout ? rollout[i] : 0.0);
+    if (rlk_kept(mask, mask_u8, i)) rlk_pl_scan_add(&c, &own.s, logp[i], old[i], rollout ? rollout[i] : 0.0, adv[i]);
   Scan total = block_reduce(own, merge_scan, scratch);
   if (threadIdx.x == 0) shared = total;
   __syncthreads();  // the totals are in shared memory before anyone reads them
@@ -88,8 +93,8 @@ __device__ rlk_pl_scan scan_segment(const rlk_pl_config &c, const float *logp, c
 // What the batch implies where the caller did not say (implied[0] the denominator, implied[1] the
 // weights' mean): one block, a thread per segment in turn, so that no segment needs a block-wide step.
 extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
-    rlk_policy_prepass(const float *logp, const float *old, const float *rollout, const void *mask, int mask_u8,
-                       const int *offsets, long long sequences, long long n, const double *params, double *implied) {
+    rlk_policy_prepass(const float *logp, const float *old, const float *rollout, const float *adv, const void *mask,
+                       int mask_u8, const int *offsets, long long sequences, long long n, const double *params, double *implied) {
   __shared__ Triple scratch[RLK_MAX_THREADS / RLK_WARP];
   const rlk_pl_config c = rlk_pl_config_load(params, rollout != nullptr);
   Triple sums{0.0, 0.0, 0.0};  // the denominator's count, the weights' sum and count
@@ -99,7 +104,7 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
     segment(offsets, k, n, b, e);
     rlk_pl_scan s = rlk_pl_scan_zero();
     for (long long i = b; i < e; i++)
-      if (rlk_kept(mask, mask_u8, i)) rlk_pl_scan_add(&c, &s, logp[i], old[i], rollout ? rollout[i] : 0.0);
+      if (rlk_kept(mask, mask_u8, i)) rlk_pl_scan_add(&c, &s, logp[i], old[i], rollout ? rollout[i] : 0.0, adv[i]);
     rlk_pl_scan_finish(&c, &s);
     double ns, nc;
     rlk_pl_scan_norm(&c, &s, &ns, &nc);
@@ -147,7 +152,7 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
   for (long long k = blockIdx.x; k < segments; k += gridDim.x) {
     long long b, e;
     segment(offsets, k, n, b, e);
-    rlk_pl_scan scan = scan_segment(c, logp, old, rollout, mask, mask_u8, b, e, scan_scratch, scan_shared);
+    rlk_pl_scan scan = scan_segment(c, logp, old, rollout, adv, mask, mask_u8, b, e, scan_scratch, scan_shared);
     const bool seq_keep = rlk_pl_scan_finish(&c, &scan);
     const double n_kept = scan.n_kept;
     const double seq_log = n_kept > 0 ? scan.sum_log_ratio / n_kept : 0.0;
@@ -171,6 +176,18 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
           st.v[RLK_PL_RC_NORM_COUNT] += 1.0;
         }
       }
+    }
+
+    // geo_mean (GMPO): the sequence's loss -A_mean r_geo (times its weight) over D, and each token's
+    // share of its gradient, r_geo / n over D where its clipped log-ratio is d itself
+    double geo_ratio = 1.0, geo_share = 0.0;
+    if (c.loss == RLK_LOSS_GEO_MEAN && n_kept > 0) {
+      const double xm = scan.sum_geo / n_kept, abar = scan.sum_adv / n_kept;
+      double ws = 1.0;
+      if (c.rc && c.is_apply) ws = (token_level_weight ? exp(scan.sum_log_w / n_kept) : seq_applied) / normalizer;
+      geo_ratio = exp(rlk_clamp(xm, c.seq_log_min, c.seq_log_max));
+      if (threadIdx.x == 0) st.v[RLK_PL_LOSS] += -abar * geo_ratio * ws / denom;
+      geo_share = rlk_seq_log_clamped(&c, xm) ? 0.0 : -abar * geo_ratio * ws / (n_kept * denom);
     }
 
     double seq_coef = 0.0, rejected = 0.0;
@@ -214,11 +231,11 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
         }
       }
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
-      const double r = seq_value ? seq_ratio : exp(d);
+      const double r = c.loss == RLK_LOSS_GEO_MEAN ? geo_ratio : seq_value ? seq_ratio : exp(d);
       const bool clamped = seq_value ? seq_clamped : d != raw;
       is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
-      const rlk_terms t =
-          rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
+      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0,
+                                          is_w, scan.sum_vespo);
       st.v[RLK_PL_LOSS] += w * t.loss;
       st.v[RLK_PL_TOKENS] += 1.0;
       st.v[RLK_PL_CLIP_HIGH] += t.high;
@@ -229,6 +246,7 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
       st.v[RLK_PL_RATIO_MIN] = fmin(st.v[RLK_PL_RATIO_MIN], r);
       st.v[RLK_PL_RATIO_MAX] = fmax(st.v[RLK_PL_RATIO_MAX], r);
       double g = w * t.d_direct;
+      if (c.loss == RLK_LOSS_GEO_MEAN && rlk_geo_through(&c, raw, adv[i])) g += geo_share;
       if (!clamped) {
         if (!seq_ratio_level)
           g += w * t.d_ratio * r;  // dr/dlogp = r (sequence-token: sg(r_s) p / sg(p), the same)
@@ -259,7 +277,7 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
             is_w = (token_level_weight ? rlk_rc_applied_weight(&c, exp(rlk_clamp(d, -20, 20))) : seq_applied) / normalizer;
         }
         is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
-        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, 0.0, is_w);
+        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, 0.0, is_w, scan.sum_vespo);
         grad[i] = (float)(w * t.d_direct + share);
       }
     }

@@ -40,7 +40,9 @@ enum rlk_loss_type {
   RLK_LOSS_SAPO = 3,
   RLK_LOSS_DRO = 4,
   RLK_LOSS_DPPO_TV = 5,
-  RLK_LOSS_DPPO_KL = 6
+  RLK_LOSS_DPPO_KL = 6,
+  RLK_LOSS_GEO_MEAN = 7, /* GMPO: the sequence's geometric-mean ratio of sign-clipped token ratios */
+  RLK_LOSS_VESPO = 8     /* TRL's VESPO: -phi(w) A logp, phi a gamma weighting of the sequence ratio */
 };
 /* SEQUENCE: the sequence's ratio and its true derivative (TRL's sequence level); SEQUENCE_TOKEN:
    its value with each token's own gradient, sg(r_s) p / sg(p) (verl's GSPO). */
@@ -105,8 +107,12 @@ enum rlk_pl_param {
   RLK_PP_OPSM = 23,          /* the off-policy sequence mask's threshold (NaN: off) */
   RLK_PP_SEQ_LOG_MIN = 24,   /* the bounds of a sequence ratio's logarithm */
   RLK_PP_SEQ_LOG_MAX = 25,
-  RLK_PP_RS_BOUNDS = 26,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
-  RLK_PP_COUNT = 48          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
+  RLK_PP_VESPO_K_POS = 26,   /* VESPO's gamma weighting: k and lambda for A >= 0 and A < 0 */
+  RLK_PP_VESPO_LAMBDA_POS = 27,
+  RLK_PP_VESPO_K_NEG = 28,
+  RLK_PP_VESPO_LAMBDA_NEG = 29,
+  RLK_PP_RS_BOUNDS = 30,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
+  RLK_PP_COUNT = 52          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
 };
 
 /* The policy loss's f64 stats, slot by slot, in the order of PolicyLoss.Stats's components:

@@ -101,7 +101,7 @@ RLK_HD rlk_kl_term rlk_kl(int kl, double diff) {
 typedef struct {
   int loss, ratio, agg, kl, bypass, is_level, is_mode, is_apply, is_normalize, rc, rs_token, rs_seq, opsm_on;
   double clip_low, clip_high, dual, kl_coef, ent_coef, denominator, longest, is_lower, is_upper, is_normalizer;
-  double tau_pos, tau_neg, dro_beta, delta, opsm, seq_log_min, seq_log_max;
+  double tau_pos, tau_neg, dro_beta, delta, opsm, seq_log_min, seq_log_max, vk_pos, vl_pos, vk_neg, vl_neg;
   double rs_lo[RLK_RS_OPTIONS], rs_hi[RLK_RS_OPTIONS];
 } rlk_pl_config;
 
@@ -134,6 +134,10 @@ RLK_HD rlk_pl_config rlk_pl_config_load(const double *p, int has_rollout) {
   c.opsm_on = !isnan(c.opsm);
   c.seq_log_min = p[RLK_PP_SEQ_LOG_MIN];
   c.seq_log_max = p[RLK_PP_SEQ_LOG_MAX];
+  c.vk_pos = p[RLK_PP_VESPO_K_POS];
+  c.vl_pos = p[RLK_PP_VESPO_LAMBDA_POS];
+  c.vk_neg = p[RLK_PP_VESPO_K_NEG];
+  c.vl_neg = p[RLK_PP_VESPO_LAMBDA_NEG];
   c.rs_token = c.rs_seq = 0;
   for (int o = 0; o < RLK_RS_OPTIONS; o++) {
     c.rs_lo[o] = p[RLK_PP_RS_BOUNDS + 2 * o];
@@ -238,26 +242,50 @@ RLK_HD double rlk_rc_applied_weight(const rlk_pl_config *c, double raw) {
 typedef struct {
   rlk_rc_seq rc;
   double n_kept, sum_log_ratio, token_weight_sum, sum_opsm;
+  double sum_geo, sum_adv, sum_log_w, sum_vespo; /* geo_mean's and vespo's sums over the tokens kept */
 } rlk_pl_scan;
+
+/* GMPO's sign-clipped log-ratio of a token: min(d, eps_high) for A > 0, max(d, -eps_low) for A < 0,
+   0 for A = 0 (verl's sgn(A) min(sgn(A) d, sgn(A) clamp(d))); and whether it depends on d. */
+RLK_HD double rlk_geo_x(const rlk_pl_config *c, double d, double a) {
+  return a > 0 ? (d < c->clip_high ? d : c->clip_high) : a < 0 ? (d > -c->clip_low ? d : -c->clip_low) : 0.0;
+}
+RLK_HD int rlk_geo_through(const rlk_pl_config *c, double d, double a) {
+  return a > 0 ? d < c->clip_high : a < 0 ? d > -c->clip_low : 0;
+}
 
 RLK_HD rlk_pl_scan rlk_pl_scan_zero(void) {
   rlk_pl_scan s;
   s.rc = rlk_rc_seq_zero();
   s.n_kept = s.sum_log_ratio = s.token_weight_sum = s.sum_opsm = 0;
+  s.sum_geo = s.sum_adv = s.sum_log_w = s.sum_vespo = 0;
   return s;
 }
 
-/* One kept token (mask set) of the segment. */
-RLK_HD void rlk_pl_scan_add(const rlk_pl_config *c, rlk_pl_scan *s, double lp, double old, double rollout) {
+/* One kept token (mask set, advantage a) of the segment. */
+RLK_HD void rlk_pl_scan_add(const rlk_pl_config *c, rlk_pl_scan *s, double lp, double old, double rollout, double a) {
+  double w = 1.0; /* the token's applied weight, at the token level */
   if (c->rc) {
     const double d = rlk_rc_delta(c, lp, old, rollout), ds = rlk_clamp(d, -20, 20), e = exp(ds);
     rlk_rc_seq_add_e(&s->rc, d, ds, e);
-    if (c->is_level == RLK_IS_TOKEN) s->token_weight_sum += rlk_rc_applied_weight(c, e); /* the token's raw weight is e */
+    if (c->is_level == RLK_IS_TOKEN) {
+      w = rlk_rc_applied_weight(c, e); /* the token's raw weight is e */
+      s->token_weight_sum += w;
+    }
     if (!rlk_rc_token_keep_e(c, ds, e)) return;
   }
   s->n_kept += 1;
   s->sum_log_ratio += lp - old;
   if (c->opsm_on) s->sum_opsm += (c->rc && !c->bypass ? rollout : old) - lp; /* the sampler's log-prob - logp */
+  const int token_weights = c->rc && c->is_level == RLK_IS_TOKEN;
+  if (c->loss == RLK_LOSS_GEO_MEAN) {
+    s->sum_geo += rlk_geo_x(c, lp - old, a);
+    s->sum_adv += a;
+    if (token_weights) s->sum_log_w += log(w + 1e-10); /* verl: the token weights' geometric mean */
+  } else if (c->loss == RLK_LOSS_VESPO) { /* TRL: sum of clamp(d), plus the token weights' clamped logs */
+    s->sum_vespo += rlk_clamp(lp - old, -20, 20);
+    if (token_weights) s->sum_vespo += w > 0 ? rlk_clamp(log(w), -18.420680743952367, 20) : -18.420680743952367;
+  }
 }
 
 RLK_HD rlk_pl_scan rlk_pl_scan_merge(rlk_pl_scan a, rlk_pl_scan b) {
@@ -267,13 +295,17 @@ RLK_HD rlk_pl_scan rlk_pl_scan_merge(rlk_pl_scan a, rlk_pl_scan b) {
   s.sum_log_ratio = a.sum_log_ratio + b.sum_log_ratio;
   s.token_weight_sum = a.token_weight_sum + b.token_weight_sum;
   s.sum_opsm = a.sum_opsm + b.sum_opsm;
+  s.sum_geo = a.sum_geo + b.sum_geo;
+  s.sum_adv = a.sum_adv + b.sum_adv;
+  s.sum_log_w = a.sum_log_w + b.sum_log_w;
+  s.sum_vespo = a.sum_vespo + b.sum_vespo;
   return s;
 }
 
 /* Whether the segment's sequence survives rejection; if not, nothing of it is kept. */
 RLK_HD int rlk_pl_scan_finish(const rlk_pl_config *c, rlk_pl_scan *s) {
   const int keep = !c->rc || rlk_rc_seq_keep(c, &s->rc);
-  if (!keep) s->n_kept = s->sum_log_ratio = s->sum_opsm = 0;
+  if (!keep) s->n_kept = s->sum_log_ratio = s->sum_opsm = s->sum_geo = s->sum_adv = s->sum_log_w = s->sum_vespo = 0;
   return keep;
 }
 
@@ -320,10 +352,36 @@ typedef struct {
   int high, low, dual;
 } rlk_terms;
 
+/* VESPO's weight of a token: phi = exp(lambda + k log w - lambda w) of its sequence's log w,
+   clamped to [log 1e-8, 20] (k, lambda by the advantage's sign; lambda at least 1e-4); 0 where
+   that is not finite. */
+RLK_HD double rlk_vespo_phi(const rlk_pl_config *c, double log_w_sum, double a) {
+  const double lw = rlk_clamp(log_w_sum, -18.420680743952367, 20), w = exp(lw);
+  const double k = a >= 0 ? c->vk_pos : c->vk_neg;
+  double lambda = a >= 0 ? c->vl_pos : c->vl_neg;
+  lambda = lambda < 1e-4 ? 1e-4 : lambda;
+  const double phi = exp(lambda + k * lw - lambda * w);
+  return phi == phi && phi < INFINITY ? phi : 0.0;
+}
+
+/* seqv: the sequence's value a loss needs (vespo: its sum of log-ratios, rlk_pl_scan.sum_vespo). */
 RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double old, double ref, double h,
-                                 double w) {
+                                 double w, double seqv) {
   rlk_terms t = {0, 0, 0, 0, 0, 0};
   switch (c->loss) {
+    case RLK_LOSS_GEO_MEAN: { /* the loss is the sequence's (its coefficient: the op's); here the clip counts */
+      const double d = lp - old;
+      const int clipped = d < -c->clip_low || d > c->clip_high;
+      t.high = clipped && a > 0;
+      t.low = clipped && a < 0;
+      break;
+    }
+    case RLK_LOSS_VESPO: { /* -sg(phi) A logp */
+      const double phi = rlk_vespo_phi(c, seqv, a);
+      t.loss = -phi * a * lp;
+      t.d_direct = -phi * a;
+      break;
+    }
     case RLK_LOSS_PPO: {
       /* delta > 0: the unclipped term's ratio is bounded by it too (INTELLECT-2's two-sided clip) */
       const double ru = c->delta > 0 && r > c->delta ? c->delta : r;

@@ -25,7 +25,7 @@ static inline double mind(double a, double b) { return a < b ? a : b; }
 static inline double maxd(double a, double b) { return a > b ? a : b; }
 
 typedef struct {
-  const float *logp, *old, *rollout;
+  const float *logp, *old, *rollout, *adv;
   const void *mask;
   int mask_u8;
 } inputs;
@@ -34,7 +34,8 @@ typedef struct {
 static int scan_segment(const rlk_pl_config *c, const inputs *in, int64_t b, int64_t e, rlk_pl_scan *s) {
   *s = rlk_pl_scan_zero();
   for (int64_t i = b; i < e; i++)
-    if (rlk_kept(in->mask, in->mask_u8, i)) rlk_pl_scan_add(c, s, in->logp[i], in->old[i], in->rollout ? in->rollout[i] : 0.0);
+    if (rlk_kept(in->mask, in->mask_u8, i))
+      rlk_pl_scan_add(c, s, in->logp[i], in->old[i], in->rollout ? in->rollout[i] : 0.0, in->adv[i]);
   return rlk_pl_scan_finish(c, s);
 }
 
@@ -42,7 +43,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
                     const float *ref, const float *entropy, const float *rollout, const int32_t *offsets, int64_t sequences,
                     int64_t n, const double *params, float *grad, float *grad_entropy, double *stats) {
   const rlk_pl_config c = rlk_pl_config_load(params, rollout != NULL);
-  const inputs in = {logp, old, rollout, mask, mask_u8};
+  const inputs in = {logp, old, rollout, adv, mask, mask_u8};
   const int64_t segments = offsets ? sequences : (n + RLK_PL_CHUNK - 1) / RLK_PL_CHUNK;
 #define SEG_BEGIN(k) (offsets ? (int64_t)offsets[k] : (k) * (int64_t)RLK_PL_CHUNK)
 #define SEG_END(k) (offsets ? (int64_t)offsets[(k) + 1] : ((k) + 1) * (int64_t)RLK_PL_CHUNK < n ? ((k) + 1) * (int64_t)RLK_PL_CHUNK : n)
@@ -111,6 +112,18 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       }
     }
 
+    /* geo_mean (GMPO): the sequence's loss -A_mean r_geo (times its weight) over D, and each token's
+       share of its gradient, r_geo / n over D where its clipped log-ratio is d itself */
+    double geo_ratio = 1, geo_share = 0;
+    if (c.loss == RLK_LOSS_GEO_MEAN && n_kept > 0) {
+      const double xm = scan.sum_geo / n_kept, abar = scan.sum_adv / n_kept;
+      double ws = 1;
+      if (c.rc && c.is_apply) ws = (token_level_weight ? exp(scan.sum_log_w / n_kept) : seq_applied) / normalizer;
+      geo_ratio = exp(rlk_clamp(xm, c.seq_log_min, c.seq_log_max));
+      st[RLK_PL_LOSS] += -abar * geo_ratio * ws / denominator;
+      geo_share = rlk_seq_log_clamped(&c, xm) ? 0 : -abar * geo_ratio * ws / (n_kept * denominator);
+    }
+
     /* the sequence ratio's pass 2 adds a share to each kept token's direct term, kept here in double */
     const int seq_ratio_level = c.ratio == RLK_RATIO_SEQUENCE;    /* the true derivative: a share per token */
     const int seq_value = c.ratio != RLK_RATIO_TOKEN;              /* the sequence's ratio as each token's */
@@ -168,11 +181,11 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
         }
       }
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
-      const double r = seq_value ? seq_ratio : exp(d);
+      const double r = c.loss == RLK_LOSS_GEO_MEAN ? geo_ratio : seq_value ? seq_ratio : exp(d);
       const int clamped = seq_value ? seq_clamped : d != raw;
       is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
-      const rlk_terms t =
-          rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0, is_w);
+      const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0,
+                                          is_w, scan.sum_vespo);
       loss += w * t.loss;
       tokens += 1;
       high += t.high;
@@ -183,6 +196,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       rmin = mind(rmin, r);
       rmax = maxd(rmax, r);
       double g = w * t.d_direct;
+      if (c.loss == RLK_LOSS_GEO_MEAN && rlk_geo_through(&c, raw, adv[i])) g += geo_share;
       if (direct) {
         direct[i - b] = g;
         live[i - b] = 1;
@@ -196,7 +210,7 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       grad[i] = (float)g;
       if (grad_entropy) grad_entropy[i] = (float)(-w * c.ent_coef);
     }
-    st[RLK_PL_LOSS] = loss;
+    st[RLK_PL_LOSS] += loss; /* (geo_mean's sequence term is in already) */
     st[RLK_PL_TOKENS] = tokens;
     st[RLK_PL_CLIP_HIGH] = high;
     st[RLK_PL_CLIP_LOW] = low;

@@ -24,6 +24,10 @@ import java.util.Locale;
  *   dppo_tv:    l = -A sg(min(r, c)) logp  where A > 0 ? p - p_old <= eps_high : p - p_old >= -eps_low, else 0
  *   dppo_kl:    the same with the binary KL  p_old log(p_old / p) + (1 - p_old) log((1 - p_old) / (1 - p)) <= eps
  *               (or p <= p_old for A > 0, p >= p_old for A <= 0);  p = exp(logp), c the dual clip (0: none)
+ *   geo_mean:   per sequence -mean(A) exp(mean_t x_t) / D, x_t = min(d_t, eps_high) (A > 0), max(d_t, -eps_low) (A < 0),
+ *               0 (A = 0), d_t = logp - old (GMPO; its weight the geometric mean of the tokens'; a seq-mean aggregation)
+ *   vespo:      l = -sg(phi) A logp, phi = exp(lambda + k log w - lambda w), log w = clamp(sum_t clamp(d_t, +-20)
+ *               + sum_t log of the token weights, log 1e-8, 20); (k, lambda) by the sign of A (TRL's VESPO)
  *   plus        kl_coef * k(logp, ref)  (k1 logp - ref; k2 (logp - ref)^2 / 2; k3 exp(ref - logp) - (ref - logp) - 1,
  *               clamped to [-10, 10]; abs |logp - ref|)   and   - entropy_coef * H_i
  * </pre>
@@ -62,7 +66,7 @@ public final class PolicyLoss {
     private PolicyLoss() {}
 
     public enum LossType {
-        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL;
+        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL, GEO_MEAN, VESPO;
 
         public static LossType parse(String s) {
             return PolicyLoss.parse(LossType.class, "loss", s);
@@ -170,6 +174,23 @@ public final class PolicyLoss {
             if (!Float.isFinite(entropyCoef)) {
                 throw Check.fail("entropyCoef", "a finite number", entropyCoef);
             }
+        }
+
+        /**
+         * The checks between components, which a chain of withers may pass through on its way
+         * (so they are made when the op is called, not here): geo_mean and vespo take the token
+         * ratio, geo_mean a seq-mean aggregation, vespo token weights, bypass mode ppo or reinforce.
+         */
+        public void requireConsistent() {
+            if ((loss == LossType.GEO_MEAN || loss == LossType.VESPO) && ratio != RatioLevel.TOKEN) {
+                throw Check.fail("ratio", "token for " + loss + " (its sequence term is its own)", ratio);
+            }
+            if (loss == LossType.GEO_MEAN && !aggregation.perSequence()) {
+                throw Check.fail("agg", "a seq-mean aggregation for geo_mean (its loss is a mean over sequences)", aggregation);
+            }
+            if (loss == LossType.VESPO && rollout.level() != WeightLevel.NONE && rollout.level() != WeightLevel.TOKEN) {
+                throw Check.fail("rollout_is", "token weights for vespo (TRL's token_truncate, token_mask)", rollout.level());
+            }
             if (rollout.bypass() && loss != LossType.PPO && loss != LossType.REINFORCE) {
                 throw Check.fail("rollout.bypass", "the ppo or reinforce loss (verl's bypass loss_type ppo_clip, reinforce)", loss);
             }
@@ -237,10 +258,10 @@ public final class PolicyLoss {
         /**
          * Whether the correction's weights multiply the loss: when a weight level is set, except in
          * bypass mode with the PPO loss, whose ratio to the rollout policy already is the weight
-         * (verl computes them there for the metrics only).
+         * (verl computes them there for the metrics only), and for vespo, whose phi takes them in.
          */
         public boolean appliesWeights() {
-            return rollout.level() != WeightLevel.NONE && !(rollout.bypass() && loss == LossType.PPO);
+            return rollout.level() != WeightLevel.NONE && !(rollout.bypass() && loss == LossType.PPO) && loss != LossType.VESPO;
         }
     }
 
@@ -251,10 +272,12 @@ public final class PolicyLoss {
      * off-policy sequence mask's threshold on a sequence's mean of (sampler - logp), the sampler
      * being the rollout policy when given, else old, applied to tokens with A < 0 (TRL's
      * off_policy_mask_threshold, DeepSeek-V3.2; NaN = off); and the bounds of a sequence ratio's
-     * logarithm ([-20, 20]; verl's GSPO caps it at 10 only).
+     * logarithm ([-20, 20]; verl's GSPO caps it at 10 only; geo_mean's ratio too); VESPO's k and
+     * lambda for A >= 0 and A < 0 (TRL: 2, 3, 3, 2).
      */
     public record Options(float tauPos, float tauNeg, float droBeta, float delta, double offPolicyMaskThreshold,
-                          double seqLogMin, double seqLogMax) {
+                          double seqLogMin, double seqLogMax, float vespoKPos, float vespoLambdaPos, float vespoKNeg,
+                          float vespoLambdaNeg) {
         public Options {
             if (!(tauPos > 0 && Float.isFinite(tauPos))) {
                 throw Check.fail("tau_pos", "a finite number > 0", tauPos);
@@ -274,30 +297,47 @@ public final class PolicyLoss {
             if (!(seqLogMin < seqLogMax) || Double.isNaN(seqLogMin) || seqLogMin > 0 || seqLogMax < 0) {
                 throw Check.fail("seqLogMin", "bounds seqLogMin <= 0 <= seqLogMax of a sequence ratio's log", seqLogMin + ", " + seqLogMax);
             }
+            for (float v : new float[] {vespoKPos, vespoLambdaPos, vespoKNeg, vespoLambdaNeg}) {
+                if (!Float.isFinite(v)) {
+                    throw Check.fail("vespo", "finite k and lambda", vespoKPos + ", " + vespoLambdaPos + ", " + vespoKNeg + ", "
+                            + vespoLambdaNeg);
+                }
+            }
         }
 
         public static Options defaults() {
-            return new Options(1.0f, 1.05f, 0.1f, 0f, Double.NaN, -20, 20);
+            return new Options(1.0f, 1.05f, 0.1f, 0f, Double.NaN, -20, 20, 2f, 3f, 3f, 2f);
         }
 
         public Options withSapoTemperatures(float pos, float neg) {
-            return new Options(pos, neg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+            return new Options(pos, neg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
+                    vespoKNeg, vespoLambdaNeg);
         }
 
         public Options withDroBeta(float beta) {
-            return new Options(tauPos, tauNeg, beta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+            return new Options(tauPos, tauNeg, beta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
+                    vespoKNeg, vespoLambdaNeg);
         }
 
         public Options withDelta(float d) {
-            return new Options(tauPos, tauNeg, droBeta, d, offPolicyMaskThreshold, seqLogMin, seqLogMax);
+            return new Options(tauPos, tauNeg, droBeta, d, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
+                    vespoKNeg, vespoLambdaNeg);
         }
 
         public Options withOffPolicyMask(double threshold) {
-            return new Options(tauPos, tauNeg, droBeta, delta, threshold, seqLogMin, seqLogMax);
+            return new Options(tauPos, tauNeg, droBeta, delta, threshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos, vespoKNeg,
+                    vespoLambdaNeg);
         }
 
         public Options withSequenceLogBounds(double min, double max) {
-            return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, min, max);
+            return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, min, max, vespoKPos, vespoLambdaPos, vespoKNeg,
+                    vespoLambdaNeg);
+        }
+
+        /** VESPO's gamma weighting: k and lambda for A >= 0 and for A < 0 (TRL: 2, 3, 3, 2). */
+        public Options withVespo(float kPos, float lambdaPos, float kNeg, float lambdaNeg) {
+            return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, kPos, lambdaPos, kNeg,
+                    lambdaNeg);
         }
     }
 

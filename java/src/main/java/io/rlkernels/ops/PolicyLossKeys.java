@@ -39,7 +39,7 @@ public final class PolicyLossKeys {
 
     /** TRL's GRPOConfig counterparts of the keys, where TRL has one (accepted under our names only: TRL's loss_type is another key's name). */
     private static final Map<String, String> TRL = Map.ofEntries(
-            Map.entry("loss_mode", "loss_type (grpo, bnpo, dr_grpo, dapo, luspo, sapo, cispo)"),
+            Map.entry("loss_mode", "loss_type (grpo, bnpo, dr_grpo, dapo, luspo, sapo, cispo, vespo)"),
             Map.entry("clip_ratio_low", "epsilon"), Map.entry("clip_ratio_high", "epsilon_high"),
             Map.entry("use_kl_loss", "beta != 0"), Map.entry("kl_loss_coef", "beta"),
             Map.entry("kl_loss_type", "(k3 always)"), Map.entry("entropy_coeff", "entropy_coef"),
@@ -51,8 +51,8 @@ public final class PolicyLossKeys {
 
     /** Every key, in the README table's order. */
     public static final List<Key> KEYS = List.of(
-            key("loss_mode", "vanilla", "verl", "vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, bypass_mode; TRL's bnpo, "
-                    + "luspo; also ppo (= vanilla) and reinforce (= gpg)", "loss"),
+            key("loss_mode", "vanilla", "verl", "vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, geo_mean, bypass_mode; "
+                    + "TRL's bnpo, luspo, vespo; also ppo (= vanilla) and reinforce (= gpg)", "loss"),
             key("clip_ratio", "0.2", "verl", "epsilon of both clip bounds, unless the next two say otherwise"),
             key("clip_ratio_low", "null", "verl", "1 - epsilon_low bounds the ratio below (null: clip_ratio)", "clip_low"),
             key("clip_ratio_high", "null", "verl", "1 + epsilon_high bounds the ratio above (null: clip_ratio)", "clip_high"),
@@ -70,6 +70,10 @@ public final class PolicyLossKeys {
             key("tau_pos", "1.0", "verl", "sapo's gate temperature for A > 0"),
             key("tau_neg", "1.05", "verl", "sapo's gate temperature for A <= 0"),
             key("dro_beta", "0.1", "verl", "dro's quadratic penalty"),
+            key("vespo_k_pos", "2.0", "TRL", "vespo's gamma weighting: k for A >= 0"),
+            key("vespo_lambda_pos", "3.0", "TRL", "vespo's lambda for A >= 0"),
+            key("vespo_k_neg", "3.0", "TRL", "vespo's k for A < 0"),
+            key("vespo_lambda_neg", "2.0", "TRL", "vespo's lambda for A < 0"),
             key("loss_type", "ppo_clip", "verl", "bypass mode's loss: ppo_clip or reinforce (rollout_correction.loss_type)"),
             key("bypass_mode", "false", "verl", "old is the rollout policy; the correction is between logp and it "
                     + "(rollout_correction.bypass_mode; loss_mode=bypass_mode sets it)"),
@@ -105,7 +109,7 @@ public final class PolicyLossKeys {
     }
 
     /** The loss modes this library does not have yet, refused by name rather than as unknown. */
-    private static final List<String> NOT_YET = List.of("geo_mean", "clip_cov", "kl_cov", "vespo");
+    private static final List<String> NOT_YET = List.of("clip_cov", "kl_cov");
 
     /**
      * The configuration these keys describe; a key not given takes verl's default. An unknown key,
@@ -123,7 +127,8 @@ public final class PolicyLossKeys {
         LossType loss;
         RatioLevel ratio = RatioLevel.TOKEN;
         Options options = Options.defaults().withSapoTemperatures(number(v, "tau_pos"), number(v, "tau_neg"))
-                .withDroBeta(number(v, "dro_beta"));
+                .withDroBeta(number(v, "dro_beta")).withVespo(number(v, "vespo_k_pos"), number(v, "vespo_lambda_pos"),
+                        number(v, "vespo_k_neg"), number(v, "vespo_lambda_neg"));
         switch (mode) {
             case "vanilla", "ppo" -> loss = LossType.PPO;
             case "gspo" -> { // verl: the sequence ratio with each token's gradient, its log capped at 10, no dual clip
@@ -140,6 +145,14 @@ public final class PolicyLossKeys {
             case "cispo" -> loss = LossType.CISPO;
             case "gpg", "reinforce" -> loss = LossType.REINFORCE;
             case "dro" -> loss = LossType.DRO;
+            case "geo_mean" -> { // GMPO: a mean over sequences, as verl takes it
+                loss = LossType.GEO_MEAN;
+                agg = Aggregation.SEQ_MEAN_TOKEN_MEAN;
+            }
+            case "vespo" -> { // TRL: over the batch's tokens
+                loss = LossType.VESPO;
+                agg = Aggregation.TOKEN_MEAN;
+            }
             case "dppo_tv" -> loss = LossType.DPPO_TV;
             case "dppo_kl" -> loss = LossType.DPPO_KL;
             case "bypass_mode" -> {
@@ -161,8 +174,9 @@ public final class PolicyLossKeys {
                 agg = Aggregation.SEQ_MEAN_TOKEN_SUM;
                 c = 0;
             }
-            default -> throw Check.fail("loss_mode", "one of vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, bypass_mode, "
-                    + "bnpo, luspo" + (NOT_YET.contains(mode) ? " (" + mode + " is not in this version yet)" : ""), mode);
+            default -> throw Check.fail("loss_mode", "one of vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, geo_mean, "
+                    + "bypass_mode, bnpo, luspo, vespo" + (NOT_YET.contains(mode) ? " (" + mode + " is not in this version yet)" : ""),
+                    mode);
         }
         if (loss != LossType.PPO && loss != LossType.DPPO_TV && loss != LossType.DPPO_KL) {
             c = 0; // only vanilla PPO's dual clip and DPPO's truncation read clip_ratio_c
@@ -190,8 +204,10 @@ public final class PolicyLossKeys {
             kl = klEstimator(klType);
             klCoef = number(v, "kl_loss_coef");
         }
-        return new Config(loss, ratio, low, high, c, agg, denominator, kl, klCoef, number(v, "entropy_coeff"), rollout(v, bypass),
-                options);
+        Config out = new Config(loss, ratio, low, high, c, agg, denominator, kl, klCoef, number(v, "entropy_coeff"),
+                rollout(v, bypass), options);
+        out.requireConsistent();
+        return out;
     }
 
     /** verl's KL names, and this library's. */

@@ -127,6 +127,9 @@ class PolicyLossKeysTest {
         assertRejected("use_kl_loss", () -> of("use_kl_loss", "yes"));
         assertRejected("clip_ratio", () -> of("clip_ratio", "1e40"));
         assertRejected("loss_mode", () -> of("loss_mode", "grpo"));
+        assertEquals(LossType.GEO_MEAN, of("loss_mode", "geo_mean").loss());
+        assertEquals(Aggregation.SEQ_MEAN_TOKEN_MEAN, of("loss_mode", "geo_mean").aggregation());
+        assertEquals(4f, of("loss_mode", "vespo", "vespo_k_neg", "4").options().vespoKNeg());
         IllegalArgumentException notYet = assertThrows(IllegalArgumentException.class, () -> of("loss_mode", "clip_cov"));
         assertTrue(notYet.getMessage().contains("not in this version yet"), notYet.getMessage());
         assertRejected("loss_type", () -> of("loss_mode", "bypass_mode", "loss_type", "ppo"));

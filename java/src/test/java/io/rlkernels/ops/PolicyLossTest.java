@@ -175,6 +175,9 @@ class PolicyLossTest {
         BackendUnderTest.fast().forEach(b -> {
             for (LossType l : LossType.values()) {
                 for (RatioLevel r : RatioLevel.values()) {
+                    if ((l == LossType.GEO_MEAN || l == LossType.VESPO) && r != RatioLevel.TOKEN) {
+                        continue; // their sequence term is their own
+                    }
                     out.add(Arguments.of(b, l, r));
                 }
             }
@@ -198,6 +201,9 @@ class PolicyLossTest {
         SplittableRandom rng = new SplittableRandom(seed);
         try (Backend b = bt.open()) {
             for (Aggregation agg : Aggregation.values()) {
+                if (loss == LossType.GEO_MEAN && !agg.perSequence()) {
+                    continue; // a mean over sequences
+                }
                 for (KlEstimator kl : KlEstimator.values()) {
                     // the three two-way options by the combination's index, not by chance: the 20 (agg, kl)
                     // combinations of each (loss, ratio) go through all 8 of their combinations
@@ -325,6 +331,22 @@ class PolicyLossTest {
                 sampler += m[i] * (old[i] - frozen[i]);
             }
             double rs = Math.exp(Math.max(lo, Math.min(hi, kept > 0 ? sum / kept : 0)));
+            // geo_mean: exp(mean of the sign-clipped log-ratios) times minus the mean advantage, once per sequence
+            double geo = 0;
+            double aSum = 0;
+            double vespo = 0; // the frozen sequence sum of clamped log-ratios
+            for (int i = at; i < at + len; i++) {
+                if (m[i] == 0) {
+                    continue;
+                }
+                double d = lp[i] - old[i];
+                geo += a[i] > 0 ? Math.min(d, (double) c.clipHigh()) : a[i] < 0 ? Math.max(d, -(double) c.clipLow()) : 0;
+                aSum += a[i];
+                vespo += Math.max(-20, Math.min(20, frozen[i] - old[i]));
+            }
+            if (c.loss() == PolicyLoss.LossType.GEO_MEAN && kept > 0) {
+                loss += -aSum / kept * Math.exp(Math.max(lo, Math.min(hi, geo / kept))) / denom;
+            }
             double seqFrozen = kept > 0 ? sumFrozen / kept : 0;
             boolean farOff = !Double.isNaN(c.options().offPolicyMaskThreshold())
                     && sampler / Math.max(kept, 1) > c.options().offPolicyMaskThreshold();
@@ -357,6 +379,13 @@ class PolicyLossTest {
                         yield -a[i] * 4.0 / tau / (1 + Math.exp(-tau * (r - 1)));
                     }
                     case DRO -> -(lp[i] * a[i] - c.options().droBeta() / 2.0 * (lp[i] - old[i]) * (lp[i] - old[i]));
+                    case GEO_MEAN -> 0; // the sequence's term, above
+                    case VESPO -> {
+                        double lw = Math.max(Math.log(1e-8), Math.min(20, vespo));
+                        double k = a[i] >= 0 ? c.options().vespoKPos() : c.options().vespoKNeg();
+                        double lambda = a[i] >= 0 ? c.options().vespoLambdaPos() : c.options().vespoLambdaNeg();
+                        yield -Math.exp(lambda + k * lw - lambda * Math.exp(lw)) * a[i] * lp[i];
+                    }
                     case DPPO_TV, DPPO_KL -> {
                         double p = Math.exp(frozen[i]);
                         double q = Math.exp(old[i]);
@@ -405,6 +434,10 @@ class PolicyLossTest {
                         for (Aggregation agg : Aggregation.values()) {
                             // the options by the combination's index: delta on PPO, the off-policy mask, SAPO's temperatures
                             int k = kl.ordinal() + agg.ordinal();
+                            boolean sequenceTerm = loss == LossType.GEO_MEAN || loss == LossType.VESPO;
+                            if (sequenceTerm && (ratio != RatioLevel.TOKEN || loss == LossType.GEO_MEAN && !agg.perSequence())) {
+                                continue; // their own sequence term: token ratio (and geo_mean a seq-mean aggregation) only
+                            }
                             PolicyLoss.Options o = PolicyLoss.Options.defaults().withDelta(k % 2 == 1 ? 1.15f : 0f)
                                     .withOffPolicyMask(k % 3 == 0 ? 0.05 : Double.NaN).withSapoTemperatures(1.3f, 0.7f)
                                     .withDroBeta(0.4f);

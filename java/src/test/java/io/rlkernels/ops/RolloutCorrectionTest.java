@@ -76,9 +76,16 @@ class RolloutCorrectionTest {
                     boolean normalize = k / 2 % 2 == 1;
                     boolean bypass = k / 4 % 2 == 1;
                     LossType[] losses = bypass ? new LossType[] {LossType.PPO, LossType.REINFORCE} : LossType.values();
-                    LossType loss = losses[(r + k) % losses.length];
-                    RatioLevel ratio = RatioLevel.values()[(r + k / 2) % 2];
+                    LossType loss = losses[(r * 8 + k) % losses.length]; // every loss, across the (r, k) grid
+                    RatioLevel ratio = RatioLevel.values()[(r + k / 2) % RatioLevel.values().length];
                     Aggregation agg = Aggregation.values()[(r + k) % Aggregation.values().length];
+                    if (loss == LossType.GEO_MEAN || loss == LossType.VESPO) { // their sequence term is their own
+                        ratio = RatioLevel.TOKEN;
+                        agg = loss == LossType.GEO_MEAN && !agg.perSequence() ? Aggregation.SEQ_MEAN_TOKEN_MEAN : agg;
+                        if (loss == LossType.VESPO && level != WeightLevel.NONE && level != WeightLevel.TOKEN) {
+                            continue; // vespo takes token weights only
+                        }
+                    }
                     RolloutCorrection rc = RolloutCorrection.none().withWeights(level).withBatchNormalize(normalize, Double.NaN)
                             .withRejection(REJECTIONS.get(r)).withBypass(bypass);
                     rc = mask ? rc.withMask(0.6, 1.5) : rc.withTruncation(1.5);
@@ -113,6 +120,9 @@ class RolloutCorrectionTest {
         double threshold = 1.2;
         try (Backend b = bt.open(); Batch batch = new Batch(rng, 6, 30, DType.F32, false)) {
             for (LossType loss : LossType.values()) {
+                if (loss == LossType.GEO_MEAN || loss == LossType.VESPO) {
+                    continue; // a sequence's weight (geo_mean), or inside phi (vespo): everyCorrectionMatchesTheReference covers them
+                }
                 Config plain = Config.defaults().withLoss(loss).withDualClip(3f).withDenominator(50).withEntropyCoef(0.02f);
                 Config corrected = plain.withRollout(RolloutCorrection.truncated(WeightLevel.TOKEN, threshold));
                 Config klOnly = plain.withKl(PolicyLoss.KlEstimator.K2, 0.3f);
@@ -368,7 +378,8 @@ class RolloutCorrectionTest {
         assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1,seq_sum_k2", "1,2,3"));
         assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1", "2_0.5"));
         assertRejected("rollout_rs_threshold", () -> Rejection.parse("seq_max_k3", null));
-        assertRejected("rollout.bypass", () -> Config.defaults().withLoss(LossType.CISPO).withRollout(RolloutCorrection.none().withBypass(true)));
+        assertRejected("rollout.bypass", () -> Config.defaults().withLoss(LossType.CISPO).withRollout(RolloutCorrection.none().withBypass(true))
+                .requireConsistent());
         // verl's syntax
         assertEquals(List.of(new Rejection(Rejection.Option.TOKEN_K1, 0.5, 2.0)), Rejection.parse("token_k1", "2"));
         assertEquals(PolicyLoss.WeightMode.MASK, RolloutCorrection.none().withWeights(WeightLevel.TOKEN).withThreshold("0.5_2").mode());

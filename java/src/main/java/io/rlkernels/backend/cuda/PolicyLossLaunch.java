@@ -61,7 +61,7 @@ final class PolicyLossLaunch {
             if (Double.isNaN(c.denominator()) || normalizes) {
                 implied = s.scratch(16);
                 launcher.launch("rlk_policy_prepass", new LaunchShape(1, CudaBackend.THREADS, 0), new KernelArgs().ptr(logp).ptr(old)
-                        .ptr(rollout).ptr(mask).i32(u8).ptr(offsets).i64(sequences).i64(n).ptr(params).ptr(implied));
+                        .ptr(rollout).ptr(adv).ptr(mask).i32(u8).ptr(offsets).i64(sequences).i64(n).ptr(params).ptr(implied));
             }
             int blocks = policyBlocks(segments);
             long partial = s.scratch(8L * POLICY_PARTIAL * blocks);

@@ -87,6 +87,40 @@ final class PolicyLossReference {
                     sumSampler += sampler - logp.getFloat(i);
                 }
             }
+            // geo_mean: the sequence's mean sign-clipped log-ratio, mean advantage and weight; vespo: its log w
+            double geoX = 0;
+            double advSum = 0;
+            double logW = 0;
+            double vespoLog = 0;
+            boolean tokenWeights = rc.on() && c.rollout().level() == PolicyLoss.WeightLevel.TOKEN;
+            for (long i = b; i < e; i++) {
+                if (!rc.kept(i)) {
+                    continue;
+                }
+                double a = adv.getFloat(i);
+                double d = (double) logp.getFloat(i) - old.getFloat(i);
+                geoX += a > 0 ? Math.min(d, c.clipHigh()) : a < 0 ? Math.max(d, -(double) c.clipLow()) : 0;
+                advSum += a;
+                logW += Math.log(rc.appliedWeight(i) + 1e-10);
+                vespoLog += Math.max(-20, Math.min(20, d));
+                if (tokenWeights) {
+                    double wt = rc.appliedWeight(i);
+                    vespoLog += wt > 0 ? Math.max(Math.log(1e-8), Math.min(20, Math.log(wt))) : Math.log(1e-8);
+                }
+            }
+            double geoMean = kept > 0 ? geoX / kept : 0;
+            double geoRatio = Math.exp(Math.max(c.options().seqLogMin(), Math.min(c.options().seqLogMax(), geoMean)));
+            boolean geoClamped = geoMean < c.options().seqLogMin() || geoMean > c.options().seqLogMax();
+            double geoWeight = 1;
+            if (rc.on() && c.appliesWeights()) {
+                geoWeight = (tokenWeights ? Math.exp(logW / Math.max(kept, 1)) : rc.appliedWeight(firstKept(rc, b, e))) / normalizer;
+            }
+            double geoShare = 0; // each through-token's share of the sequence's gradient
+            if (c.loss() == PolicyLoss.LossType.GEO_MEAN && kept > 0) {
+                double abar = advSum / kept;
+                st[PolicyLoss.STAT_LOSS] += -abar * geoRatio * geoWeight / denominator;
+                geoShare = geoClamped ? 0 : -abar * geoRatio * geoWeight / (kept * denominator);
+            }
             double threshold = c.options().offPolicyMaskThreshold();
             boolean offPolicy = !Double.isNaN(threshold) && sumSampler / Math.max(kept, 1) > threshold;
             if (in.sequences() != null && kept > 0) {
@@ -114,7 +148,7 @@ final class PolicyLossReference {
                 double d = Math.max(-20, Math.min(20, raw));
                 boolean token = c.ratio() == PolicyLoss.RatioLevel.TOKEN;
                 boolean ownGradient = c.ratio() != PolicyLoss.RatioLevel.SEQUENCE; // token, or sg(r_s) p / sg(p)
-                double r = token ? Math.exp(d) : seqRatio;
+                double r = c.loss() == PolicyLoss.LossType.GEO_MEAN ? geoRatio : token ? Math.exp(d) : seqRatio;
                 boolean ratioClamped = token ? d != raw : seqClamped;
                 double clipped = Math.min(Math.max(r, 1 - (double) c.clipLow()), 1 + (double) c.clipHigh());
                 double pg;
@@ -181,6 +215,21 @@ final class PolicyLossReference {
                             st[PolicyLoss.STAT_CLIP_DUAL]++;
                         }
                     }
+                    case GEO_MEAN -> { // the loss is the sequence's (above); the clip counts by the advantage's sign
+                        pg = 0;
+                        boolean clippedRatio = raw < -(double) c.clipLow() || raw > c.clipHigh();
+                        st[PolicyLoss.STAT_CLIP_HIGH] += clippedRatio && a > 0 ? 1 : 0;
+                        st[PolicyLoss.STAT_CLIP_LOW] += clippedRatio && a < 0 ? 1 : 0;
+                    }
+                    case VESPO -> { // phi = exp(lambda + k log w - lambda w), detached
+                        double lw = Math.max(Math.log(1e-8), Math.min(20, vespoLog));
+                        double kv = a >= 0 ? c.options().vespoKPos() : c.options().vespoKNeg();
+                        double lambda = Math.max(1e-4, a >= 0 ? c.options().vespoLambdaPos() : c.options().vespoLambdaNeg());
+                        double phi = Math.exp(lambda + kv * lw - lambda * Math.exp(lw));
+                        phi = Double.isFinite(phi) ? phi : 0;
+                        pg = -phi * a * lp;
+                        dPgDirect = -phi * a;
+                    }
                     default -> throw new IllegalStateException();
                 }
                 double isWeight = rc.lossWeight(i) / normalizer; // detached: a constant of the gradient
@@ -235,6 +284,10 @@ final class PolicyLossReference {
                 st[PolicyLoss.STAT_RATIO_MIN] = Math.min(st[PolicyLoss.STAT_RATIO_MIN], r);
                 st[PolicyLoss.STAT_RATIO_MAX] = Math.max(st[PolicyLoss.STAT_RATIO_MAX], r);
                 g[(int) (i - b)] = w * (dPgDirect + c.klCoef() * dKl);
+                boolean geoThrough = a > 0 ? raw < c.clipHigh() : a < 0 && raw > -(double) c.clipLow();
+                if (c.loss() == PolicyLoss.LossType.GEO_MEAN && geoThrough) {
+                    g[(int) (i - b)] += geoShare;
+                }
                 if (!ratioClamped) {
                     if (ownGradient) {
                         g[(int) (i - b)] += w * dPgDr * r; // dr/dlogp = r
@@ -270,6 +323,16 @@ final class PolicyLossReference {
         for (int j = 0; j < PolicyLoss.STATS_LENGTH; j++) {
             out.setDouble(j, st[j]);
         }
+    }
+
+    /** The first token rejection and the mask keep in [b, e) (b if none: its weight is then unused). */
+    private static long firstKept(Correction rc, long b, long e) {
+        for (long i = b; i < e; i++) {
+            if (rc.kept(i)) {
+                return i;
+            }
+        }
+        return b;
     }
 
     /**
@@ -384,6 +447,16 @@ final class PolicyLossReference {
                 return w < rc.lower() || w > rc.upper() ? 0 : w;
             }
             return Math.min(w, rc.upper());
+        }
+
+        /** Whether a correction is on (a rollout log-prob, or bypass mode). */
+        boolean on() {
+            return on;
+        }
+
+        /** Token i's weight after the threshold (1 without a weight level), applied to the loss or not. */
+        double appliedWeight(long i) {
+            return on && rc.level() != PolicyLoss.WeightLevel.NONE ? applied(raw[(int) i]) : 1;
         }
 
         /** The factor of token i's policy-gradient term, before normalisation (1 without weights). */

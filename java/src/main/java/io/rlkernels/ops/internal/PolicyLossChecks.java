@@ -49,6 +49,7 @@ public final class PolicyLossChecks {
      */
     public static void checkPerToken(PolicyLoss.Config config, Tensor oldLogp, Tensor advantages, Tensor mask,
                                      SequenceLayout sequences, Tensor refLogp, Tensor rolloutLogp, long n) {
+        config.requireConsistent();
         row("oldLogp", oldLogp, n);
         row("advantages", advantages, n);
         Check.alive("mask", mask);
@@ -107,8 +108,12 @@ public final class PolicyLossChecks {
     public static final int PARAM_OPSM = 23;
     public static final int PARAM_SEQ_LOG_MIN = 24;
     public static final int PARAM_SEQ_LOG_MAX = 25;
-    public static final int PARAM_RS_BOUNDS = 26;
-    public static final int PARAM_COUNT = 48;
+    public static final int PARAM_VESPO_K_POS = 26;
+    public static final int PARAM_VESPO_LAMBDA_POS = 27;
+    public static final int PARAM_VESPO_K_NEG = 28;
+    public static final int PARAM_VESPO_LAMBDA_NEG = 29;
+    public static final int PARAM_RS_BOUNDS = 30;
+    public static final int PARAM_COUNT = 52;
     /** The rejection options (rlk_contract.h RLK_RS_OPTIONS): PolicyLoss.Rejection.Option. */
     public static final int RS_OPTIONS = 11;
 
@@ -138,6 +143,10 @@ public final class PolicyLossChecks {
         p[PARAM_OPSM] = o.offPolicyMaskThreshold();
         p[PARAM_SEQ_LOG_MIN] = o.seqLogMin();
         p[PARAM_SEQ_LOG_MAX] = o.seqLogMax();
+        p[PARAM_VESPO_K_POS] = o.vespoKPos();
+        p[PARAM_VESPO_LAMBDA_POS] = o.vespoLambdaPos();
+        p[PARAM_VESPO_K_NEG] = o.vespoKNeg();
+        p[PARAM_VESPO_LAMBDA_NEG] = o.vespoLambdaNeg();
         PolicyLoss.RolloutCorrection rc = c.rollout();
         p[PARAM_BYPASS] = rc.bypass() ? 1 : 0;
         p[PARAM_IS_LEVEL] = rc.level().ordinal();

@@ -233,9 +233,9 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
       const double r = c.loss == RLK_LOSS_GEO_MEAN ? geo_ratio : seq_value ? seq_ratio : exp(d);
       const bool clamped = seq_value ? seq_clamped : d != raw;
-      is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
+      is_w *= rlk_opsm_keep(&c, &scan, adv[i]) * rlk_entropy_keep(&c, entropy ? entropy[i] : 0.0);
       const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0,
-                                          is_w, scan.sum_vespo);
+                                          is_w, scan.sum_vespo, i);
       st.v[RLK_PL_LOSS] += w * t.loss;
       st.v[RLK_PL_TOKENS] += 1.0;
       st.v[RLK_PL_CLIP_HIGH] += t.high;
@@ -276,8 +276,9 @@ extern "C" __global__ void __launch_bounds__(RLK_PL_THREADS)
           if (c.is_level != RLK_IS_NONE && c.is_apply)
             is_w = (token_level_weight ? rlk_rc_applied_weight(&c, exp(rlk_clamp(d, -20, 20))) : seq_applied) / normalizer;
         }
-        is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
-        const rlk_terms t = rlk_token_terms(&c, seq_ratio, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, 0.0, is_w, scan.sum_vespo);
+        is_w *= rlk_opsm_keep(&c, &scan, adv[i]) * rlk_entropy_keep(&c, entropy ? entropy[i] : 0.0);
+        const rlk_terms t =
+            rlk_token_terms(&c, seq_ratio, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, 0.0, is_w, scan.sum_vespo, i);
         grad[i] = (float)(w * t.d_direct + share);
       }
     }

@@ -40,7 +40,11 @@ enum rlk_loss_type {
   RLK_LOSS_SAPO = 3,
   RLK_LOSS_DRO = 4,
   RLK_LOSS_DPPO_TV = 5,
-  RLK_LOSS_DPPO_KL = 6
+  RLK_LOSS_DPPO_KL = 6,
+  RLK_LOSS_GEO_MEAN = 7, /* GMPO: the sequence's geometric-mean ratio of sign-clipped token ratios */
+  RLK_LOSS_VESPO = 8,    /* TRL's VESPO: -phi(w) A logp, phi a gamma weighting of the sequence ratio */
+  RLK_LOSS_CLIP_COV = 9, /* verl's clip_cov: PPO's clip, chosen high-covariance tokens detached */
+  RLK_LOSS_KL_COV = 10   /* verl's kl_cov: -A r, plus ppo_kl_coef |logp - old| on the top-covariance tokens */
 };
 /* SEQUENCE: the sequence's ratio and its true derivative (TRL's sequence level); SEQUENCE_TOKEN:
    its value with each token's own gradient, sg(r_s) p / sg(p) (verl's GSPO). */
@@ -105,8 +109,21 @@ enum rlk_pl_param {
   RLK_PP_OPSM = 23,          /* the off-policy sequence mask's threshold (NaN: off) */
   RLK_PP_SEQ_LOG_MIN = 24,   /* the bounds of a sequence ratio's logarithm */
   RLK_PP_SEQ_LOG_MAX = 25,
-  RLK_PP_RS_BOUNDS = 26,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
-  RLK_PP_COUNT = 48          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
+  RLK_PP_VESPO_K_POS = 26,   /* VESPO's gamma weighting: k and lambda for A >= 0 and A < 0 */
+  RLK_PP_VESPO_LAMBDA_POS = 27,
+  RLK_PP_VESPO_K_NEG = 28,
+  RLK_PP_VESPO_LAMBDA_NEG = 29,
+  RLK_PP_ENTROPY_THRESHOLD = 30, /* tokens with entropy below it lose their policy-gradient term (NaN: off) */
+  RLK_PP_COV_MEAN_ADV = 31,      /* the covariance losses' batch means of A and logp */
+  RLK_PP_COV_MEAN_LOGP = 32,
+  RLK_PP_COV_THRESHOLD = 33,     /* kl_cov: the smallest selected covariance; clip_cov: the largest selected key */
+  RLK_PP_COV_LB = 34,            /* clip_cov's candidates: lb < cov < ub */
+  RLK_PP_COV_UB = 35,
+  RLK_PP_PPO_KL_COEF = 36,       /* kl_cov's coefficient */
+  RLK_PP_SEED = 37,              /* clip_cov's choice: the key of token i is rlk_select_key(seed, offset + i) */
+  RLK_PP_TOKEN_OFFSET = 38,
+  RLK_PP_RS_BOUNDS = 39,     /* RLK_RS_OPTIONS pairs (lower, upper), -inf/+inf where an option is off */
+  RLK_PP_COUNT = 61          /* the length: RLK_PP_RS_BOUNDS + 2 RLK_RS_OPTIONS */
 };
 
 /* The policy loss's f64 stats, slot by slot, in the order of PolicyLoss.Stats's components:

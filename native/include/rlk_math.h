@@ -102,6 +102,9 @@ typedef struct {
   int loss, ratio, agg, kl, bypass, is_level, is_mode, is_apply, is_normalize, rc, rs_token, rs_seq, opsm_on;
   double clip_low, clip_high, dual, kl_coef, ent_coef, denominator, longest, is_lower, is_upper, is_normalizer;
   double tau_pos, tau_neg, dro_beta, delta, opsm, seq_log_min, seq_log_max, vk_pos, vl_pos, vk_neg, vl_neg;
+  double ent_threshold, cov_mean_adv, cov_mean_logp, cov_threshold, cov_lb, cov_ub, ppo_kl_coef;
+  int ent_select;
+  uint64_t seed, token_offset;
   double rs_lo[RLK_RS_OPTIONS], rs_hi[RLK_RS_OPTIONS];
 } rlk_pl_config;
 
@@ -138,6 +141,16 @@ RLK_HD rlk_pl_config rlk_pl_config_load(const double *p, int has_rollout) {
   c.vl_pos = p[RLK_PP_VESPO_LAMBDA_POS];
   c.vk_neg = p[RLK_PP_VESPO_K_NEG];
   c.vl_neg = p[RLK_PP_VESPO_LAMBDA_NEG];
+  c.ent_threshold = p[RLK_PP_ENTROPY_THRESHOLD];
+  c.ent_select = !isnan(c.ent_threshold);
+  c.cov_mean_adv = p[RLK_PP_COV_MEAN_ADV];
+  c.cov_mean_logp = p[RLK_PP_COV_MEAN_LOGP];
+  c.cov_threshold = p[RLK_PP_COV_THRESHOLD];
+  c.cov_lb = p[RLK_PP_COV_LB];
+  c.cov_ub = p[RLK_PP_COV_UB];
+  c.ppo_kl_coef = p[RLK_PP_PPO_KL_COEF];
+  c.seed = (uint64_t)(int64_t)p[RLK_PP_SEED];
+  c.token_offset = (uint64_t)(int64_t)p[RLK_PP_TOKEN_OFFSET];
   c.rs_token = c.rs_seq = 0;
   for (int o = 0; o < RLK_RS_OPTIONS; o++) {
     c.rs_lo[o] = p[RLK_PP_RS_BOUNDS + 2 * o];
@@ -331,6 +344,10 @@ RLK_HD double rlk_opsm_keep(const rlk_pl_config *c, const rlk_pl_scan *s, double
   return s->sum_opsm / (s->n_kept > 1 ? s->n_kept : 1.0) <= c->opsm ? 1.0 : 0.0;
 }
 
+/* TRL's top_entropy_quantile: a token keeps its policy-gradient term if its entropy is at least
+   the batch's quantile (the threshold; off when NaN). */
+RLK_HD double rlk_entropy_keep(const rlk_pl_config *c, double h) { return !c->ent_select || h >= c->ent_threshold ? 1.0 : 0.0; }
+
 /* A sequence ratio's logarithm: clamped to [seq_log_min, seq_log_max] (its gradient 0 outside). */
 RLK_HD int rlk_seq_log_clamped(const rlk_pl_config *c, double x) { return x < c->seq_log_min || x > c->seq_log_max; }
 
@@ -364,11 +381,45 @@ RLK_HD double rlk_vespo_phi(const rlk_pl_config *c, double log_w_sum, double a) 
   return phi == phi && phi < INFINITY ? phi : 0.0;
 }
 
-/* seqv: the sequence's value a loss needs (vespo: its sum of log-ratios, rlk_pl_scan.sum_vespo). */
+/* clip_cov's random choice, reproducible and the same on every backend and micro-batch split: a
+   token's key in [0, 1) is splitmix64 of (seed, its index in the whole batch); the chosen are the
+   candidates with the smallest keys (PolicyLossSelection.selectKey is the Java twin). */
+RLK_HD double rlk_select_key(uint64_t seed, uint64_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* seqv: the sequence's value a loss needs (vespo: its sum of log-ratios, rlk_pl_scan.sum_vespo);
+   index: the token's index in this call (clip_cov's key). */
 RLK_HD rlk_terms rlk_token_terms(const rlk_pl_config *c, double r, double a, double lp, double old, double ref, double h,
-                                 double w, double seqv) {
+                                 double w, double seqv, int64_t index) {
   rlk_terms t = {0, 0, 0, 0, 0, 0};
   switch (c->loss) {
+    case RLK_LOSS_CLIP_COV: { /* PPO's clip (no dual clip); a chosen high-covariance candidate is detached */
+      const rlk_clip k = rlk_ppo_clip2(r, r, a, c->clip_low, c->clip_high, 0.0);
+      const double cov = (a - c->cov_mean_adv) * (lp - c->cov_mean_logp);
+      const int by_origin = -a * rlk_clamp(r, 1.0 - c->clip_low, 1.0 + c->clip_high) > -a * r;
+      const int chosen = !by_origin && cov > c->cov_lb && cov < c->cov_ub &&
+                         rlk_select_key(c->seed, c->token_offset + (uint64_t)index) <= c->cov_threshold;
+      t.loss = chosen ? 0.0 : k.loss;
+      t.d_ratio = chosen ? 0.0 : k.slope;
+      t.high = chosen; /* verl's pg_clipfrac for clip_cov: the chosen tokens */
+      break;
+    }
+    case RLK_LOSS_KL_COV: { /* -A r, unclipped; the top-covariance tokens add ppo_kl_coef |logp - old| */
+      const double cov = (a - c->cov_mean_adv) * (lp - c->cov_mean_logp), lr = lp - old;
+      t.loss = -a * r;
+      t.d_ratio = -a;
+      if (cov >= c->cov_threshold) {
+        t.loss += c->ppo_kl_coef * fabs(lr);
+        t.d_direct = c->ppo_kl_coef * (lr > 0 ? 1.0 : lr < 0 ? -1.0 : 0.0);
+        t.high = 1;
+      }
+      break;
+    }
     case RLK_LOSS_GEO_MEAN: { /* the loss is the sequence's (its coefficient: the op's); here the clip counts */
       const double d = lp - old;
       const int clipped = d < -c->clip_low || d > c->clip_high;

@@ -183,9 +183,9 @@ int rlk_policy_loss(const float *logp, const float *old, const float *adv, const
       const double raw = (double)logp[i] - old[i], d = rlk_clamp(raw, -20, 20);
       const double r = c.loss == RLK_LOSS_GEO_MEAN ? geo_ratio : seq_value ? seq_ratio : exp(d);
       const int clamped = seq_value ? seq_clamped : d != raw;
-      is_w *= rlk_opsm_keep(&c, &scan, adv[i]);
+      is_w *= rlk_opsm_keep(&c, &scan, adv[i]) * rlk_entropy_keep(&c, entropy ? entropy[i] : 0.0);
       const rlk_terms t = rlk_token_terms(&c, r, adv[i], logp[i], old[i], ref ? ref[i] : 0.0, entropy ? entropy[i] : 0.0,
-                                          is_w, scan.sum_vespo);
+                                          is_w, scan.sum_vespo, i);
       loss += w * t.loss;
       tokens += 1;
       high += t.high;

@@ -66,7 +66,7 @@ public final class PolicyLoss {
     private PolicyLoss() {}
 
     public enum LossType {
-        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL, GEO_MEAN, VESPO;
+        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL, GEO_MEAN, VESPO, CLIP_COV, KL_COV;
 
         public static LossType parse(String s) {
             return PolicyLoss.parse(LossType.class, "loss", s);
@@ -159,9 +159,10 @@ public final class PolicyLoss {
      */
     public record Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip,
                          Aggregation aggregation, double denominator, KlEstimator kl, float klCoef, float entropyCoef,
-                         RolloutCorrection rollout, Options options) {
+                         RolloutCorrection rollout, Options options, Selection selection) {
         public Config {
-            if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null || options == null) {
+            if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null || options == null
+                    || selection == null) {
                 throw Check.fail("config", "a loss type, ratio level, aggregation, KL estimator, rollout correction and options", "null");
             }
             Check.clipping(clipLow, clipHigh, dualClip);
@@ -194,59 +195,75 @@ public final class PolicyLoss {
             if (rollout.bypass() && loss != LossType.PPO && loss != LossType.REINFORCE) {
                 throw Check.fail("rollout.bypass", "the ppo or reinforce loss (verl's bypass loss_type ppo_clip, reinforce)", loss);
             }
+            if ((loss == LossType.CLIP_COV || loss == LossType.KL_COV) && ratio != RatioLevel.TOKEN) {
+                throw Check.fail("ratio", "token for " + loss, ratio);
+            }
+        }
+
+        /** Whether a batch statistic of the token selections is still to be found (NaN): the op finds this batch's. */
+        public boolean selectsOnThisBatch() {
+            boolean cov = loss == LossType.CLIP_COV || loss == LossType.KL_COV;
+            return selection.topEntropyQuantile() < 1 && Double.isNaN(selection.entropyThreshold())
+                    || cov && (Double.isNaN(selection.covMeanAdvantage()) || Double.isNaN(selection.covMeanLogp())
+                    || Double.isNaN(selection.covThreshold()));
         }
 
         /** Without a rollout correction or options. */
         public Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip, Aggregation aggregation,
                       double denominator, KlEstimator kl, float klCoef, float entropyCoef) {
             this(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, RolloutCorrection.none(),
-                    Options.defaults());
+                    Options.defaults(), Selection.none());
         }
 
         /** PPO, token ratio, clip 0.2 both sides, no dual clip, token-mean, implied denominator, no KL or entropy, no correction. */
         public static Config defaults() {
             return new Config(LossType.PPO, RatioLevel.TOKEN, 0.2f, 0.2f, 0f, Aggregation.TOKEN_MEAN, Double.NaN,
-                    KlEstimator.NONE, 0f, 0f, RolloutCorrection.none(), Options.defaults());
+                    KlEstimator.NONE, 0f, 0f, RolloutCorrection.none(), Options.defaults(), Selection.none());
         }
 
         public Config withLoss(LossType l) {
-            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withRatio(RatioLevel r) {
-            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withClip(float low, float high) {
-            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withDualClip(float c) {
-            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withAggregation(Aggregation a) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withDenominator(double d) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout, options);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
         public Config withKl(KlEstimator k, float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout, options);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout, options, selection);
         }
 
         public Config withEntropyCoef(float coef) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout, options);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout, options, selection);
         }
 
         public Config withRollout(RolloutCorrection rc) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc, options);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc, options, selection);
+        }
+
+        public Config withSelection(Selection sel) {
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options,
+                    sel);
         }
 
         public Config withOptions(Options o) {
-            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, o);
+            return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, o, selection);
         }
 
         /** Whether the op needs to know the sequences. */
@@ -338,6 +355,66 @@ public final class PolicyLoss {
         public Options withVespo(float kPos, float lambdaPos, float kNeg, float lambdaNeg) {
             return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, kPos, lambdaPos, kNeg,
                     lambdaNeg);
+        }
+    }
+
+    /**
+     * Token selections by a batch statistic. TRL's {@code top_entropy_quantile} rho (1 = off): only
+     * tokens whose entropy is at least the batch's (1 - rho) quantile keep their policy-gradient
+     * term ({@code entropyThreshold}, NaN: this batch's; the entropy input is needed). verl's
+     * covariance losses, over the kept tokens' cov = (A - mean A)(logp - mean logp): kl_cov adds
+     * {@code ppoKlCoef} |logp - old| to the top {@code covRatio} of them (at least one; the
+     * threshold the smallest selected cov), clip_cov detaches {@code covRatio} of the candidates lb
+     * < cov < ub its clip leaves unclipped, chosen by the smallest keys {@code rlk_select_key(seed,
+     * tokenOffset + i)} (the threshold the largest chosen key). Every statistic left NaN is this
+     * batch's (found on the host); pass the whole batch's ({@code PolicyLossSelection.resolve}) and
+     * the token offset of each micro-batch, and the selections are the whole batch's. verl's
+     * defaults: ratio 2e-4, lb 1, ub 5, ppo_kl_coef 0.1.
+     */
+    public record Selection(double topEntropyQuantile, double entropyThreshold, double covRatio, double covLow, double covHigh,
+                            float ppoKlCoef, double covMeanAdvantage, double covMeanLogp, double covThreshold, long seed,
+                            long tokenOffset) {
+        public Selection {
+            if (!(topEntropyQuantile > 0 && topEntropyQuantile <= 1)) {
+                throw Check.fail("top_entropy_quantile", "a number in (0, 1]", topEntropyQuantile);
+            }
+            if (!(covRatio > 0 && covRatio <= 1)) {
+                throw Check.fail("cov_ratio", "a number in (0, 1] (clip_cov_ratio, kl_cov_ratio)", covRatio);
+            }
+            if (!(covLow < covHigh)) {
+                throw Check.fail("clip_cov_lb", "lb < ub", covLow + ", " + covHigh);
+            }
+            if (!Float.isFinite(ppoKlCoef)) {
+                throw Check.fail("ppo_kl_coef", "a finite number", ppoKlCoef);
+            }
+            if (seed < 0 || seed >= 1L << 53 || tokenOffset < 0 || tokenOffset >= 1L << 53) {
+                throw Check.fail("seed", "a seed and token offset in [0, 2^53)", seed + ", " + tokenOffset);
+            }
+        }
+
+        public static Selection none() {
+            return new Selection(1, Double.NaN, 2e-4, 1, 5, 0.1f, Double.NaN, Double.NaN, Double.NaN, 0, 0);
+        }
+
+        public Selection withTopEntropyQuantile(double rho) {
+            return new Selection(rho, entropyThreshold, covRatio, covLow, covHigh, ppoKlCoef, covMeanAdvantage, covMeanLogp,
+                    covThreshold, seed, tokenOffset);
+        }
+
+        public Selection withCovariance(double ratio, double lb, double ub, float klCoef) {
+            return new Selection(topEntropyQuantile, entropyThreshold, ratio, lb, ub, klCoef, covMeanAdvantage, covMeanLogp,
+                    covThreshold, seed, tokenOffset);
+        }
+
+        public Selection withSeed(long s, long offset) {
+            return new Selection(topEntropyQuantile, entropyThreshold, covRatio, covLow, covHigh, ppoKlCoef, covMeanAdvantage,
+                    covMeanLogp, covThreshold, s, offset);
+        }
+
+        /** The batch statistics: the entropy threshold, the covariance means and threshold (NaN: this batch's). */
+        public Selection withStatistics(double entropy, double meanAdvantage, double meanLogp, double cov) {
+            return new Selection(topEntropyQuantile, entropy, covRatio, covLow, covHigh, ppoKlCoef, meanAdvantage, meanLogp, cov, seed,
+                    tokenOffset);
         }
     }
 

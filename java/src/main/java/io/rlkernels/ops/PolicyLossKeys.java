@@ -47,12 +47,13 @@ public final class PolicyLossKeys {
             Map.entry("rollout_is", "vllm_importance_sampling_mode (token_*, sequence_*)"),
             Map.entry("rollout_is_threshold", "vllm_importance_sampling_clip_max (*_truncate); clip_min_clip_max (*_mask)"),
             Map.entry("importance_sampling_level", "importance_sampling_level"), Map.entry("delta", "delta"),
-            Map.entry("off_policy_mask_threshold", "off_policy_mask_threshold"));
+            Map.entry("off_policy_mask_threshold", "off_policy_mask_threshold"),
+            Map.entry("top_entropy_quantile", "top_entropy_quantile"));
 
     /** Every key, in the README table's order. */
     public static final List<Key> KEYS = List.of(
-            key("loss_mode", "vanilla", "verl", "vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, geo_mean, bypass_mode; "
-                    + "TRL's bnpo, luspo, vespo; also ppo (= vanilla) and reinforce (= gpg)", "loss"),
+            key("loss_mode", "vanilla", "verl", "vanilla, gspo, sapo, cispo, gpg, clip_cov, kl_cov, dro, dppo_tv, dppo_kl, geo_mean, "
+                    + "bypass_mode; TRL's bnpo, luspo, vespo; also ppo (= vanilla) and reinforce (= gpg)", "loss"),
             key("clip_ratio", "0.2", "verl", "epsilon of both clip bounds, unless the next two say otherwise"),
             key("clip_ratio_low", "null", "verl", "1 - epsilon_low bounds the ratio below (null: clip_ratio)", "clip_low"),
             key("clip_ratio_high", "null", "verl", "1 + epsilon_high bounds the ratio above (null: clip_ratio)", "clip_high"),
@@ -70,6 +71,15 @@ public final class PolicyLossKeys {
             key("tau_pos", "1.0", "verl", "sapo's gate temperature for A > 0"),
             key("tau_neg", "1.05", "verl", "sapo's gate temperature for A <= 0"),
             key("dro_beta", "0.1", "verl", "dro's quadratic penalty"),
+            key("clip_cov_ratio", "0.0002", "verl", "clip_cov: the fraction of tokens detached, chosen among the candidates"),
+            key("clip_cov_lb", "1.0", "verl", "clip_cov: candidates have covariance above this"),
+            key("clip_cov_ub", "5.0", "verl", "clip_cov: and below this"),
+            key("kl_cov_ratio", "0.0002", "verl", "kl_cov: the fraction of tokens (the top covariances) with the KL penalty"),
+            key("ppo_kl_coef", "0.1", "verl", "kl_cov: the penalty's coefficient on |logp - old|"),
+            key("seed", "0", "ours", "clip_cov's choice (a key per token from the seed and its index: the same on every backend)"),
+            key("token_offset", "0", "ours", "this batch's first token's index in the whole batch (clip_cov's keys for micro-batches)"),
+            key("top_entropy_quantile", "1.0", "TRL", "keep the policy-gradient term of the tokens whose entropy is in this top "
+                    + "fraction of the batch (needs entropy; 1.0 = all)"),
             key("vespo_k_pos", "2.0", "TRL", "vespo's gamma weighting: k for A >= 0"),
             key("vespo_lambda_pos", "3.0", "TRL", "vespo's lambda for A >= 0"),
             key("vespo_k_neg", "3.0", "TRL", "vespo's k for A < 0"),
@@ -109,7 +119,7 @@ public final class PolicyLossKeys {
     }
 
     /** The loss modes this library does not have yet, refused by name rather than as unknown. */
-    private static final List<String> NOT_YET = List.of("clip_cov", "kl_cov");
+    private static final List<String> NOT_YET = List.of();
 
     /**
      * The configuration these keys describe; a key not given takes verl's default. An unknown key,
@@ -153,6 +163,14 @@ public final class PolicyLossKeys {
                 loss = LossType.VESPO;
                 agg = Aggregation.TOKEN_MEAN;
             }
+            case "clip_cov" -> {
+                loss = LossType.CLIP_COV;
+                c = 0;
+            }
+            case "kl_cov" -> {
+                loss = LossType.KL_COV;
+                c = 0;
+            }
             case "dppo_tv" -> loss = LossType.DPPO_TV;
             case "dppo_kl" -> loss = LossType.DPPO_KL;
             case "bypass_mode" -> {
@@ -174,9 +192,9 @@ public final class PolicyLossKeys {
                 agg = Aggregation.SEQ_MEAN_TOKEN_SUM;
                 c = 0;
             }
-            default -> throw Check.fail("loss_mode", "one of vanilla, gspo, sapo, cispo, gpg, dro, dppo_tv, dppo_kl, geo_mean, "
-                    + "bypass_mode, bnpo, luspo, vespo" + (NOT_YET.contains(mode) ? " (" + mode + " is not in this version yet)" : ""),
-                    mode);
+            default -> throw Check.fail("loss_mode", "one of vanilla, gspo, sapo, cispo, gpg, clip_cov, kl_cov, dro, dppo_tv, "
+                    + "dppo_kl, geo_mean, bypass_mode, bnpo, luspo, vespo"
+                    + (NOT_YET.contains(mode) ? " (" + mode + " is not in this version yet)" : ""), mode);
         }
         if (loss != LossType.PPO && loss != LossType.DPPO_TV && loss != LossType.DPPO_KL) {
             c = 0; // only vanilla PPO's dual clip and DPPO's truncation read clip_ratio_c
@@ -204,8 +222,13 @@ public final class PolicyLossKeys {
             kl = klEstimator(klType);
             klCoef = number(v, "kl_loss_coef");
         }
+        PolicyLoss.Selection selection = PolicyLoss.Selection.none()
+                .withTopEntropyQuantile(real(v, "top_entropy_quantile"))
+                .withCovariance(real(v, loss == LossType.KL_COV ? "kl_cov_ratio" : "clip_cov_ratio"), real(v, "clip_cov_lb"),
+                        real(v, "clip_cov_ub"), number(v, "ppo_kl_coef"))
+                .withSeed(integer(v, "seed"), integer(v, "token_offset"));
         Config out = new Config(loss, ratio, low, high, c, agg, denominator, kl, klCoef, number(v, "entropy_coeff"),
-                rollout(v, bypass), options);
+                rollout(v, bypass), options, selection);
         out.requireConsistent();
         return out;
     }
@@ -294,6 +317,15 @@ public final class PolicyLossKeys {
             throw Check.fail(key, "a finite number", s);
         }
         return d;
+    }
+
+    /** A non-negative integer. */
+    private static long integer(Map<String, String> v, String key) {
+        String s = v.get(key);
+        if (!s.matches("\\d{1,16}")) {
+            throw Check.fail(key, "a non-negative integer", s);
+        }
+        return Long.parseLong(s);
     }
 
     /** A finite decimal number within float32's range. */

@@ -130,8 +130,12 @@ class PolicyLossKeysTest {
         assertEquals(LossType.GEO_MEAN, of("loss_mode", "geo_mean").loss());
         assertEquals(Aggregation.SEQ_MEAN_TOKEN_MEAN, of("loss_mode", "geo_mean").aggregation());
         assertEquals(4f, of("loss_mode", "vespo", "vespo_k_neg", "4").options().vespoKNeg());
-        IllegalArgumentException notYet = assertThrows(IllegalArgumentException.class, () -> of("loss_mode", "clip_cov"));
-        assertTrue(notYet.getMessage().contains("not in this version yet"), notYet.getMessage());
+        assertEquals(LossType.CLIP_COV, of("loss_mode", "clip_cov").loss());
+        assertEquals(2e-4, of("loss_mode", "clip_cov").selection().covRatio(), 1e-12);
+        assertEquals(0.01, of("loss_mode", "kl_cov", "kl_cov_ratio", "0.01").selection().covRatio(), 1e-12);
+        assertEquals(0.2, of("top_entropy_quantile", "0.2").selection().topEntropyQuantile(), 1e-12);
+        assertRejected("top_entropy_quantile", () -> of("top_entropy_quantile", "1.5"));
+        assertRejected("seed", () -> of("seed", "-1"));
         assertRejected("loss_type", () -> of("loss_mode", "bypass_mode", "loss_type", "ppo"));
         assertRejected("kl_loss_type", () -> of("use_kl_loss", "true", "kl_loss_type", "full"));
         assertRejected("rollout_is_threshold", () -> of("rollout_is", "token", "rollout_is_threshold", "0.9"));
@@ -163,6 +167,7 @@ class PolicyLossKeysTest {
             }
         }
         Map<String, String> none = Map.of();
-        assertEquals(PolicyLoss.Config.defaults().withDualClip(3f), PolicyLossKeys.config(none), "no keys: verl's defaults");
+        assertEquals(PolicyLoss.Config.defaults().withDualClip(3f).withSelection(PolicyLoss.Selection.none().withCovariance(2e-4, 1, 5,
+                0.1f)), PolicyLossKeys.config(none), "no keys: verl's defaults");
     }
 }

@@ -175,8 +175,9 @@ class PolicyLossTest {
         BackendUnderTest.fast().forEach(b -> {
             for (LossType l : LossType.values()) {
                 for (RatioLevel r : RatioLevel.values()) {
-                    if ((l == LossType.GEO_MEAN || l == LossType.VESPO) && r != RatioLevel.TOKEN) {
-                        continue; // their sequence term is their own
+                    if ((l == LossType.GEO_MEAN || l == LossType.VESPO || l == LossType.CLIP_COV || l == LossType.KL_COV)
+                            && r != RatioLevel.TOKEN) {
+                        continue; // a token ratio only: a sequence term of their own, or verl's token covariance
                     }
                     out.add(Arguments.of(b, l, r));
                 }
@@ -379,6 +380,20 @@ class PolicyLossTest {
                         yield -a[i] * 4.0 / tau / (1 + Math.exp(-tau * (r - 1)));
                     }
                     case DRO -> -(lp[i] * a[i] - c.options().droBeta() / 2.0 * (lp[i] - old[i]) * (lp[i] - old[i]));
+                    case CLIP_COV -> { // the selection (by covariance and key) at the frozen point; the clip live
+                        PolicyLoss.Selection sel = c.selection();
+                        double rf = Math.exp(Math.max(-20, Math.min(20, frozen[i] - old[i])));
+                        double clf = Math.min(Math.max(rf, 1 - low), 1 + high);
+                        double cov = (a[i] - sel.covMeanAdvantage()) * (frozen[i] - sel.covMeanLogp());
+                        boolean chosen = !(-a[i] * clf > -a[i] * rf) && cov > sel.covLow() && cov < sel.covHigh()
+                                && PolicyLossSelection.selectKey(sel.seed(), sel.tokenOffset() + i) <= sel.covThreshold();
+                        yield chosen ? 0 : Math.max(-a[i] * r, -a[i] * cl);
+                    }
+                    case KL_COV -> {
+                        PolicyLoss.Selection sel = c.selection();
+                        double cov = (a[i] - sel.covMeanAdvantage()) * (frozen[i] - sel.covMeanLogp());
+                        yield -a[i] * r + (cov >= sel.covThreshold() ? sel.ppoKlCoef() * Math.abs(lp[i] - old[i]) : 0);
+                    }
                     case GEO_MEAN -> 0; // the sequence's term, above
                     case VESPO -> {
                         double lw = Math.max(Math.log(1e-8), Math.min(20, vespo));
@@ -398,6 +413,9 @@ class PolicyLossTest {
                 };
                 if (farOff && a[i] < 0) {
                     l = 0;
+                }
+                if (c.selection().topEntropyQuantile() < 1 && h[i] < c.selection().entropyThreshold()) {
+                    l = 0; // top_entropy_quantile: the policy-gradient term of low-entropy tokens
                 }
                 double d = lp[i] - ref[i];
                 double kl = switch (c.kl()) {
@@ -441,10 +459,17 @@ class PolicyLossTest {
                             PolicyLoss.Options o = PolicyLoss.Options.defaults().withDelta(k % 2 == 1 ? 1.15f : 0f)
                                     .withOffPolicyMask(k % 3 == 0 ? 0.05 : Double.NaN).withSapoTemperatures(1.3f, 0.7f)
                                     .withDroBeta(0.4f);
-                            Config c = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg)
+                            if ((loss == LossType.CLIP_COV || loss == LossType.KL_COV) && ratio != RatioLevel.TOKEN) {
+                                continue;
+                            }
+                            Config unresolved = Config.defaults().withLoss(loss).withRatio(ratio).withAggregation(agg)
                                     .withClip(loss == LossType.DPPO_KL ? 0.05f : 0.2f, loss == LossType.DPPO_KL ? 0.05f : 0.28f)
-                                    .withDualClip(3f).withKl(kl, 0.3f).withEntropyCoef(0.02f).withDenominator(7).withOptions(o);
+                                    .withDualClip(3f).withKl(kl, 0.3f).withEntropyCoef(0.02f).withDenominator(7).withOptions(o)
+                                    .withSelection(PolicyLoss.Selection.none().withTopEntropyQuantile(k % 4 == 1 ? 0.5 : 1)
+                                            .withCovariance(0.2, 0.05, 5, 0.4f).withSeed(seed & 0xFFFFFL, 3));
                             try (Batch batch = new Batch(rng, 4, 12, DType.F32, ratio != RatioLevel.TOKEN)) {
+                                // the selections' batch statistics, found once: detached, the same for the op and the oracle
+                                Config c = PolicyLossSelection.resolve(unresolved, batch.inputs());
                                 double[] lp = toDouble(batch.logp);
                                 double[] frozen = lp.clone();
                                 double[] old = toDouble(batch.old);

@@ -144,10 +144,41 @@ public abstract class BackendBase implements Backend {
             if (in != null) {
                 l.hold("logp", in.logp()).hold("oldLogp", in.oldLogp()).hold("advantages", in.advantages())
                         .hold("mask", in.mask()).hold("sequences", in.sequences()).hold("refLogp", in.refLogp())
-                        .hold("entropy", in.entropy());
+                        .hold("entropy", in.entropy()).hold("rolloutLogp", in.rolloutLogp());
             }
-            runPolicyLoss(config, in, gradLogp, gradEntropy, stats);
+            runPolicyLoss(resolveSelection(config, in, gradLogp, gradEntropy, stats), in, gradLogp, gradEntropy, stats);
         }
+    }
+
+    /**
+     * The loss with the batch statistics of its token selections found on these inputs where it
+     * leaves them NaN (PolicyLossSelection, on the host: device inputs are downloaded for it);
+     * the arguments are checked first, so that bad ones are refused by name.
+     */
+    public PolicyLoss.Config resolveSelection(PolicyLoss.Config config, PolicyLoss.Inputs in, Tensor gradLogp, Tensor gradEntropy,
+                                              Tensor stats) {
+        if (config == null || in == null || !config.selectsOnThisBatch()) {
+            return config;
+        }
+        io.rlkernels.ops.internal.PolicyLossChecks.check(config, in, gradLogp, gradEntropy, stats);
+        List<HostTensor> copies = new ArrayList<>();
+        try {
+            PolicyLoss.Inputs host = new PolicyLoss.Inputs(onHost(in.logp(), copies), onHost(in.oldLogp(), copies),
+                    onHost(in.advantages(), copies), onHost(in.mask(), copies), in.sequences(), null, onHost(in.entropy(), copies));
+            return io.rlkernels.ops.PolicyLossSelection.resolve(config, host);
+        } finally {
+            copies.forEach(HostTensor::close);
+        }
+    }
+
+    private HostTensor onHost(Tensor t, List<HostTensor> copies) {
+        if (t == null || t instanceof HostTensor) {
+            return (HostTensor) t;
+        }
+        HostTensor h = HostTensor.allocate(t.dtype(), t.shape());
+        copies.add(h);
+        download(t, h);
+        return h;
     }
 
     @Override

@@ -73,7 +73,7 @@ final class LinearHead {
                           Tensor gradHidden, Tensor gradWeight) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkLoss(cfg, loss, in, logp, gradHidden, gradWeight);
         long step = cfg.chunkRows(d.vocab(), Math.max(d.rows(), 1));
-        boolean withEntropy = loss.entropyCoef() != 0;
+        boolean withEntropy = loss.entropyCoef() != 0 || loss.selection().topEntropyQuantile() < 1;
         long[] bounds = LinearChunks.bounds(in.sequences(), d.rows(), step);
         if (bounds == null) {
             return twoPasses(cfg, loss, in, d, logp, gradHidden, gradWeight, withEntropy);
@@ -137,7 +137,8 @@ final class LinearHead {
             Tensor ent = entropy == null ? null : entropy.tensor();
             Tensor h = gEntropy == null ? null : gEntropy.tensor();
             forward(cfg, in.hidden(), in.weight(), in.targets(), lp, null, ent, parts.tensor());
-            b.runPolicyLoss(loss, in.perToken(lp, ent), gLogp.tensor(), h, stats.tensor());
+            b.runPolicyLoss(b.resolveSelection(loss, in.perToken(lp, ent), gLogp.tensor(), h, stats.tensor()), in.perToken(lp, ent),
+                    gLogp.tensor(), h, stats.tensor());
             backward(cfg, in.hidden(), in.weight(), in.targets(), parts.tensor(), ent, gLogp.tensor(), h, gradHidden, gradWeight);
             b.copyOut(stats.tensor(), hostStats);
             return PolicyLoss.Stats.of(hostStats);
@@ -153,6 +154,9 @@ final class LinearHead {
      */
     private PolicyLoss.Config fixBatchValues(PolicyLoss.Config loss, LinearLogProbs.LossInputs in, LinearLogProbs.Dims d,
                                              boolean withEntropy) {
+        if (loss.selectsOnThisBatch()) {
+            return null; // its selections' statistics depend on logp (and the entropy)
+        }
         PolicyLoss.RolloutCorrection rc = loss.rollout();
         boolean normalizes = loss.appliesWeights() && rc.batchNormalize() && Double.isNaN(rc.normalizer());
         if (!Double.isNaN(loss.denominator()) && !normalizes) {

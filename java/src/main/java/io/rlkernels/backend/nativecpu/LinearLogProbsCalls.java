@@ -266,7 +266,7 @@ final class LinearLogProbsCalls {
                           Tensor gradHidden, Tensor gradWeight, PolicyLossCalls policy) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkLoss(cfg, loss, in, logp, gradHidden, gradWeight);
         long n = d.rows();
-        boolean withEntropy = loss.entropyCoef() != 0;
+        boolean withEntropy = loss.entropyCoef() != 0 || loss.selection().topEntropyQuantile() < 1;
         try (Scratch own = new Scratch(DType.F32, n); Scratch parts = new Scratch(DType.F32, n, 2);
              Scratch ent = new Scratch(DType.F32, withEntropy ? n : 0); Scratch g = new Scratch(DType.F32, n);
              Scratch h = new Scratch(DType.F32, withEntropy ? n : 0);
@@ -275,7 +275,9 @@ final class LinearLogProbsCalls {
             HostTensor entropy = withEntropy ? ent.t : null;
             HostTensor gEntropy = withEntropy ? h.t : null;
             forward(cfg, in.hidden(), in.weight(), in.targets(), lp, null, entropy, parts.t);
-            policy.policyLoss(loss, in.perToken(lp, entropy), g.t, gEntropy, stats);
+            PolicyLoss.Config resolved = loss.selectsOnThisBatch()
+                    ? io.rlkernels.ops.PolicyLossSelection.resolve(loss, in.perToken(lp, entropy)) : loss;
+            policy.policyLoss(resolved, in.perToken(lp, entropy), g.t, gEntropy, stats);
             backward(cfg, in.hidden(), in.weight(), in.targets(), parts.t, entropy, g.t, gEntropy, gradHidden, gradWeight);
             return PolicyLoss.Stats.of(stats);
         }

@@ -125,7 +125,7 @@ final class LinearLogProbsReference {
                                  Tensor gradHidden, Tensor gradWeight) {
         LinearLogProbs.Dims d = LinearLogProbsChecks.checkLoss(config, loss, in, logp, gradHidden, gradWeight);
         long n = d.rows();
-        boolean withEntropy = loss.entropyCoef() != 0;
+        boolean withEntropy = loss.entropyCoef() != 0 || loss.selection().topEntropyQuantile() < 1;
         try (HostTensor own = HostTensor.allocate(DType.F32, n); HostTensor parts = HostTensor.allocate(DType.F32, n, 2);
              HostTensor entropy = withEntropy ? HostTensor.allocate(DType.F32, n) : null;
              HostTensor g = HostTensor.allocate(DType.F32, n);
@@ -133,7 +133,9 @@ final class LinearLogProbsReference {
              HostTensor stats = HostTensor.allocate(DType.F64, PolicyLoss.STATS_LENGTH)) {
             Tensor lp = logp != null ? logp : own;
             forward(config, in.hidden(), in.weight(), in.targets(), lp, null, entropy, parts);
-            PolicyLossReference.policyLoss(loss, in.perToken(lp, entropy), g, h, stats);
+            PolicyLoss.Config resolved = loss.selectsOnThisBatch()
+                    ? io.rlkernels.ops.PolicyLossSelection.resolve(loss, in.perToken(lp, entropy)) : loss;
+            PolicyLossReference.policyLoss(resolved, in.perToken(lp, entropy), g, h, stats);
             backward(config, in.hidden(), in.weight(), in.targets(), parts, entropy, g, h, gradHidden, gradWeight);
             return PolicyLoss.Stats.of(stats);
         }

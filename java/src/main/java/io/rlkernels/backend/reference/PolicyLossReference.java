@@ -215,6 +215,29 @@ final class PolicyLossReference {
                             st[PolicyLoss.STAT_CLIP_DUAL]++;
                         }
                     }
+                    case CLIP_COV -> { // PPO's clip without the dual clip; the chosen candidates detached
+                        double unclippedLoss = -a * r;
+                        double clippedLoss = -a * clipped;
+                        PolicyLoss.Selection sel = c.selection();
+                        double cov = (a - sel.covMeanAdvantage()) * (lp - sel.covMeanLogp());
+                        boolean byOrigin = clippedLoss > unclippedLoss;
+                        boolean chosen = !byOrigin && cov > sel.covLow() && cov < sel.covHigh()
+                                && io.rlkernels.ops.PolicyLossSelection.selectKey(sel.seed(), sel.tokenOffset() + i) <= sel.covThreshold();
+                        pg = chosen ? 0 : Math.max(unclippedLoss, clippedLoss);
+                        dPgDr = chosen || byOrigin ? 0 : -a;
+                        st[PolicyLoss.STAT_CLIP_HIGH] += chosen ? 1 : 0;
+                    }
+                    case KL_COV -> { // -A r unclipped; the top-covariance tokens add ppo_kl_coef |logp - old|
+                        PolicyLoss.Selection sel = c.selection();
+                        double cov = (a - sel.covMeanAdvantage()) * (lp - sel.covMeanLogp());
+                        pg = -a * r;
+                        dPgDr = -a;
+                        if (cov >= sel.covThreshold()) {
+                            pg += sel.ppoKlCoef() * Math.abs(raw);
+                            dPgDirect = sel.ppoKlCoef() * Math.signum(raw);
+                            st[PolicyLoss.STAT_CLIP_HIGH]++;
+                        }
+                    }
                     case GEO_MEAN -> { // the loss is the sequence's (above); the clip counts by the advantage's sign
                         pg = 0;
                         boolean clippedRatio = raw < -(double) c.clipLow() || raw > c.clipHigh();
@@ -235,6 +258,9 @@ final class PolicyLossReference {
                 double isWeight = rc.lossWeight(i) / normalizer; // detached: a constant of the gradient
                 if (offPolicy && a < 0) {
                     isWeight = 0; // the off-policy sequence mask: negative advantages of far-off sequences
+                }
+                if (c.selection().topEntropyQuantile() < 1 && entropy.getFloat(i) < c.selection().entropyThreshold()) {
+                    isWeight = 0; // top_entropy_quantile: below the batch's quantile, no policy-gradient term
                 }
                 pg *= isWeight;
                 dPgDr *= isWeight;

@@ -28,6 +28,9 @@ public final class PolicyLossChecks {
         checkPerToken(config, in.oldLogp(), in.advantages(), in.mask(), in.sequences(), in.refLogp(), in.rolloutLogp(), n);
         if (in.entropy() != null) {
             row("entropy", in.entropy(), n);
+        } else if (config.selection().topEntropyQuantile() < 1) {
+            throw Check.fail("entropy", "the entropy of each token for top_entropy_quantile " + config.selection().topEntropyQuantile(),
+                    "null");
         } else if (config.entropyCoef() != 0) {
             throw Check.fail("entropy", "the entropy of each token for an entropy coefficient of " + config.entropyCoef(), "null");
         }
@@ -112,8 +115,17 @@ public final class PolicyLossChecks {
     public static final int PARAM_VESPO_LAMBDA_POS = 27;
     public static final int PARAM_VESPO_K_NEG = 28;
     public static final int PARAM_VESPO_LAMBDA_NEG = 29;
-    public static final int PARAM_RS_BOUNDS = 30;
-    public static final int PARAM_COUNT = 52;
+    public static final int PARAM_ENTROPY_THRESHOLD = 30;
+    public static final int PARAM_COV_MEAN_ADV = 31;
+    public static final int PARAM_COV_MEAN_LOGP = 32;
+    public static final int PARAM_COV_THRESHOLD = 33;
+    public static final int PARAM_COV_LB = 34;
+    public static final int PARAM_COV_UB = 35;
+    public static final int PARAM_PPO_KL_COEF = 36;
+    public static final int PARAM_SEED = 37;
+    public static final int PARAM_TOKEN_OFFSET = 38;
+    public static final int PARAM_RS_BOUNDS = 39;
+    public static final int PARAM_COUNT = 61;
     /** The rejection options (rlk_contract.h RLK_RS_OPTIONS): PolicyLoss.Rejection.Option. */
     public static final int RS_OPTIONS = 11;
 
@@ -147,6 +159,16 @@ public final class PolicyLossChecks {
         p[PARAM_VESPO_LAMBDA_POS] = o.vespoLambdaPos();
         p[PARAM_VESPO_K_NEG] = o.vespoKNeg();
         p[PARAM_VESPO_LAMBDA_NEG] = o.vespoLambdaNeg();
+        PolicyLoss.Selection sel = c.selection();
+        p[PARAM_ENTROPY_THRESHOLD] = sel.topEntropyQuantile() < 1 ? sel.entropyThreshold() : Double.NaN;
+        p[PARAM_COV_MEAN_ADV] = sel.covMeanAdvantage();
+        p[PARAM_COV_MEAN_LOGP] = sel.covMeanLogp();
+        p[PARAM_COV_THRESHOLD] = sel.covThreshold();
+        p[PARAM_COV_LB] = sel.covLow();
+        p[PARAM_COV_UB] = sel.covHigh();
+        p[PARAM_PPO_KL_COEF] = sel.ppoKlCoef();
+        p[PARAM_SEED] = sel.seed();
+        p[PARAM_TOKEN_OFFSET] = sel.tokenOffset();
         PolicyLoss.RolloutCorrection rc = c.rollout();
         p[PARAM_BYPASS] = rc.bypass() ? 1 : 0;
         p[PARAM_IS_LEVEL] = rc.level().ordinal();

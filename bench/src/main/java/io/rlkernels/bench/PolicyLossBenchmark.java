@@ -24,7 +24,9 @@ import org.openjdk.jmh.annotations.TearDown;
  * The policy loss over N = 2^20 tokens in sequences of 1,024: PPO with token ratio and
  * token-mean; GSPO (sequence ratio, seq-mean-token-mean) with a k3 KL term; and with the rollout
  * correction: PPO with token-level TIS (2.0) and rejection by token_k1 (0.5_2.0) and seq_mean_k3
- * (0.1), and verl's GSPO with sequence-level TIS, normalised by this batch's mean (the pre-pass).
+ * (0.1), and verl's GSPO with sequence-level TIS, normalised by this batch's mean (the pre-pass); verl's
+ * clip_cov (covariance ratio 0.0002, the candidates' choice by key), its batch statistics found
+ * on the host each call.
  * Bytes per op ({@link #bytesMoved}): logp, old logp, advantages, an f32 mask (and the reference
  * logp for KL, the rollout logp for the correction) read, the gradient written.
  */
@@ -52,6 +54,8 @@ public class PolicyLossBenchmark {
     private final PolicyLoss.Config gspoSequenceIs = io.rlkernels.ops.PolicyLossKeys.config(java.util.Map.of("loss_mode", "gspo",
             "clip_ratio_low", "3e-4", "clip_ratio_high", "4e-4", "rollout_is", "sequence", "rollout_is_batch_normalize", "true",
             "denom", String.valueOf(TOKENS / SEQUENCE)));
+    private final PolicyLoss.Config clipCov = io.rlkernels.ops.PolicyLossKeys.config(java.util.Map.of("loss_mode", "clip_cov",
+            "denom", String.valueOf(TOKENS)));
     private PolicyLoss.Inputs corrected;
 
     @Setup(Level.Trial)
@@ -96,6 +100,12 @@ public class PolicyLossBenchmark {
     }
 
     @Benchmark
+    public Tensor clipCov() {
+        b.policyLoss(clipCov, inputs, grad, null, stats);
+        return stats;
+    }
+
+    @Benchmark
     public Tensor gspoSequenceIs() {
         b.policyLoss(gspoSequenceIs, corrected, grad, null, stats);
         return stats;
@@ -112,6 +122,6 @@ public class PolicyLossBenchmark {
     }
 
     static double bytesMoved(String op) {
-        return op.equals("ppoTokenMean") ? TOKENS * (4 * 4.0 + 4) : TOKENS * (5 * 4.0 + 4); // KL's ref or the rollout logp
+        return op.equals("ppoTokenMean") || op.equals("clipCov") ? TOKENS * (4 * 4.0 + 4) : TOKENS * (5 * 4.0 + 4); // ref or rollout
     }
 }

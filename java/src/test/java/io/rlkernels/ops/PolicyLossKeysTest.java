@@ -1,7 +1,6 @@
 package io.rlkernels.ops;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.rlkernels.ops.PolicyLoss.Aggregation;
@@ -115,18 +114,13 @@ class PolicyLossKeysTest {
         assertEquals(12.0, of("loss_agg_mode", "seq-mean-token-sum-norm", "loss_scale_factor", "12").denominator());
     }
 
-    private static void assertRejected(String argument, Runnable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
-        assertTrue(e.getMessage().startsWith(argument + ":"), "message names " + argument + ": " + e.getMessage());
-    }
-
     @Test
     void badKeysAndValuesAreRefusedByName() {
-        assertRejected("policy loss keys", () -> of("clip_ratio_lo", "0.2"));
-        assertRejected("clip_ratio_low", () -> of("clip_ratio_low", "0.2", "clip_low", "0.3"));
-        assertRejected("use_kl_loss", () -> of("use_kl_loss", "yes"));
-        assertRejected("clip_ratio", () -> of("clip_ratio", "1e40"));
-        assertRejected("loss_mode", () -> of("loss_mode", "grpo"));
+        PolicyLossTest.assertRejected("policy loss keys", () -> of("clip_ratio_lo", "0.2"));
+        PolicyLossTest.assertRejected("clip_ratio_low", () -> of("clip_ratio_low", "0.2", "clip_low", "0.3"));
+        PolicyLossTest.assertRejected("use_kl_loss", () -> of("use_kl_loss", "yes"));
+        PolicyLossTest.assertRejected("clip_ratio", () -> of("clip_ratio", "1e40"));
+        PolicyLossTest.assertRejected("loss_mode", () -> of("loss_mode", "grpo"));
         assertEquals(LossType.GEO_MEAN, of("loss_mode", "geo_mean").loss());
         assertEquals(Aggregation.SEQ_MEAN_TOKEN_MEAN, of("loss_mode", "geo_mean").aggregation());
         assertEquals(4f, of("loss_mode", "vespo", "vespo_k_neg", "4").options().vespoKNeg());
@@ -134,16 +128,16 @@ class PolicyLossKeysTest {
         assertEquals(2e-4, of("loss_mode", "clip_cov").selection().covRatio(), 1e-12);
         assertEquals(0.01, of("loss_mode", "kl_cov", "kl_cov_ratio", "0.01").selection().covRatio(), 1e-12);
         assertEquals(0.2, of("top_entropy_quantile", "0.2").selection().topEntropyQuantile(), 1e-12);
-        assertRejected("top_entropy_quantile", () -> of("top_entropy_quantile", "1.5"));
-        assertRejected("seed", () -> of("seed", "-1"));
-        assertRejected("loss_type", () -> of("loss_mode", "bypass_mode", "loss_type", "ppo"));
-        assertRejected("kl_loss_type", () -> of("use_kl_loss", "true", "kl_loss_type", "full"));
-        assertRejected("rollout_is_threshold", () -> of("rollout_is", "token", "rollout_is_threshold", "0.9"));
-        assertRejected("rollout_is_threshold", () -> of("rollout_is", "token", "rollout_is_threshold", "2_0.5"));
-        assertRejected("rollout_rs_threshold", () -> of("rollout_rs", "token_k2"));
-        assertRejected("rollout_is", () -> of("rollout_is", "none"));
-        assertRejected("clipLow", () -> of("clip_ratio_low", "1.5"));
-        assertRejected("delta", () -> of("delta", "0.5"));
+        PolicyLossTest.assertRejected("top_entropy_quantile", () -> of("top_entropy_quantile", "1.5"));
+        PolicyLossTest.assertRejected("seed", () -> of("seed", "-1"));
+        PolicyLossTest.assertRejected("loss_type", () -> of("loss_mode", "bypass_mode", "loss_type", "ppo"));
+        PolicyLossTest.assertRejected("kl_loss_type", () -> of("use_kl_loss", "true", "kl_loss_type", "full"));
+        PolicyLossTest.assertRejected("rollout_is_threshold", () -> of("rollout_is", "token", "rollout_is_threshold", "0.9"));
+        PolicyLossTest.assertRejected("rollout_is_threshold", () -> of("rollout_is", "token", "rollout_is_threshold", "2_0.5"));
+        PolicyLossTest.assertRejected("rollout_rs_threshold", () -> of("rollout_rs", "token_k2"));
+        PolicyLossTest.assertRejected("rollout_is", () -> of("rollout_is", "none"));
+        PolicyLossTest.assertRejected("clipLow", () -> of("clip_ratio_low", "1.5"));
+        PolicyLossTest.assertRejected("delta", () -> of("delta", "0.5"));
     }
 
     /** The README's table lists every key under its name, with its aliases and default: the table cannot drift from the code. */

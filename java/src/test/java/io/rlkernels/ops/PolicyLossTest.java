@@ -593,7 +593,8 @@ class PolicyLossTest {
 
     // ---- bad input ----
 
-    private static void assertRejected(String argument, Runnable call) {
+    /** The call throws IllegalArgumentException whose message begins with the argument's name. */
+    static void assertRejected(String argument, Runnable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
         assertTrue(e.getMessage().startsWith(argument + ":"), "message names " + argument + ": " + e.getMessage());
     }

@@ -2,7 +2,6 @@ package io.rlkernels.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.rlkernels.backend.Backend;
@@ -352,36 +351,31 @@ class RolloutCorrectionTest {
         }
     }
 
-    private static void assertRejected(String argument, Runnable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
-        assertTrue(e.getMessage().startsWith(argument + ":"), "message names " + argument + ": " + e.getMessage());
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("io.rlkernels.testing.BackendUnderTest#all")
     void badThresholdsAndMissingInputsAreRefused(BackendUnderTest bt) {
         SplittableRandom rng = new SplittableRandom(3);
         try (Backend b = bt.open(); Batch batch = new Batch(rng, 3, 6, DType.F32, false); Tensor grad = b.allocate(DType.F32, batch.n)) {
             Config token = Config.defaults().withRollout(RolloutCorrection.truncated(WeightLevel.TOKEN, 2));
-            assertRejected("rolloutLogp", () -> b.policyLoss(token, batch.inputs(), grad, null));
-            assertRejected("rolloutLogp", () -> b.policyLoss(token.withRollout(token.rollout().withBypass(true)), batch.withRollout(), grad,
+            PolicyLossTest.assertRejected("rolloutLogp", () -> b.policyLoss(token, batch.inputs(), grad, null));
+            PolicyLossTest.assertRejected("rolloutLogp", () -> b.policyLoss(token.withRollout(token.rollout().withBypass(true)), batch.withRollout(), grad,
                     null));
             Config perSequence = Config.defaults().withRollout(RolloutCorrection.truncated(WeightLevel.SEQUENCE, 2));
-            assertRejected("sequences", () -> b.policyLoss(perSequence, batch.withRollout().withSequences(null), grad, null));
+            PolicyLossTest.assertRejected("sequences", () -> b.policyLoss(perSequence, batch.withRollout().withSequences(null), grad, null));
             try (HostTensor shortRollout = HostTensor.allocate(DType.F32, batch.n - 1)) {
-                assertRejected("rolloutLogp", () -> b.policyLoss(token, batch.inputs().withRolloutLogp(shortRollout), grad, null));
+                PolicyLossTest.assertRejected("rolloutLogp", () -> b.policyLoss(token, batch.inputs().withRolloutLogp(shortRollout), grad, null));
             }
         }
-        assertRejected("rollout_is_threshold", () -> RolloutCorrection.truncated(WeightLevel.TOKEN, 0.8));
-        assertRejected("rollout_is_threshold", () -> RolloutCorrection.none().withWeights(WeightLevel.TOKEN).withMask(2, 0.5));
-        assertRejected("rollout_is_threshold", () -> RolloutCorrection.none().withWeights(WeightLevel.TOKEN).withThreshold("1.5_x"));
-        assertRejected("rollout_is_normalizer", () -> RolloutCorrection.none().withBatchNormalize(true, -1));
-        assertRejected("rollout_rs", () -> Rejection.parse("token_k4", "2"));
-        assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k2", "0.5_2"));
-        assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1,seq_sum_k2", "1,2,3"));
-        assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1", "2_0.5"));
-        assertRejected("rollout_rs_threshold", () -> Rejection.parse("seq_max_k3", null));
-        assertRejected("rollout.bypass", () -> Config.defaults().withLoss(LossType.CISPO).withRollout(RolloutCorrection.none().withBypass(true))
+        PolicyLossTest.assertRejected("rollout_is_threshold", () -> RolloutCorrection.truncated(WeightLevel.TOKEN, 0.8));
+        PolicyLossTest.assertRejected("rollout_is_threshold", () -> RolloutCorrection.none().withWeights(WeightLevel.TOKEN).withMask(2, 0.5));
+        PolicyLossTest.assertRejected("rollout_is_threshold", () -> RolloutCorrection.none().withWeights(WeightLevel.TOKEN).withThreshold("1.5_x"));
+        PolicyLossTest.assertRejected("rollout_is_normalizer", () -> RolloutCorrection.none().withBatchNormalize(true, -1));
+        PolicyLossTest.assertRejected("rollout_rs", () -> Rejection.parse("token_k4", "2"));
+        PolicyLossTest.assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k2", "0.5_2"));
+        PolicyLossTest.assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1,seq_sum_k2", "1,2,3"));
+        PolicyLossTest.assertRejected("rollout_rs_threshold", () -> Rejection.parse("token_k1", "2_0.5"));
+        PolicyLossTest.assertRejected("rollout_rs_threshold", () -> Rejection.parse("seq_max_k3", null));
+        PolicyLossTest.assertRejected("rollout.bypass", () -> Config.defaults().withLoss(LossType.CISPO).withRollout(RolloutCorrection.none().withBypass(true))
                 .requireConsistent());
         // verl's syntax
         assertEquals(List.of(new Rejection(Rejection.Option.TOKEN_K1, 0.5, 2.0)), Rejection.parse("token_k1", "2"));

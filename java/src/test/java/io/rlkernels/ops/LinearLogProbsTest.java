@@ -520,6 +520,57 @@ class LinearLogProbsTest {
     }
 
     /**
+     * The fused loss with token selections whose statistics depend on logp and the entropy
+     * (kl_cov, top_entropy_quantile): it takes two passes and resolves them after its forward, so
+     * it must equal, on the same backend, the forward, the policy-loss op (which resolves them on
+     * the same log-probs) and the backward composed by hand.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.rlkernels.testing.BackendUnderTest#fast")
+    void selectionsByLogpMatchTheComposedPath(BackendUnderTest bt) {
+        long seed = TestData.newSeed();
+        SplittableRandom rng = new SplittableRandom(seed);
+        int n = 40;
+        Case c = new Case(n, 16, 120, 7, DType.F32, DType.F32, 1f);
+        LinearLogProbs.Config cfg = config(c);
+        PolicyLoss.Config[] losses = {
+            PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.KL_COV).withDenominator(n)
+                    .withSelection(PolicyLoss.Selection.none().withCovariance(0.2, 1, 5, 0.3f)),
+            PolicyLoss.Config.defaults().withLoss(PolicyLoss.LossType.REINFORCE).withDenominator(n).withEntropyCoef(0.01f)
+                    .withSelection(PolicyLoss.Selection.none().withTopEntropyQuantile(0.3)),
+        };
+        try (Backend b = bt.open(); HostTensor h = hidden(rng, c); HostTensor w = weight(rng, c);
+             HostTensor y = TestData.targets(rng, DType.I64, n, c.v, 0.0, LogProbs.DEFAULT_IGNORE_INDEX);
+             HostTensor old = TestData.normal(rng, n, 1.0); HostTensor adv = TestData.normal(rng, n, 1.0);
+             HostTensor mask = HostTensor.allocate(DType.F32, n).fill(1f)) {
+            for (int i = 0; i < n; i++) {
+                old.setFloat(i, -3f + 0.3f * old.getFloat(i));
+            }
+            for (PolicyLoss.Config loss : losses) {
+                String where = bt + " " + loss.loss() + " seed=" + seed;
+                try (Tensor hd = b.upload(h); Tensor wd = b.upload(w); Tensor yd = b.upload(y); Tensor od = b.upload(old);
+                     Tensor ad = b.upload(adv); Tensor md = b.upload(mask);
+                     Tensor dH = b.upload(TestData.poisoned(DType.F32, n, c.d));
+                     Tensor dW = b.upload(HostTensor.allocate(DType.F32, c.v, c.d).fill(0));
+                     Tensor dH2 = b.upload(TestData.poisoned(DType.F32, n, c.d));
+                     Tensor dW2 = b.upload(HostTensor.allocate(DType.F32, c.v, c.d).fill(0));
+                     LogProbs.Result fwd = b.linearLogProbs(cfg, hd, wd, yd, true);
+                     Tensor g = b.allocate(DType.F32, n); Tensor gh = b.allocate(DType.F32, n)) {
+                    PolicyLoss.Stats fused = b.linearPolicyLoss(cfg, loss, new LinearLogProbs.LossInputs(hd, wd, yd, od, ad, md), null,
+                            dH, dW);
+                    PolicyLoss.Stats composed = b.policyLoss(loss, new PolicyLoss.Inputs(fwd.logp(), od, ad, md).withEntropy(fwd.entropy()),
+                            g, gh);
+                    b.linearLogProbsBackward(cfg, hd, wd, yd, fwd.lseParts(), fwd.entropy(), g, gh, dH2, dW2);
+                    Tolerance.STATISTIC.assertClose(composed.loss(), fused.loss(), where + " loss");
+                    assertEquals(composed.clipHigh(), fused.clipHigh(), where + " the same selections");
+                    assertCloseToScale(where + " gradHidden", down(b, dH2), down(b, dH));
+                    assertCloseToScale(where + " gradWeight", down(b, dW2), down(b, dW));
+                }
+            }
+        }
+    }
+
+    /**
      * Each element within 1e-3 of the largest |element| plus 1e-3 relative: the loss's gradient
      * through the product's rounded logits (a clip decision can flip for a ratio within rounding of
      * its bound, so no tighter); a wrong chunk, a missing sequence or a lost accumulation is O(1).

@@ -174,7 +174,6 @@ RLK_HD double rlk_rc_delta(const rlk_pl_config *c, double lp, double old, double
 /* The rejection statistics of a token, from d clamped to [-20, 20] (verl's rollout_rs): k1 =
    -d (bounded in log space), k2 = d^2 / 2, k3 = exp(d) - 1 - d. */
 RLK_HD double rlk_rc_k2(double ds) { return 0.5 * ds * ds; }
-RLK_HD double rlk_rc_k3(double ds) { return exp(ds) - 1.0 - ds; }
 RLK_HD int rlk_rc_within(const rlk_pl_config *c, int option, double x) { return x >= c->rs_lo[option] && x <= c->rs_hi[option]; }
 
 /* Whether a token passes the token-level options, from ds = clamp(d, -20, 20) and e = exp(ds)
@@ -211,11 +210,6 @@ RLK_HD void rlk_rc_seq_add_e(rlk_rc_seq *s, double d, double ds, double e) {
   s->sum_k3 += k3;
   s->max_k2 = k2 > s->max_k2 ? k2 : s->max_k2;
   s->max_k3 = k3 > s->max_k3 ? k3 : s->max_k3;
-}
-
-RLK_HD void rlk_rc_seq_add(rlk_rc_seq *s, double d) {
-  const double ds = rlk_clamp(d, -20, 20);
-  rlk_rc_seq_add_e(s, d, ds, exp(ds));
 }
 
 RLK_HD rlk_rc_seq rlk_rc_seq_merge(rlk_rc_seq a, rlk_rc_seq b) {

@@ -40,9 +40,11 @@ class OpPolicyLossCommandTest {
                 float lp = (float) (-Math.abs(rng.nextGaussian()) - 0.1);
                 logp.setFloat(i, lp);
                 old.setFloat(i, (float) (lp + 0.2 * rng.nextGaussian()));
-                rollout.setFloat(i, (float) (old.getFloat(i) + 0.2 * rng.nextGaussian()));
+                // every 40th token a mismatch of e (> 1.6) and in the mask, so that the rejection binds whatever the seed
+                boolean mismatched = i % 40 == 5;
+                rollout.setFloat(i, (float) (old.getFloat(i) + (mismatched ? -1.0 : 0.2 * rng.nextGaussian())));
                 adv.setFloat(i, (float) rng.nextGaussian());
-                mask.setFloat(i, rng.nextDouble() < 0.9 ? 1 : 0);
+                mask.setFloat(i, mismatched || rng.nextDouble() < 0.9 ? 1 : 0);
                 ids.setLong(i, i / 20);
             }
             Npy.write(in.resolve("logp.npy"), logp);

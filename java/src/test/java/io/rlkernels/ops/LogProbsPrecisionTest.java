@@ -25,7 +25,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The log-probs at float32's precision against f64 (LogProbs' contract), on every backend: logp,
  * lse and entropy within {@link Tolerance#LOGPROBS_FORWARD}, every element of the gradient within
  * {@link Tolerance#logProbsGradient} (1e-5, and float32's condition for a probability q below
- * 2^-24, which matters where the whole row's gradient is that small), on the rows RL fine-tuning produces — near-certain tokens
+ * 2^-24, which matters where the whole row's gradient is that small; never finer than what
+ * flushing probabilities below 2^-127 to 0 can move it, {@link Tolerance#logProbsUnderflow}), on the rows RL fine-tuning produces — near-certain tokens
  * (p_y = 1 - 1e-3, 1 - 1e-6, 1 - 1e-7, 1 - 1e-30), logits offset by 1e4 or of magnitude 1e4, banned tokens —
  * at temperatures 0.3 to 2, V from 1 to 262,144, f32, bf16 and f16 (compared on the rounded
  * values). The truth is computed here in f64 from the definition (LogProbsReference.logProbsRow).
@@ -131,8 +132,9 @@ class LogProbsPrecisionTest {
                     for (int j = 0; j < v; j++) {
                         String el = "[" + j + "]" + (j == targets[r] ? " (the target)" : "");
                         double q = Math.abs(termG[j]) * t / Math.abs(g.getFloat(r)); // p_j, or 1 - p_y at the target
-                        Tolerance tolG = Tolerance.logProbsGradient(largestG, q);
-                        Tolerance tolGH = Tolerance.logProbsGradient(largestGH, q);
+                        Tolerance tolG = Tolerance.logProbsGradient(largestG, q, Tolerance.logProbsUnderflow(g.getFloat(r), 0, v, t));
+                        Tolerance tolGH = Tolerance.logProbsGradient(largestGH, q,
+                                Tolerance.logProbsUnderflow(g.getFloat(r), h.getFloat(r), v, t));
                         close(at + " dz from g" + el, termG[j], outG.getFloat((long) r * v + j), tolG);
                         double both = termG[j] + termH[j];
                         double logP = (rows[r][j] - want.max()) / t - want.logSum();

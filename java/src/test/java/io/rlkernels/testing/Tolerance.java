@@ -27,12 +27,27 @@ public record Tolerance(double atol, double rtol, boolean larger) {
 
     /**
      * The log-probs gradient against f64: within max(rtol |dz|, 1e-7 of the row's largest |dz|), and
-     * never finer than float32's smallest normal number (1.2e-38): below it a float32 gradient
-     * can only underflow. rtol is 1e-5, or, for a probability q below 2^-24 (q = p_v, or 1 - p_y
-     * at the target), float32's condition for q (see {@link #logProbsGradientRtol}).
+     * never finer than {@code underflow}, what the kernels' flush of tiny probabilities can move an
+     * element by ({@link #logProbsUnderflow}). rtol is 1e-5, or, for a probability q below 2^-24
+     * (q = p_v, or 1 - p_y at the target), float32's condition for q (see {@link #logProbsGradientRtol}).
      */
-    public static Tolerance logProbsGradient(double rowLargestAbs, double q) {
-        return new Tolerance(Math.max(1e-7 * rowLargestAbs, Float.MIN_NORMAL), logProbsGradientRtol(q), true);
+    public static Tolerance logProbsGradient(double rowLargestAbs, double q, double underflow) {
+        return new Tolerance(Math.max(1e-7 * rowLargestAbs, underflow), logProbsGradientRtol(q), true);
+    }
+
+    /**
+     * The largest error in one element of dz = -p_v (g + h (log p_v + H)) / T (plus g / T at the
+     * target) that comes from the kernels taking every 2^a below 2^-127 as 0 (ARCHITECTURE §5.1:
+     * float32 exponentials, no subnormals): each flushed p_v < 2^-126 is missing from its own
+     * element, at most 2^-126 (|g| + |h| (|ln 2^-126| + H)) / T since p |ln p| grows with p there,
+     * and from the entropy, which the row's V elements each take times p_v <= 1, at most
+     * V 2^-126 (1 + |ln 2^-126|) |h| / T; also 1 - p_y at the target, which is such a sum. With
+     * |ln 2^-126| = 87.3 and H <= ln V < 13: 2^-126 (|g| + 101 |h| (V + 1)) / T. It matters only in
+     * rows whose whole gradient is this small (1e-38 to 1e-31), where the row's largest element
+     * does not set the floor.
+     */
+    public static double logProbsUnderflow(double g, double h, long v, double t) {
+        return Float.MIN_NORMAL * (Math.abs(g) + 101 * Math.abs(h) * (v + 1)) / t;
     }
 
     /**

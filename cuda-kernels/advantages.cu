@@ -254,6 +254,76 @@ extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
   }
 }
 
+// ---- the optimal token baseline (io.rlkernels.ops.OptimalTokenBaseline): two kernels ----
+//
+// rlk_otb_scan, a thread per row: G (reverse sums of kept rewards) into returns, W (forward sums
+// of rlk_otb_energy) into advantages, the kept length into lengths. rlk_otb_apply, a thread per
+// (group, position): the group's sums over its members in member order, then each member's
+// advantage over the W it was computed from (the thread owns that column of the group's rows).
+
+extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
+    rlk_otb_scan(const float *rewards, const void *mask, int mask_u8, const float *old_logp, const float *sum_pi_sq,
+                 const float *is_weights, long long s, long long t, float *returns, float *advantages, long long *lengths) {
+  for (long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x; row < s; row += (long long)gridDim.x * blockDim.x) {
+    const long long base = row * t;
+    double sum = 0.0, cumulative = 0.0;
+    long long len = 0;
+    for (long long j = t - 1; j >= 0; j--) {
+      const int kept = rlk_kept(mask, mask_u8, base + j);
+      if (kept) sum += rewards[base + j];
+      returns[base + j] = kept ? (float)sum : 0.0f;
+    }
+    for (long long j = 0; j < t; j++) {
+      const long long i = base + j;
+      if (rlk_kept(mask, mask_u8, i)) {
+        cumulative += rlk_otb_energy(old_logp[i], sum_pi_sq[i], is_weights ? is_weights[i] : 1.0);
+        len++;
+      }
+      advantages[i] = (float)cumulative;
+    }
+    lengths[row] = len;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(RLK_MAX_THREADS)
+    rlk_otb_apply(const void *mask, int mask_u8, const int *order, const int *offsets, long long groups, long long t, float eps,
+                  int zero_tail, const long long *lengths, const float *returns, float *advantages) {
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < groups * t;
+       idx += (long long)gridDim.x * blockDim.x) {
+    const long long g = idx / t, j = idx % t;
+    const int *members = order + offsets[g];
+    const long long n = offsets[g + 1] - offsets[g];
+    long long max = -1, second = -1, longest = -1;  // as in rlk_otb: the first longest member's row
+    for (long long k = 0; k < n; k++) {
+      const long long len = lengths[members[k]];
+      if (len > max) {
+        second = max;
+        max = len;
+        longest = members[k];
+      } else if (len > second) {
+        second = len;
+      }
+    }
+    double num = 0.0, den = 0.0;
+    for (long long k = 0; k < n; k++) {
+      const long long i = (long long)members[k] * t + j;
+      if (!rlk_kept(mask, mask_u8, i)) continue;
+      num += (double)returns[i] * advantages[i];
+      den += advantages[i];
+    }
+    const double baseline = n > 1 ? rlk_otb_baseline(num, den, eps) : 0.0;
+    for (long long k = 0; k < n; k++) {
+      const long long i = (long long)members[k] * t + j;
+      if (!rlk_kept(mask, mask_u8, i)) {
+        advantages[i] = 0.0f;
+        continue;
+      }
+      const double b = rlk_otb_zero_tail(zero_tail, n, members[k] == longest, max, second, j) ? 0.0 : baseline;
+      advantages[i] = (float)((double)returns[i] - b);
+    }
+  }
+}
+
 // ---- masked whitening: fixed-grid partial sums, then one block adds them in order ----
 
 // pass 0: partial[block] = (sum, count) of kept x; pass 1: partial[block] = sum of (x - mean)^2.

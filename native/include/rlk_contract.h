@@ -168,7 +168,7 @@ enum rlk_policy_stat_section { RLK_PLS_FIRST_MIN = 23, RLK_PLS_FIRST_MAX = 25, R
 #define RLK_PL_CHUNK 4096
 
 /* The interface version of librlkernels.so (rlk_abi_version): bumped when a signature changes. */
-#define RLK_ABI_VERSION 5
+#define RLK_ABI_VERSION 6
 
 /* ---- launch constants the Java launch shapes and the CUDA kernels both rely on ---- */
 #define RLK_WARP 32          /* threads of a warp: warp-per-item kernels take blockDim / RLK_WARP items a block */

@@ -510,6 +510,27 @@ RLK_HD float rlk_passk_advantage(int is_top, double top, double second, double s
   return (float)(by_std ? (top - second) / (std + eps) : top - second);
 }
 
+/* The optimal token baseline (io.rlkernels.ops.OptimalTokenBaseline): a token's energy, the
+   variance proxy 1 - 2 pi + sum pi^2 (pi = exp(old logp)) times rho^2 (rho: the rollout IS
+   weight, 1 without), and the baseline of a position from its sums over the group, num = sum m G W
+   and den = sum m W (0 where den + eps is 0: nothing to weigh). */
+RLK_HD double rlk_otb_energy(double old_logp, double sum_pi_sq, double rho) {
+  return (1.0 - 2.0 * exp(old_logp) + sum_pi_sq) * rho * rho;
+}
+
+RLK_HD double rlk_otb_baseline(double num, double den, double eps) {
+  const double d = den + eps;
+  return d != 0.0 ? num / d : 0.0;
+}
+
+/* The group's longest trajectory gets no baseline from `second` on when it alone is the longest
+   (handle_zero_tail): `max`, `second` are the largest and second largest kept lengths (equal when
+   two tie for the longest, and then no member's tail is zeroed); `longest`: the member is the first
+   of length max. */
+RLK_HD int rlk_otb_zero_tail(int zero_tail, int64_t n, int longest, int64_t max, int64_t second, int64_t position) {
+  return zero_tail && n > 1 && max > second && longest && position >= second;
+}
+
 /* BGPO's per-sample ratio psi of d = l - l_old and its slope in d: 1 + d where a >= 0; exp(d)
    where a < 0, with d clamped to [-20, 20] (slope 0 outside). */
 typedef struct {

@@ -89,6 +89,16 @@ int rlk_sequence_to_tokens(const float *per_sequence, const void *mask, int mask
 int rlk_gae(const float *rewards, const float *values, const void *mask, int mask_u8, int64_t b, int64_t t,
             float gamma, float lambda, float *advantages, float *returns);
 
+/*
+ * verl's optimal token baseline over [s, t] rows (io.rlkernels.ops.OptimalTokenBaseline): returns
+ * G (reverse sums of the kept rewards), W (forward sums of rlk_otb_energy), then per group of rows
+ * (order[offsets[g] .. offsets[g+1]]) and position the baseline sum m G W / (sum m W + eps);
+ * advantages = m (G - B). is_weights may be NULL (rho = 1). W is kept in advantages between the passes.
+ */
+int rlk_otb(const float *rewards, const void *mask, int mask_u8, const float *old_logp, const float *sum_pi_sq,
+            const float *is_weights, const int32_t *order, const int32_t *offsets, int64_t groups, int64_t s, int64_t t,
+            float eps, int zero_tail, float *advantages, float *returns);
+
 /* (x - mean) / sqrt(var + eps) over the kept positions, 0 elsewhere; out may be x. */
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased, float *out);
 

@@ -103,6 +103,66 @@ int rlk_gae(const float *rewards, const float *values, const void *mask, int mas
   return RLK_OK;
 }
 
+/* Per group (rows in member order, sums in double in that order: bitwise the same whatever the
+   thread count): each member's G into returns and W into advantages, then column by column the
+   baseline and the advantages, which overwrite the W they were computed from. */
+int rlk_otb(const float *rewards, const void *mask, int mask_u8, const float *old_logp, const float *sum_pi_sq,
+            const float *is_weights, const int32_t *order, const int32_t *offsets, int64_t groups, int64_t s, int64_t t,
+            float eps, int zero_tail, float *advantages, float *returns) {
+  (void)s;
+#pragma omp parallel for schedule(dynamic, 16) if (groups > 1 && groups * t > 65536)
+  for (int64_t g = 0; g < groups; g++) {
+    const int32_t *members = order + offsets[g];
+    const int64_t n = offsets[g + 1] - offsets[g];
+    int64_t max = -1, second = -1, longest = -1; /* longest: the row of the (first) longest */
+    for (int64_t k = 0; k < n; k++) {
+      const int64_t base = (int64_t)members[k] * t;
+      double sum = 0.0, cumulative = 0.0;
+      int64_t len = 0;
+      for (int64_t j = t - 1; j >= 0; j--) {
+        const int kept = rlk_kept(mask, mask_u8, base + j);
+        if (kept) sum += rewards[base + j];
+        returns[base + j] = kept ? (float)sum : 0.0f;
+      }
+      for (int64_t j = 0; j < t; j++) {
+        const int64_t i = base + j;
+        if (rlk_kept(mask, mask_u8, i)) {
+          cumulative += rlk_otb_energy(old_logp[i], sum_pi_sq[i], is_weights ? is_weights[i] : 1.0);
+          len++;
+        }
+        advantages[i] = (float)cumulative;
+      }
+      if (len > max) {
+        second = max;
+        max = len;
+        longest = members[k];
+      } else if (len > second) {
+        second = len;
+      }
+    }
+    for (int64_t j = 0; j < t; j++) {
+      double num = 0.0, den = 0.0;
+      for (int64_t k = 0; k < n; k++) {
+        const int64_t i = (int64_t)members[k] * t + j;
+        if (!rlk_kept(mask, mask_u8, i)) continue;
+        num += (double)returns[i] * advantages[i];
+        den += advantages[i];
+      }
+      const double baseline = n > 1 ? rlk_otb_baseline(num, den, eps) : 0.0;
+      for (int64_t k = 0; k < n; k++) {
+        const int64_t i = (int64_t)members[k] * t + j;
+        if (!rlk_kept(mask, mask_u8, i)) {
+          advantages[i] = 0.0f;
+          continue;
+        }
+        const double b = rlk_otb_zero_tail(zero_tail, n, members[k] == longest, max, second, j) ? 0.0 : baseline;
+        advantages[i] = (float)((double)returns[i] - b);
+      }
+    }
+  }
+  return RLK_OK;
+}
+
 int rlk_masked_whiten(const float *x, const void *mask, int mask_u8, int64_t n, float eps, int unbiased,
                       float *out) {
   const int64_t chunks = (n + CHUNK - 1) / CHUNK;

@@ -6,6 +6,7 @@ import io.rlkernels.ops.AdvantageEstimator;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -15,7 +16,7 @@ import java.util.List;
 /**
  * verl's advantage estimators ({@link AdvantageEstimator}) on a backend: each is a few of the
  * backend's own ops (group advantages, the broadcast to tokens, GAE, discounted returns, masked
- * whitening, a matrix product for gdpo's weighted sum), so it runs where the backend runs, with
+ * whitening, a matrix product for gdpo's weighted sum, the optimal token baseline), so it runs where the backend runs, with
  * their precision and determinism. Temporaries are the backend's, freed before returning.
  */
 public final class AdvantageEstimators {
@@ -48,7 +49,12 @@ public final class AdvantageEstimators {
                 if (in.tokenRewards() == null) {
                     throw Check.fail("tokenRewards", "token rewards [S, T] for " + e, "null");
                 }
-                if (e == AdvantageEstimator.REMAX) { // GAE with gamma = lambda = 1 and V = the baseline: returns - b
+                if (e == AdvantageEstimator.OPTIMAL_TOKEN_BASELINE) { // one op: it needs the returns, W and the group at once
+                    Tensor ret = returns != null ? returns : keep(temporaries, b.allocate(DType.F32, s, t));
+                    b.optimalTokenBaseline(new OptimalTokenBaseline.Config(c.epsilon(), c.handleZeroTail()),
+                            new OptimalTokenBaseline.Inputs(in.tokenRewards(), in.mask(), in.oldLogp(), in.sumPiSquared(), in.isWeights(),
+                                    in.groups()), advantages, ret);
+                } else if (e == AdvantageEstimator.REMAX) { // GAE with gamma = lambda = 1 and V = the baseline: returns - b
                     if (in.baselineRewards() == null) {
                         throw Check.fail("baselineRewards", "the greedy baseline's rewards [S] for remax", "null");
                     }

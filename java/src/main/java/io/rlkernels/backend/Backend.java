@@ -3,6 +3,7 @@ package io.rlkernels.backend;
 import io.rlkernels.ops.internal.LogProbsChecks;
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LinearLogProbs;
@@ -145,6 +146,13 @@ public interface Backend extends AutoCloseable {
 
     /** Discounted returns-to-go over [B, T] token rows; see {@link Gae}. */
     void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns);
+
+    /**
+     * verl's optimal token baseline over [S, T] token rows into advantages and returns [S, T] f32;
+     * see {@link OptimalTokenBaseline}.
+     */
+    void optimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs inputs, Tensor advantages,
+                              Tensor returns);
 
     /** Whitening under a mask; {@code out} may be {@code x} itself. See {@link MaskedWhiten}. */
     void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out);

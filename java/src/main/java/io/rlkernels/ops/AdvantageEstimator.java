@@ -6,7 +6,7 @@ import java.util.Locale;
 
 /**
  * verl's advantage estimators ({@code algorithm.adv_estimator}) as compositions of this library's
- * ops ({@link GroupAdvantages}, {@link Gae}, {@link MaskedWhiten}), so each runs on every backend,
+ * ops ({@link GroupAdvantages}, {@link Gae}, {@link MaskedWhiten}, {@link OptimalTokenBaseline}), so each runs on every backend,
  * two-pass and deterministic as they are; {@code io.rlkernels.backend.AdvantageEstimators}
  * computes them. Outputs are per token, [S, T] under the response mask, as verl's are.
  *
@@ -20,16 +20,19 @@ import java.util.Locale;
  *   reinforce_plus_plus           the discounted returns of the token rewards (gamma), whitened over the tokens
  *   remax                         the returns of the token rewards minus the greedy baseline's reward
  *   gdpo                          per reward k: grpo; then sum_k w_k a_k, normalised over the batch (arXiv 2601.05242)
+ *   optimal_token_baseline        G_t minus a baseline per position and group, weighted by the realized energy W_t
+ *                                 ({@link OptimalTokenBaseline}; arXiv 2602.07078)
  * </pre>
  *
  * The sequence-level estimators read rewards [S] (the sum of verl's token-level rewards); gdpo
- * reads K rewards [K, S] and K weights; reinforce_plus_plus and remax read token rewards [S, T];
- * remax also the baseline rewards [S]. grpo's group of one gets 0 here (verl: r / (1 + eps)): a
+ * reads K rewards [K, S] and K weights; reinforce_plus_plus, remax and optimal_token_baseline read
+ * token rewards [S, T]; remax also the baseline rewards [S]; optimal_token_baseline also the groups,
+ * the old policy's log-probs and sum pi^2 [S, T], and optionally the rollout IS weights [S, T]. grpo's group of one gets 0 here (verl: r / (1 + eps)): a
  * group of one has nothing to compare with. Returns (verl's second output) are the advantages,
  * except for reinforce_plus_plus and remax, where they are the returns.
  */
 public enum AdvantageEstimator {
-    GRPO, RLOO, GPG, OPO, GRPO_PASSK, REINFORCE_PLUS_PLUS_BASELINE, REINFORCE_PLUS_PLUS, REMAX, GDPO;
+    GRPO, RLOO, GPG, OPO, GRPO_PASSK, REINFORCE_PLUS_PLUS_BASELINE, REINFORCE_PLUS_PLUS, REMAX, GDPO, OPTIMAL_TOKEN_BASELINE;
 
     /** verl's name. */
     @Override
@@ -43,26 +46,26 @@ public enum AdvantageEstimator {
                 return e;
             }
         }
-        throw Check.fail("adv_estimator", "one of " + java.util.Arrays.toString(values())
-                + (s.trim().equals("optimal_token_baseline") ? " (optimal_token_baseline is not in this version yet)" : ""), s);
+        throw Check.fail("adv_estimator", "one of " + java.util.Arrays.toString(values()), s);
     }
 
     /** Whether the estimator reads token rewards [S, T] rather than rewards [S]. */
     public boolean tokenRewards() {
-        return this == REINFORCE_PLUS_PLUS || this == REMAX;
+        return this == REINFORCE_PLUS_PLUS || this == REMAX || this == OPTIMAL_TOKEN_BASELINE;
     }
 
     /** Whether it groups sequences (needs a GroupLayout). */
     public boolean grouped() {
-        return !tokenRewards();
+        return !tokenRewards() || this == OPTIMAL_TOKEN_BASELINE;
     }
 
     /**
      * The estimator and its options: verl's norm_adv_by_std_in_grpo (grpo, grpo_passk), epsilon
-     * (1e-6), gamma (reinforce_plus_plus; 1.0), and gdpo's reward weights (one per reward row;
-     * null: 1 each).
+     * (1e-6; optimal_token_baseline's 1e-8), gamma (reinforce_plus_plus; 1.0), gdpo's reward weights
+     * (one per reward row; null: 1 each) and optimal_token_baseline's handle_zero_tail (true).
      */
-    public record Config(AdvantageEstimator estimator, boolean normAdvByStdInGrpo, float epsilon, float gamma, float[] gdpoWeights) {
+    public record Config(AdvantageEstimator estimator, boolean normAdvByStdInGrpo, float epsilon, float gamma, float[] gdpoWeights,
+                         boolean handleZeroTail) {
         public Config {
             if (estimator == null) {
                 throw Check.fail("adv_estimator", "an estimator", "null");
@@ -86,38 +89,61 @@ public enum AdvantageEstimator {
             }
         }
 
+        /** The estimator with verl's defaults. */
         public static Config of(AdvantageEstimator e) {
-            return new Config(e, true, GroupAdvantages.Config.DEFAULT_EPS, 1.0f, null);
+            return new Config(e, true, defaultEpsilon(e), 1.0f, null, true);
+        }
+
+        /** verl's epsilon of the estimator: 1e-6, optimal_token_baseline's 1e-8. */
+        public static float defaultEpsilon(AdvantageEstimator e) {
+            return e == OPTIMAL_TOKEN_BASELINE ? OptimalTokenBaseline.DEFAULT_EPS : GroupAdvantages.Config.DEFAULT_EPS;
         }
 
         public Config withNormAdvByStd(boolean on) {
-            return new Config(estimator, on, epsilon, gamma, gdpoWeights);
+            return new Config(estimator, on, epsilon, gamma, gdpoWeights, handleZeroTail);
+        }
+
+        public Config withEpsilon(float e) {
+            return new Config(estimator, normAdvByStdInGrpo, e, gamma, gdpoWeights, handleZeroTail);
         }
 
         public Config withGamma(float g) {
-            return new Config(estimator, normAdvByStdInGrpo, epsilon, g, gdpoWeights);
+            return new Config(estimator, normAdvByStdInGrpo, epsilon, g, gdpoWeights, handleZeroTail);
         }
 
         public Config withGdpoWeights(float... w) {
-            return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, w);
+            return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, w, handleZeroTail);
+        }
+
+        public Config withHandleZeroTail(boolean on) {
+            return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, gdpoWeights, on);
         }
     }
 
     /**
      * The inputs: rewards [S] f32 (gdpo: [K, S]), the groups, the response mask [S, T] (f32 or
-     * u8), token rewards [S, T] f32 (reinforce_plus_plus, remax) and remax's baseline rewards [S] f32.
+     * u8), token rewards [S, T] f32 (reinforce_plus_plus, remax, optimal_token_baseline), remax's
+     * baseline rewards [S] f32, and optimal_token_baseline's old log-probs, sum pi^2 and rollout IS
+     * weights (optional), [S, T] f32.
      */
-    public record Inputs(Tensor rewards, GroupLayout groups, Tensor mask, Tensor tokenRewards, Tensor baselineRewards) {
+    public record Inputs(Tensor rewards, GroupLayout groups, Tensor mask, Tensor tokenRewards, Tensor baselineRewards, Tensor oldLogp,
+                         Tensor sumPiSquared, Tensor isWeights) {
         public static Inputs grouped(Tensor rewards, GroupLayout groups, Tensor mask) {
-            return new Inputs(rewards, groups, mask, null, null);
+            return new Inputs(rewards, groups, mask, null, null, null, null, null);
         }
 
         public static Inputs tokens(Tensor tokenRewards, Tensor mask) {
-            return new Inputs(null, null, mask, tokenRewards, null);
+            return new Inputs(null, null, mask, tokenRewards, null, null, null, null);
+        }
+
+        /** optimal_token_baseline's inputs ({@code isWeights} may be null). */
+        public static Inputs optimalTokenBaseline(Tensor tokenRewards, GroupLayout groups, Tensor mask, Tensor oldLogp,
+                                                  Tensor sumPiSquared, Tensor isWeights) {
+            return new Inputs(null, groups, mask, tokenRewards, null, oldLogp, sumPiSquared, isWeights);
         }
 
         public Inputs withBaselineRewards(Tensor baseline) {
-            return new Inputs(rewards, groups, mask, tokenRewards, baseline);
+            return new Inputs(rewards, groups, mask, tokenRewards, baseline, oldLogp, sumPiSquared, isWeights);
         }
     }
 }

@@ -26,8 +26,13 @@ class AdvantageEstimatorsTest {
     static final int S = 26;
     static final int T = 12;
 
-    /** The batch on the host: rewards [S], K = 2 rewards [2, S], token rewards [S, T], baselines [S], a prefix mask [S, T]. */
-    private record Batch(float[] r, float[][] multi, float[] tokenR, float[] base, float[] mask, long[] ids) {
+    /**
+     * The batch on the host: rewards [S], K = 2 rewards [2, S], token rewards [S, T], baselines [S],
+     * a prefix mask [S, T]; for optimal_token_baseline the old log-probs, sum pi^2 (that of a
+     * distribution with p_y = pi: pi^2 plus up to (1 - pi)^2) and IS weights [S, T].
+     */
+    private record Batch(float[] r, float[][] multi, float[] tokenR, float[] base, float[] mask, long[] ids, float[] oldLogp,
+                         float[] sumPiSq, float[] isW) {
         static Batch random(SplittableRandom rng) {
             float[] r = new float[S];
             float[][] multi = new float[2][S];
@@ -35,6 +40,15 @@ class AdvantageEstimatorsTest {
             float[] base = new float[S];
             float[] mask = new float[S * T];
             long[] ids = new long[S];
+            float[] oldLogp = new float[S * T];
+            float[] sumPiSq = new float[S * T];
+            float[] isW = new float[S * T];
+            for (int i = 0; i < S * T; i++) {
+                double pi = rng.nextDouble(0.01, 0.99);
+                oldLogp[i] = (float) Math.log(pi);
+                sumPiSq[i] = (float) (pi * pi + (1 - pi) * (1 - pi) * rng.nextDouble());
+                isW[i] = (float) rng.nextDouble(0.5, 2.0);
+            }
             for (int i = 0; i < S; i++) {
                 ids[i] = i < 24 ? i / 4 : 6; // six groups of four, one pair
                 r[i] = rng.nextInt(3) == 0 ? 0f : (float) rng.nextGaussian(); // some zero rewards (gpg's alpha)
@@ -47,7 +61,7 @@ class AdvantageEstimatorsTest {
                     tokenR[i * T + j] = j == len - 1 ? (float) rng.nextGaussian() : (float) (rng.nextGaussian() * 0.1);
                 }
             }
-            return new Batch(r, multi, tokenR, base, mask, ids);
+            return new Batch(r, multi, tokenR, base, mask, ids, oldLogp, sumPiSq, isW);
         }
 
         int len(int i) {
@@ -190,9 +204,73 @@ class AdvantageEstimatorsTest {
                     tok[i] = b.mask[i] * (asFloat[i / T] - mu) / (sd + 1e-6);
                 }
             }
+            case OPTIMAL_TOKEN_BASELINE -> tok = otb(b, true, true);
             default -> throw new IllegalStateException();
         }
         return tok;
+    }
+
+    /**
+     * verl's compute_optimal_token_baseline_advantage, on padded rows as verl computes it: returns
+     * by a reversed cumulative sum of r m, W as the cumulative sum of (1 - 2 pi + sum pi^2) rho^2 m,
+     * per group and column B = sum G W m / (sum W m + 1e-8), no baseline for a group of one, and with
+     * handle_zero_tail the baseline of a unique longest row zeroed from the second longest length on.
+     */
+    private static double[] otb(Batch b, boolean withIs, boolean zeroTail) {
+        double[] g = new double[S * T];
+        double[] w = new double[S * T];
+        for (int i = 0; i < S; i++) {
+            double run = 0;
+            for (int j = T - 1; j >= 0; j--) {
+                run += b.tokenR[i * T + j] * b.mask[i * T + j];
+                g[i * T + j] = run;
+            }
+            double cum = 0;
+            for (int j = 0; j < T; j++) {
+                int at = i * T + j;
+                double rho = withIs ? b.isW[at] : 1;
+                cum += (1 - 2 * Math.exp(b.oldLogp[at]) + b.sumPiSq[at]) * rho * rho * b.mask[at];
+                w[at] = cum;
+            }
+        }
+        double[] base = new double[S * T];
+        java.util.Set<Long> done = new java.util.HashSet<>();
+        for (int i = 0; i < S; i++) {
+            if (!done.add(b.ids[i])) {
+                continue;
+            }
+            int[] m = members(b.ids, i);
+            if (m.length == 1) {
+                continue;
+            }
+            for (int j = 0; j < T; j++) {
+                double num = 0;
+                double den = 0;
+                for (int k : m) {
+                    num += g[k * T + j] * w[k * T + j] * b.mask[k * T + j];
+                    den += w[k * T + j] * b.mask[k * T + j];
+                }
+                for (int k : m) {
+                    base[k * T + j] = num / (den + 1e-8);
+                }
+            }
+            if (zeroTail) {
+                int[] lengths = java.util.Arrays.stream(m).map(b::len).sorted().toArray();
+                int max = lengths[lengths.length - 1];
+                int second = lengths[lengths.length - 2];
+                int[] longest = java.util.Arrays.stream(m).filter(k -> b.len(k) == max).toArray();
+                if (longest.length == 1 && max > second) {
+                    for (int j = second; j < T; j++) {
+                        base[longest[0] * T + j] = 0;
+                    }
+                }
+            }
+        }
+        double[] adv = new double[S * T];
+        for (int i = 0; i < S * T; i++) {
+            adv[i] = (g[i] - base[i]) * b.mask[i];
+        }
+        return adv;
     }
 
     @ParameterizedTest(name = "{0}")
@@ -203,10 +281,13 @@ class AdvantageEstimatorsTest {
         try (Backend b = bt.open(); HostTensor ids = HostTensor.of(batch.ids); GroupLayout groups = GroupLayout.of(ids);
              Tensor rewards = b.upload(HostTensor.of(batch.r)); Tensor multi = b.upload(HostTensor.of(concat(batch.multi), 2, S));
              Tensor tokenRewards = b.upload(HostTensor.of(batch.tokenR, S, T)); Tensor base = b.upload(HostTensor.of(batch.base));
-             Tensor mask = b.upload(HostTensor.of(batch.mask, S, T))) {
+             Tensor mask = b.upload(HostTensor.of(batch.mask, S, T)); Tensor oldLogp = b.upload(HostTensor.of(batch.oldLogp, S, T));
+             Tensor sumPiSq = b.upload(HostTensor.of(batch.sumPiSq, S, T)); Tensor isW = b.upload(HostTensor.of(batch.isW, S, T))) {
             for (AdvantageEstimator e : AdvantageEstimator.values()) {
                 AdvantageEstimator.Config c = AdvantageEstimator.Config.of(e).withGamma(0.9f).withGdpoWeights(1f, 0.5f);
-                AdvantageEstimator.Inputs in = e.tokenRewards() ? AdvantageEstimator.Inputs.tokens(tokenRewards, mask).withBaselineRewards(base)
+                AdvantageEstimator.Inputs in = e == AdvantageEstimator.OPTIMAL_TOKEN_BASELINE
+                        ? AdvantageEstimator.Inputs.optimalTokenBaseline(tokenRewards, groups, mask, oldLogp, sumPiSq, isW)
+                        : e.tokenRewards() ? AdvantageEstimator.Inputs.tokens(tokenRewards, mask).withBaselineRewards(base)
                         : AdvantageEstimator.Inputs.grouped(e == AdvantageEstimator.GDPO ? multi : rewards, groups, mask);
                 try (Tensor adv = b.upload(TestData.poisoned(DType.F32, S, T)); Tensor ret = b.upload(TestData.poisoned(DType.F32, S, T));
                      HostTensor got = HostTensor.allocate(DType.F32, S, T); HostTensor gotRet = HostTensor.allocate(DType.F32, S, T)) {
@@ -245,8 +326,13 @@ class AdvantageEstimatorsTest {
                         AdvantageEstimator.Inputs.grouped(two, groups, mask), adv, null));
                 assertTrue(gdpo.getMessage().startsWith("gdpo_reward_weights:"), gdpo.getMessage());
             }
-            IllegalArgumentException otb = assertThrows(IllegalArgumentException.class, () -> AdvantageEstimator.parse("optimal_token_baseline"));
-            assertTrue(otb.getMessage().contains("not in this version yet"), otb.getMessage());
+            assertEquals(AdvantageEstimator.OPTIMAL_TOKEN_BASELINE, AdvantageEstimator.parse("optimal_token_baseline"));
+            try (HostTensor tokens = HostTensor.of(batch.tokenR, S, T); HostTensor lp = HostTensor.of(batch.oldLogp, S, T)) {
+                IllegalArgumentException otb = assertThrows(IllegalArgumentException.class, () -> AdvantageEstimators.compute(b,
+                        AdvantageEstimator.Config.of(AdvantageEstimator.OPTIMAL_TOKEN_BASELINE),
+                        AdvantageEstimator.Inputs.optimalTokenBaseline(tokens, groups, mask, lp, null, null), adv, null));
+                assertTrue(otb.getMessage().startsWith("sumPiSquared:"), otb.getMessage());
+            }
             assertEquals(AdvantageEstimator.REINFORCE_PLUS_PLUS_BASELINE, AdvantageEstimator.parse("reinforce_plus_plus_baseline"));
         }
     }

@@ -64,7 +64,15 @@ class OpAdvantagesCommandTest {
         int t = 16;
         try (HostTensor rewards = TestData.normal(rng, s, 1.0); HostTensor ids = HostTensor.allocate(DType.I64, s);
              HostTensor tokens = HostTensor.wrap(TestData.normal(rng, s * t, 1.0).segment(), DType.F32, s, t);
-             HostTensor base = TestData.normal(rng, s, 1.0); HostTensor mask = HostTensor.allocate(DType.U8, s, t)) {
+             HostTensor base = TestData.normal(rng, s, 1.0); HostTensor mask = HostTensor.allocate(DType.U8, s, t);
+             HostTensor oldLogp = HostTensor.allocate(DType.F32, s, t); HostTensor sumPiSq = HostTensor.allocate(DType.F32, s, t);
+             HostTensor isW = HostTensor.allocate(DType.F32, s, t)) {
+            for (int i = 0; i < s * t; i++) { // optimal_token_baseline's: pi, a sum pi^2 >= pi^2, weights near 1
+                double pi = rng.nextDouble(0.01, 0.99);
+                oldLogp.setFloat(i, (float) Math.log(pi));
+                sumPiSq.setFloat(i, (float) (pi * pi + (1 - pi) * (1 - pi) * rng.nextDouble()));
+                isW.setFloat(i, (float) rng.nextDouble(0.5, 1.5));
+            }
             for (int i = 0; i < s; i++) {
                 ids.setLong(i, i / 5);
                 int len = 1 + rng.nextInt(t);
@@ -77,7 +85,10 @@ class OpAdvantagesCommandTest {
             Npy.write(in.resolve("token_rewards.npy"), tokens);
             Npy.write(in.resolve("baseline_rewards.npy"), base);
             Npy.write(in.resolve("mask.npy"), mask);
-            for (String e : new String[] {"opo", "grpo_passk", "reinforce_plus_plus", "remax"}) {
+            Npy.write(in.resolve("old_logp.npy"), oldLogp);
+            Npy.write(in.resolve("sum_pi_squared.npy"), sumPiSq);
+            Npy.write(in.resolve("rollout_is_weights.npy"), isW);
+            for (String e : new String[] {"opo", "grpo_passk", "reinforce_plus_plus", "remax", "optimal_token_baseline"}) {
                 Path out = dir.resolve("out-" + e);
                 assertEquals(0, Main.run("op", "advantages", "--backend", "native", "--in", in.toString(), "--out", out.toString(),
                         "--param", "adv_estimator=" + e, "--param", "gamma=0.95", "--param", "norm_adv_by_std_in_grpo=false"));
@@ -85,8 +96,9 @@ class OpAdvantagesCommandTest {
                         .withNormAdvByStd(false);
                 try (GroupLayout groups = GroupLayout.of(ids); HostTensor want = HostTensor.allocate(DType.F32, s, t);
                      HostTensor wantRet = HostTensor.allocate(DType.F32, s, t); Arena arena = Arena.ofConfined()) {
-                    AdvantageEstimator.Inputs inputs = c.estimator().tokenRewards()
-                            ? AdvantageEstimator.Inputs.tokens(tokens, mask).withBaselineRewards(base)
+                    AdvantageEstimator.Inputs inputs = c.estimator() == AdvantageEstimator.OPTIMAL_TOKEN_BASELINE
+                            ? AdvantageEstimator.Inputs.optimalTokenBaseline(tokens, groups, mask, oldLogp, sumPiSq, isW)
+                            : c.estimator().tokenRewards() ? AdvantageEstimator.Inputs.tokens(tokens, mask).withBaselineRewards(base)
                             : AdvantageEstimator.Inputs.grouped(rewards, groups, mask);
                     AdvantageEstimators.compute(new ReferenceBackend(), c, inputs, want, wantRet);
                     Compare.assertClose("op advantages " + e + " seed=" + seed, want, Npy.read(out.resolve("advantages.npy"), arena),
@@ -95,6 +107,7 @@ class OpAdvantagesCommandTest {
                             Npy.read(out.resolve("returns.npy"), arena), new Tolerance(1e-6, 1e-5));
                 }
             }
+            Files.delete(in.resolve("sum_pi_squared.npy")); // optimal_token_baseline without it: refused, naming the file
             assertEquals(2, Main.run("op", "advantages", "--backend", "native", "--in", in.toString(), "--out",
                     dir.resolve("bad").toString(), "--param", "adv_estimator=optimal_token_baseline"));
         }

@@ -7,6 +7,8 @@ import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.OptimalTokenBaseline;
+import io.rlkernels.ops.internal.OptimalTokenBaselineChecks;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.DeviceTensor;
 import io.rlkernels.tensor.Tensor;
@@ -147,6 +149,39 @@ final class AdvantagesLaunch {
             }
             if (!bounded) {
                 checks.requireRepresentable(s, returns, ret, Float.MAX_VALUE, (i, x) -> GaeChecks.overflow("returns", i, x));
+            }
+            s.finish();
+        }
+    }
+
+    void optimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor advantages, Tensor returns) {
+        OptimalTokenBaselineChecks.check(config, in, advantages, returns);
+        long rows = in.tokenRewards().dim(0);
+        long t = in.tokenRewards().dim(1);
+        GroupLayout layout = in.groups();
+        try (Staging s = new Staging(launcher, backend)) {
+            long r = checks.boundedInput(s, "tokenRewards", in.tokenRewards(), GaeChecks.inputBound(t),
+                    "returns sum up to T rewards");
+            long m = s.in("mask", in.mask());
+            long lp = checks.finiteInput(s, "oldLogp", in.oldLogp());
+            long q = checks.finiteInput(s, "sumPiSquared", in.sumPiSquared());
+            long rho = in.isWeights() == null ? 0 : checks.finiteInput(s, "isWeights", in.isWeights());
+            DeviceLayout dl = layout.deviceCopy(launcher, () -> new DeviceLayout(backend.copyIn(layout.order()), backend.copyIn(layout.offsets())));
+            long adv = s.out("advantages", advantages);
+            long ret = s.out("returns", returns);
+            int u8 = in.mask().dtype() == DType.U8 ? 1 : 0;
+            if (rows > 0 && t > 0) {
+                long lengths = s.scratch(8 * rows);
+                launcher.launch("rlk_otb_scan", CudaBackend.elementwiseLaunch(rows), new KernelArgs().ptr(r).ptr(m).i32(u8).ptr(lp)
+                        .ptr(q).ptr(rho).i64(rows).i64(t).ptr(ret).ptr(adv).ptr(lengths));
+                if (layout.groups() > 0) {
+                    launcher.launch("rlk_otb_apply", CudaBackend.elementwiseLaunch(layout.groups() * t), new KernelArgs().ptr(m).i32(u8)
+                            .ptr(dl.order().address()).ptr(dl.offsets().address()).i64(layout.groups()).i64(t).f32(config.eps())
+                            .i32(config.handleZeroTail() ? 1 : 0).ptr(lengths).ptr(ret).ptr(adv));
+                }
+                // W in float32 can overflow where the inputs are extreme; it then makes NaN advantages, refused here
+                checks.requireRepresentable(s, advantages, adv, Float.MAX_VALUE,
+                        (i, x) -> OptimalTokenBaselineChecks.overflow("advantages", i, x));
             }
             s.finish();
         }

@@ -6,6 +6,7 @@ import io.rlkernels.internal.Check;
 import io.rlkernels.internal.Lifetime;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.Layout;
@@ -127,6 +128,19 @@ public abstract class BackendBase implements Backend {
     public final void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         try (Leases l = enter().hold("rewards", rewards).hold("mask", mask).hold("returns", returns)) {
             runDiscountedReturns(gamma, rewards, mask, returns);
+        }
+    }
+
+    @Override
+    public final void optimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor advantages,
+                                           Tensor returns) {
+        if (in == null) {
+            throw Check.fail("inputs", "not null", "null");
+        }
+        try (Leases l = enter().hold("tokenRewards", in.tokenRewards()).hold("mask", in.mask()).hold("oldLogp", in.oldLogp())
+                .hold("sumPiSquared", in.sumPiSquared()).hold("isWeights", in.isWeights()).hold("groups", in.groups())
+                .hold("advantages", advantages).hold("returns", returns)) {
+            runOptimalTokenBaseline(config, in, advantages, returns);
         }
     }
 
@@ -371,6 +385,9 @@ public abstract class BackendBase implements Backend {
                                    Tensor returns);
 
     protected abstract void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns);
+
+    protected abstract void runOptimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in,
+                                                    Tensor advantages, Tensor returns);
 
     protected abstract void runMaskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out);
 

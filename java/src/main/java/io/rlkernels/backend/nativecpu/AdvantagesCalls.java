@@ -12,6 +12,8 @@ import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.OptimalTokenBaseline;
+import io.rlkernels.ops.internal.OptimalTokenBaselineChecks;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
@@ -19,7 +21,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The advantage ops on librlkernels (rlk_group_advantages, rlk_sequence_to_tokens, rlk_gae,
- * rlk_masked_whiten; contracts {@link io.rlkernels.ops.GroupAdvantages}, {@link io.rlkernels.ops.Gae},
+ * rlk_masked_whiten, rlk_otb; contracts {@link io.rlkernels.ops.GroupAdvantages}, {@link io.rlkernels.ops.Gae},
  * {@link io.rlkernels.ops.MaskedWhiten}).
  */
 final class AdvantagesCalls {
@@ -83,6 +85,26 @@ final class AdvantagesCalls {
         if (!bounded) {
             calls.refuseOverflow(host("returns", returns), (i, v) -> GaeChecks.overflow("returns", i, v));
         }
+    }
+
+    void optimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor advantages, Tensor returns) {
+        OptimalTokenBaselineChecks.check(config, in, advantages, returns);
+        long s = in.tokenRewards().dim(0);
+        long t = in.tokenRewards().dim(1);
+        calls.requireFinite("tokenRewards", host("tokenRewards", in.tokenRewards()), GaeChecks.inputBound(t));
+        calls.requireFinite("oldLogp", host("oldLogp", in.oldLogp()));
+        calls.requireFinite("sumPiSquared", host("sumPiSquared", in.sumPiSquared()));
+        if (in.isWeights() != null) {
+            calls.requireFinite("isWeights", host("isWeights", in.isWeights()));
+        }
+        GroupLayout g = in.groups();
+        check(lib.otb(segment("tokenRewards", in.tokenRewards()), segment("mask", in.mask()), in.mask().dtype() == DType.U8,
+                segment("oldLogp", in.oldLogp()), segment("sumPiSquared", in.sumPiSquared()),
+                in.isWeights() == null ? MemorySegment.NULL : segment("isWeights", in.isWeights()), g.order().segment(),
+                g.offsets().segment(), g.groups(), s, t, config.eps(), config.handleZeroTail(), segment("advantages", advantages),
+                segment("returns", returns)), "rlk_otb");
+        // W in float32 can overflow where the inputs are extreme; it then makes NaN advantages, refused here
+        calls.refuseOverflow(host("advantages", advantages), (i, v) -> OptimalTokenBaselineChecks.overflow("advantages", i, v));
     }
 
     void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {

@@ -6,6 +6,7 @@ import io.rlkernels.backend.nativecpu.internal.NativeLibrary;
 import io.rlkernels.internal.Check;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LinearLogProbs;
@@ -168,6 +169,12 @@ public final class NativeBackend extends BackendBase {
     @Override
     protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         advantages.discountedReturns(gamma, rewards, mask, returns);
+    }
+
+    @Override
+    protected void runOptimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor out,
+                                           Tensor returns) {
+        advantages.optimalTokenBaseline(config, in, out, returns);
     }
 
     @Override

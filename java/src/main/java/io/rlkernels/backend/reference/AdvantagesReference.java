@@ -11,13 +11,15 @@ import io.rlkernels.ops.Gae;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.OptimalTokenBaseline;
+import io.rlkernels.ops.internal.OptimalTokenBaselineChecks;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
 /**
  * The advantage ops (contracts: {@link io.rlkernels.ops.GroupAdvantages}, {@link io.rlkernels.ops.Gae},
  * {@link io.rlkernels.ops.MaskedWhiten}; ARCHITECTURE §5.2) in f64: two-pass group statistics, the
- * reverse GAE scan, masked whitening.
+ * reverse GAE scan, masked whitening, the optimal token baseline.
  */
 final class AdvantagesReference {
     private AdvantagesReference() {}
@@ -172,6 +174,101 @@ final class AdvantagesReference {
             long bad = Check.firstOutside(out, Float.MAX_VALUE);
             if (bad >= 0) {
                 throw GaeChecks.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
+            }
+        }
+    }
+
+    /**
+     * The optimal token baseline in f64 from its definition ({@link OptimalTokenBaseline}): G and W
+     * per row, then per group and position the weighted mean of G; W beyond float32 is refused, as
+     * the kernels, which keep W in float32, would turn it into NaN.
+     */
+    static void optimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor advantages,
+                                     Tensor returns) {
+        OptimalTokenBaselineChecks.check(config, in, advantages, returns);
+        HostTensor r = host("tokenRewards", in.tokenRewards());
+        HostTensor m = host("mask", in.mask());
+        HostTensor lp = host("oldLogp", in.oldLogp());
+        HostTensor q = host("sumPiSquared", in.sumPiSquared());
+        HostTensor rho = in.isWeights() == null ? null : host("isWeights", in.isWeights());
+        HostTensor adv = host("advantages", advantages);
+        HostTensor ret = host("returns", returns);
+        Check.finite("tokenRewards", r);
+        Check.finite("oldLogp", lp);
+        Check.finite("sumPiSquared", q);
+        if (rho != null) {
+            Check.finite("isWeights", rho);
+        }
+        int s = (int) r.dim(0);
+        int t = (int) r.dim(1);
+        double[][] g = new double[s][t];
+        double[][] w = new double[s][t];
+        int[] length = new int[s];
+        for (int row = 0; row < s; row++) {
+            double sum = 0;
+            for (int j = t - 1; j >= 0; j--) {
+                long i = (long) row * t + j;
+                sum += m.getFloat(i) != 0 ? r.getFloat(i) : 0;
+                g[row][j] = sum;
+            }
+            double cumulative = 0;
+            for (int j = 0; j < t; j++) {
+                long i = (long) row * t + j;
+                if (m.getFloat(i) != 0) {
+                    double weight = rho == null ? 1 : rho.getFloat(i);
+                    cumulative += (1 - 2 * Math.exp(lp.getFloat(i)) + q.getFloat(i)) * weight * weight;
+                    length[row]++;
+                    if (!(Math.abs(cumulative) <= Float.MAX_VALUE)) {
+                        throw OptimalTokenBaselineChecks.overflow("W", i, (float) cumulative);
+                    }
+                }
+                w[row][j] = cumulative;
+            }
+        }
+        HostTensor order = in.groups().order();
+        HostTensor offsets = in.groups().offsets();
+        for (int grp = 0; grp < in.groups().groups(); grp++) {
+            int begin = (int) offsets.getLong(grp);
+            int n = (int) offsets.getLong(grp + 1) - begin;
+            int longest = -1; // the row of a unique longest trajectory, if it outlasts the second longest
+            int second = -1;
+            int max = -1;
+            for (int k = begin; k < begin + n; k++) {
+                int len = length[(int) order.getLong(k)];
+                if (len > max) {
+                    second = max;
+                    max = len;
+                    longest = (int) order.getLong(k);
+                } else if (len > second) {
+                    second = len;
+                }
+            }
+            boolean zeroTail = config.handleZeroTail() && n > 1 && max > second;
+            for (int j = 0; j < t; j++) {
+                double num = 0;
+                double den = 0;
+                for (int k = begin; k < begin + n; k++) {
+                    int row = (int) order.getLong(k);
+                    if (m.getFloat((long) row * t + j) != 0) {
+                        num += g[row][j] * w[row][j];
+                        den += w[row][j];
+                    }
+                }
+                double baseline = den + config.eps() != 0 ? num / (den + config.eps()) : 0;
+                for (int k = begin; k < begin + n; k++) {
+                    int row = (int) order.getLong(k);
+                    long i = (long) row * t + j;
+                    boolean kept = m.getFloat(i) != 0;
+                    double b = n == 1 || (zeroTail && row == longest && j >= second) ? 0 : baseline;
+                    adv.setFloat(i, kept ? (float) (g[row][j] - b) : 0f);
+                    ret.setFloat(i, kept ? (float) g[row][j] : 0f);
+                }
+            }
+        }
+        for (HostTensor out : new HostTensor[] {adv, ret}) {
+            long bad = Check.firstOutside(out, Float.MAX_VALUE);
+            if (bad >= 0) {
+                throw OptimalTokenBaselineChecks.overflow(out == adv ? "advantages" : "returns", bad, out.getFloat(bad));
             }
         }
     }

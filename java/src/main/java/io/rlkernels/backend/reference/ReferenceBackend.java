@@ -5,6 +5,7 @@ import io.rlkernels.backend.internal.BgpoWorkspace;
 import io.rlkernels.backend.BackendKind;
 import io.rlkernels.ops.Bgpo;
 import io.rlkernels.ops.Gae;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.ops.GroupAdvantages;
 import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LinearLogProbs;
@@ -71,6 +72,12 @@ public final class ReferenceBackend extends BackendBase {
     @Override
     protected void runDiscountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         AdvantagesReference.discountedReturns(gamma, rewards, mask, returns);
+    }
+
+    @Override
+    protected void runOptimalTokenBaseline(OptimalTokenBaseline.Config config, OptimalTokenBaseline.Inputs in, Tensor advantages,
+                                           Tensor returns) {
+        AdvantagesReference.optimalTokenBaseline(config, in, advantages, returns);
     }
 
     @Override

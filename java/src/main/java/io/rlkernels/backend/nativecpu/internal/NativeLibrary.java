@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeLibrary {
     public static final String RESOURCE = "/io/rlkernels/native/linux-x86_64/librlkernels.so";
-    private static final int ABI_VERSION = 5;
+    private static final int ABI_VERSION = 6;
 
     private static final FunctionDescriptor FWD = FunctionDescriptor.of(JAVA_INT,
             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_LONG,
@@ -46,6 +46,7 @@ public final class NativeLibrary {
     private final MethodHandle sequenceToTokens;
     private final MethodHandle gae;
     private final MethodHandle maskedWhiten;
+    private final MethodHandle otb;
     private final MethodHandle firstOutside;
     private final MethodHandle policyLoss;
     private final MethodHandle maskRows;
@@ -73,6 +74,8 @@ public final class NativeLibrary {
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS), critical);
         gae = linker.downcallHandle(find(lib, "rlk_gae"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, ADDRESS), critical);
+        otb = linker.downcallHandle(find(lib, "rlk_otb"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS), critical);
         maskedWhiten = linker.downcallHandle(find(lib, "rlk_masked_whiten"), FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, JAVA_INT, ADDRESS), critical);
         firstOutside = linker.downcallHandle(find(lib, "rlk_first_outside_f32"),
@@ -255,6 +258,18 @@ public final class NativeLibrary {
                    float gamma, float lambda, MemorySegment advantages, MemorySegment returns) {
         try {
             return (int) gae.invokeExact(rewards, values, mask, maskU8 ? 1 : 0, b, t, gamma, lambda, advantages, returns);
+        } catch (Throwable t2) {
+            throw Downcalls.rethrow(t2);
+        }
+    }
+
+    /** The optimal token baseline; {@code isWeights} may be NULL. */
+    public int otb(MemorySegment rewards, MemorySegment mask, boolean maskU8, MemorySegment oldLogp, MemorySegment sumPiSquared,
+                   MemorySegment isWeights, MemorySegment order, MemorySegment offsets, long groups, long s, long t, float eps,
+                   boolean zeroTail, MemorySegment advantages, MemorySegment returns) {
+        try {
+            return (int) otb.invokeExact(rewards, mask, maskU8 ? 1 : 0, oldLogp, sumPiSquared, isWeights, order, offsets, groups, s, t,
+                    eps, zeroTail ? 1 : 0, advantages, returns);
         } catch (Throwable t2) {
             throw Downcalls.rethrow(t2);
         }

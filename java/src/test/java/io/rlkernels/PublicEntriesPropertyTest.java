@@ -13,6 +13,7 @@ import io.rlkernels.ops.GroupLayout;
 import io.rlkernels.ops.LinearLogProbs;
 import io.rlkernels.ops.LogProbs;
 import io.rlkernels.ops.MaskedWhiten;
+import io.rlkernels.ops.OptimalTokenBaseline;
 import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.ops.SequenceLayout;
 import io.rlkernels.tensor.DType;
@@ -61,7 +62,7 @@ class PublicEntriesPropertyTest {
     @Provide
     Arbitrary<String> ops() {
         return Arbitraries.of("logProbs", "logProbsBackward", "groupAdvantages", "sequenceToTokens", "gae", "discountedReturns",
-                "maskedWhiten", "policyLoss", "bgpo", "matmul", "download", "linearLogProbs", "linearLogProbsBackward",
+                "optimalTokenBaseline", "maskedWhiten", "policyLoss", "bgpo", "matmul", "download", "linearLogProbs", "linearLogProbsBackward",
                 "linearPolicyLoss");
     }
 
@@ -459,6 +460,32 @@ class PublicEntriesPropertyTest {
                 c.run = op.equals("gae")
                         ? b -> b.gae(cfg, c.t("rewards"), c.t("values"), c.t("mask"), c.t("advantages"), c.t("returns"))
                         : b -> b.discountedReturns(cfg.gamma(), c.t("rewards"), c.t("mask"), c.t("returns"));
+            }
+            case "optimalTokenBaseline" -> {
+                long t = rng.nextInt(6);
+                OptimalTokenBaseline.Config cfg = new OptimalTokenBaseline.Config(rng.nextBoolean() ? 0f : 1e-8f, rng.nextBoolean());
+                int[] groupIds = new int[(int) n];
+                for (int i = 0; i < n; i++) {
+                    groupIds[i] = rng.nextInt(3);
+                }
+                c.input("tokenRewards", floats(rng, DType.F32, 1, n, t));
+                c.input("mask", mask(rng, n, t));
+                HostTensor lp = floats(rng, DType.F32, 1, n, t);
+                HostTensor q = HostTensor.allocate(DType.F32, n, t);
+                for (long i = 0; i < lp.numel(); i++) { // log-probs and a sum pi^2 of their distributions
+                    lp.setFloat(i, -Math.abs(lp.getFloat(i)));
+                    double pi = Math.exp(lp.getFloat(i));
+                    q.setFloat(i, (float) (pi * pi + (1 - pi) * (1 - pi) * rng.nextDouble()));
+                }
+                c.input("oldLogp", lp);
+                c.input("sumPiSquared", q);
+                c.input("isWeights", floats(rng, DType.F32, 1, n, t));
+                c.optional.add("isWeights");
+                c.args.put("groups", c.own(GroupLayout.of(HostTensor.of(groupIds))));
+                c.output("advantages", DType.F32, n, t);
+                c.output("returns", DType.F32, n, t);
+                c.run = b -> b.optimalTokenBaseline(cfg, new OptimalTokenBaseline.Inputs(c.t("tokenRewards"), c.t("mask"), c.t("oldLogp"),
+                        c.t("sumPiSquared"), c.t("isWeights"), (GroupLayout) c.get("groups")), c.t("advantages"), c.t("returns"));
             }
             case "maskedWhiten" -> {
                 c.input("x", floats(rng, DType.F32, 2, n, 3));

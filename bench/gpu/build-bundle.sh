@@ -12,7 +12,7 @@
 # The bundle (one folder, rlkernels-gpu-bundle/):
 #   run.sh, README.md            the command to run there, and how (bench/gpu/README.md)
 #   jre/                         a jlink'd JRE of this JDK: java.base, java.logging, java.xml, jdk.zipfs
-#   lib/                         rlkernels-<version>.jar and its runtime dependencies (JCuda, picocli)
+#   lib/                         rlkernels-<version>.jar, rlkernels-cli-<version>.jar and their runtime dependencies (JCuda, picocli)
 #   test/                        the tests jar, junit-platform-console-standalone, other test-only dependencies
 #   bench/                       rlkernels-bench-<version>.jar (GpuLogProbsBench), bench_torch.py, report.py
 #   native-fallback/libgomp.so.1 used only where the machine has no libgomp (the native backend links it)
@@ -59,9 +59,10 @@ fi
 
 version="$(sed -n 's:.*<version>\(.*\)</version>.*:\1:p' "$root/pom.xml" | head -n1)"
 lib_jar="$root/java/target/rlkernels-$version.jar"
+cli_jar="$root/cli/target/rlkernels-cli-$version.jar"
 tests_jar="$root/java/target/rlkernels-$version-tests.jar"
 bench_jar="$root/bench/target/rlkernels-bench-$version.jar"
-for f in "$lib_jar" "$tests_jar" "$bench_jar"; do
+for f in "$lib_jar" "$cli_jar" "$tests_jar" "$bench_jar"; do
   [ -f "$f" ] || { echo "build-bundle.sh: $f is missing (run without --skip-build)" >&2; exit 1; }
 done
 if ! "$JAVA_HOME/bin/jar" tf "$lib_jar" | grep -q 'io/rlkernels/cuda/rlkernels.fatbin'; then
@@ -76,9 +77,10 @@ fi
 rm -rf "$stage" "$dist/$NAME.tar.xz"
 mkdir -p "$stage/lib" "$stage/test/lib" "$stage/bench" "$stage/native-fallback"
 
-# The library and its runtime dependencies (java/target/lib, copied there by the java module's package phase).
-cp "$lib_jar" "$stage/lib/"
-cp "$root"/java/target/lib/*.jar "$stage/lib/"
+# The library and its runtime dependencies (java/target/lib, copied there by the java module's package
+# phase); the command line for rlkernels info, with picocli (not the trainer's plot and progress bar).
+cp "$lib_jar" "$cli_jar" "$stage/lib/"
+cp "$root"/java/target/lib/*.jar "$root"/cli/target/lib/picocli-*.jar "$stage/lib/"
 cp "$tests_jar" "$stage/test/"
 cp "$bench_jar" "$stage/bench/"
 

@@ -4,7 +4,8 @@
  * <p>The API is three packages: {@code tensor} (host and device tensors), {@code ops} (each op's
  * configuration, inputs and statistics) and {@code backend} ({@code Backend}, {@code Backends},
  * {@code BgpoAccumulator}). Everything else — the backends' implementations, their FFM and JCuda
- * bindings, the CLI and the trainer — is internal to the module. The backends use native code:
+ * bindings — is internal to the module (the command line and the trainer are another artifact,
+ * rlkernels-cli). The backends use native code:
  * run with {@code --enable-native-access=io.rlkernels} on the module path
  * ({@code ALL-UNNAMED} on the class path).
  */
@@ -15,12 +16,4 @@ module io.rlkernels {
 
     requires java.logging;
     requires jcuda;
-
-    // the command line and the trainer's progress bar and plot: optional dependencies
-    requires static info.picocli;
-    requires static me.tongfei.progressbar;
-    requires static org.knowm.xchart;
-    requires static java.desktop;
-
-    opens io.rlkernels.cli to info.picocli;
 }

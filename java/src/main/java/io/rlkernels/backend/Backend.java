@@ -20,7 +20,7 @@ import io.rlkernels.tensor.Tensor;
  * provides, and a convenience form that allocates its outputs with {@link #allocate}.
  * Arguments are checked before any kernel runs; bad ones throw {@link IllegalArgumentException}
  * naming the argument, the expected and the found value. Read-only memory (a mapped file) is
- * never written: it is refused as an output. Every implementation extends {@link BackendBase},
+ * never written: it is refused as an output. Every implementation extends the internal {@code BackendBase},
  * which holds each argument for the duration of the call: a tensor closed from another thread
  * meanwhile is freed when the call ends, and a closed backend refuses further calls.
  */
@@ -115,7 +115,7 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * The same with per-sequence weights [S] f32 (opo's response lengths, finite and >= 0; null
+     * The same with per-sequence weights [S] f32 (opo's response lengths, finite and &gt;= 0; null
      * for the other modes, which do not read them).
      */
     void groupAdvantages(GroupAdvantages.Config config, Tensor rewards, Tensor weights, GroupLayout groups, Tensor advantages);

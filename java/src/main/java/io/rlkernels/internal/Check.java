@@ -124,7 +124,7 @@ public final class Check {
         return -1;
     }
 
-    /** PPO-style clipping: eps_low in (0, 1), eps_high >= 0, and a dual clip of 0 (off) or above 1. */
+    /** PPO-style clipping: eps_low in (0, 1), eps_high &gt;= 0, and a dual clip of 0 (off) or above 1. */
     public static void clipping(float clipLow, float clipHigh, float dualClip) {
         if (!(clipLow > 0 && clipLow < 1)) {
             throw fail("clipLow", "a number in (0, 1)", clipLow);

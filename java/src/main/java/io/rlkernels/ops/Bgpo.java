@@ -14,10 +14,10 @@ import java.util.SplittableRandom;
  *
  * <p>Sample j of sequence i masks a set M_ij of x_ij response positions; its value is
  * l_ij = w_ij * sum_{p in M_ij} logp_p (w = 1/x, or L/x = 1/t). With d = l_ij - l_ij^old and A_i
- * the sequence's advantage, the per-sample ratio is psi = 1 + d (A >= 0) or exp(d) (A < 0), and
+ * the sequence's advantage, the per-sample ratio is psi = 1 + d (A &gt;= 0) or exp(d) (A &lt; 0), and
  *
  * <pre>
- *   f(A, d) = max(-A psi, -A clip(psi, 1 - eps_low, 1 + eps_high)),  for A < 0 with dual clip c: min(f, -c A)
+ *   f(A, d) = max(-A psi, -A clip(psi, 1 - eps_low, 1 + eps_high)),  for A &lt; 0 with dual clip c: min(f, -c A)
  *   L       = 1 / (D n_t) * sum_i sum_j f(A_i, d_ij)                 (D: the denominator, default S)
  *   dz_v    = A_i psi'(d_ij) kappa_ij w_ij / (D n_t) * (p_v - 1[v = y_p])   on a masked row p of sample ij
  * </pre>

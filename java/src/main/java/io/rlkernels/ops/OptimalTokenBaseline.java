@@ -10,9 +10,9 @@ import io.rlkernels.tensor.Tensor;
  * the cumulative variance proxy of its score function:
  *
  * <pre>
- *   G_t = sum_{j >= t} m_j r_j                          returns-to-go of the token rewards (gamma 1)
+ *   G_t = sum_{j &gt;= t} m_j r_j                          returns-to-go of the token rewards (gamma 1)
  *   w_t = (1 - 2 pi_t + sum_v pi_v^2) rho_t^2           pi_t = exp(old logp_t); rho: the rollout IS weights (1 without)
- *   W_t = sum_{j <= t} m_j w_j
+ *   W_t = sum_{j &lt;= t} m_j w_j
  *   B_t = sum_i m_t G_t W_t / (sum_i m_t W_t + eps)     over the group's trajectories i, at the same position t
  *   A_t = m_t (G_t - B_t)
  * </pre>
@@ -26,8 +26,8 @@ import io.rlkernels.tensor.Tensor;
  * mask; verl also writes carried sums at dropped positions, which everything downstream masks out.
  *
  * <p>{@code sumPiSquared} is sum_v pi_v^2 of each token's old-policy distribution (verl's
- * {@code sum_pi_squared}, exp(logsumexp(2 z) - 2 logsumexp(z))); with it 1 - 2 pi + sum pi^2 >= (1 -
- * pi)^2 >= 0, so W grows along the row. Inputs must be finite; an input that makes W or an output
+ * {@code sum_pi_squared}, exp(logsumexp(2 z) - 2 logsumexp(z))); with it 1 - 2 pi + sum pi^2 &gt;= (1 -
+ * pi)^2 &gt;= 0, so W grows along the row. Inputs must be finite; an input that makes W or an output
  * leave float32 is refused.
  */
 public final class OptimalTokenBaseline {
@@ -36,7 +36,7 @@ public final class OptimalTokenBaseline {
     /** verl's epsilon of the baseline's denominator. */
     public static final float DEFAULT_EPS = 1e-8f;
 
-    /** eps (finite, >= 0) and verl's handle_zero_tail. */
+    /** eps (finite, &gt;= 0) and verl's handle_zero_tail. */
     public record Config(float eps, boolean handleZeroTail) {
         public Config {
             if (!(eps >= 0) || !Float.isFinite(eps)) {

@@ -15,16 +15,16 @@ import java.util.Locale;
  * <pre>
  *   d_i = clamp(logp_i - old_i, -20, 20),  r_i = exp(d_i)                        ratio: token
  *   r_i = exp(clamp(sum_{j in s} m_j (logp_j - old_j) / n_s, lo, hi))            ratio: sequence, sequence-token
- *   ppo:        l = max(-A r', -A clip(r, 1 - eps_low, 1 + eps_high)); for A < 0 with dual clip c > 1: min(l, -c A);
- *               r' = min(r, delta) with the two-sided bound delta > 1 (TRL, INTELLECT-2), else r
+ *   ppo:        l = max(-A r', -A clip(r, 1 - eps_low, 1 + eps_high)); for A &lt; 0 with dual clip c &gt; 1: min(l, -c A);
+ *               r' = min(r, delta) with the two-sided bound delta &gt; 1 (TRL, INTELLECT-2), else r
  *   cispo:      l = -sg(clip(r, 1 - eps_low, 1 + eps_high)) A logp               (gradient -clip(r) A)
  *   reinforce:  l = -A logp                                                      (verl's gpg)
- *   sapo:       l = -A 4/tau sigmoid(tau (r - 1)),  tau = tau_pos (A > 0) or tau_neg
+ *   sapo:       l = -A 4/tau sigmoid(tau (r - 1)),  tau = tau_pos (A &gt; 0) or tau_neg
  *   dro:        l = -(A logp - beta/2 (logp - old)^2)                            (the log-ratio unclamped)
- *   dppo_tv:    l = -A sg(min(r, c)) logp  where A > 0 ? p - p_old <= eps_high : p - p_old >= -eps_low, else 0
- *   dppo_kl:    the same with the binary KL  p_old log(p_old / p) + (1 - p_old) log((1 - p_old) / (1 - p)) <= eps
- *               (or p <= p_old for A > 0, p >= p_old for A <= 0);  p = exp(logp), c the dual clip (0: none)
- *   geo_mean:   per sequence -mean(A) exp(mean_t x_t) / D, x_t = min(d_t, eps_high) (A > 0), max(d_t, -eps_low) (A < 0),
+ *   dppo_tv:    l = -A sg(min(r, c)) logp  where A &gt; 0 ? p - p_old &lt;= eps_high : p - p_old &gt;= -eps_low, else 0
+ *   dppo_kl:    the same with the binary KL  p_old log(p_old / p) + (1 - p_old) log((1 - p_old) / (1 - p)) &lt;= eps
+ *               (or p &lt;= p_old for A &gt; 0, p &gt;= p_old for A &lt;= 0);  p = exp(logp), c the dual clip (0: none)
+ *   geo_mean:   per sequence -mean(A) exp(mean_t x_t) / D, x_t = min(d_t, eps_high) (A &gt; 0), max(d_t, -eps_low) (A &lt; 0),
  *               0 (A = 0), d_t = logp - old (GMPO; its weight the geometric mean of the tokens'; a seq-mean aggregation)
  *   vespo:      l = -sg(phi) A logp, phi = exp(lambda + k log w - lambda w), log w = clamp(sum_t clamp(d_t, +-20)
  *               + sum_t log of the token weights, log 1e-8, 20); (k, lambda) by the sign of A (TRL's VESPO)
@@ -44,10 +44,10 @@ import java.util.Locale;
  * n_s (TRL's sequence level); the sequence-token ratio has r_s's value and each token's own
  * gradient, r = sg(r_s) p_j / sg(p_j) (verl's GSPO: the two agree when advantages are constant
  * within a sequence). The off-policy sequence mask ({@link Options#offPolicyMaskThreshold()})
- * drops the policy-gradient term of tokens with A < 0 in sequences whose mean of (sampler - logp)
+ * drops the policy-gradient term of tokens with A &lt; 0 in sequences whose mean of (sampler - logp)
  * exceeds the threshold. Statistics: the loss, kept tokens and sequences, clipped tokens (high:
  * the upper clip binds, low: the lower clip binds, dual: the dual clip binds; DPPO: left the trust
- * region on the A > 0 / A <= 0 side, truncated), sum of old - logp (approximate KL), and the
+ * region on the A &gt; 0 / A &lt;= 0 side, truncated), sum of old - logp (approximate KL), and the
  * ratio's sum, min and max over kept tokens — sums, so micro-batches combine with {@link Stats#merge}.
  *
  * <p><b>Rollout correction</b> ({@link RolloutCorrection}; verl's {@code rollout_is}, {@code rollout_rs}):
@@ -283,14 +283,14 @@ public final class PolicyLoss {
     }
 
     /**
-     * The options of particular losses: SAPO's gate temperatures {@code tauPos} (A > 0) and
+     * The options of particular losses: SAPO's gate temperatures {@code tauPos} (A &gt; 0) and
      * {@code tauNeg} (verl: 1.0, 1.05); DRO's penalty {@code droBeta} (0.1); {@code delta}, a bound
      * on the ratio in PPO's unclipped term (TRL's two-sided clip, INTELLECT-2; 0 = off); the
      * off-policy sequence mask's threshold on a sequence's mean of (sampler - logp), the sampler
-     * being the rollout policy when given, else old, applied to tokens with A < 0 (TRL's
+     * being the rollout policy when given, else old, applied to tokens with A &lt; 0 (TRL's
      * off_policy_mask_threshold, DeepSeek-V3.2; NaN = off); and the bounds of a sequence ratio's
      * logarithm ([-20, 20]; verl's GSPO caps it at 10 only; geo_mean's ratio too); VESPO's k and
-     * lambda for A >= 0 and A < 0 (TRL: 2, 3, 3, 2).
+     * lambda for A &gt;= 0 and A &lt; 0 (TRL: 2, 3, 3, 2).
      */
     public record Options(float tauPos, float tauNeg, float droBeta, float delta, double offPolicyMaskThreshold,
                           double seqLogMin, double seqLogMax, float vespoKPos, float vespoLambdaPos, float vespoKNeg,
@@ -351,7 +351,7 @@ public final class PolicyLoss {
                     vespoLambdaNeg);
         }
 
-        /** VESPO's gamma weighting: k and lambda for A >= 0 and for A < 0 (TRL: 2, 3, 3, 2). */
+        /** VESPO's gamma weighting: k and lambda for A &gt;= 0 and for A &lt; 0 (TRL: 2, 3, 3, 2). */
         public Options withVespo(float kPos, float lambdaPos, float kNeg, float lambdaNeg) {
             return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, kPos, lambdaPos, kNeg,
                     lambdaNeg);
@@ -365,7 +365,7 @@ public final class PolicyLoss {
      * covariance losses, over the kept tokens' cov = (A - mean A)(logp - mean logp): kl_cov adds
      * {@code ppoKlCoef} |logp - old| to the top {@code covRatio} of them (at least one; the
      * threshold the smallest selected cov), clip_cov detaches {@code covRatio} of the candidates lb
-     * < cov < ub its clip leaves unclipped, chosen by the smallest keys {@code rlk_select_key(seed,
+     * &lt; cov &lt; ub its clip leaves unclipped, chosen by the smallest keys {@code rlk_select_key(seed,
      * tokenOffset + i)} (the threshold the largest chosen key). Every statistic left NaN is this
      * batch's (found on the host); pass the whole batch's ({@code PolicyLossSelection.resolve}) and
      * the token offset of each micro-batch, and the selections are the whole batch's. verl's
@@ -547,7 +547,7 @@ public final class PolicyLoss {
 
     /**
      * The rollout correction (see the class comment). {@code lower} and {@code upper} are the
-     * weight's thresholds: for TRUNCATE, upper >= 1 truncates and lower = 1 / upper only bounds the
+     * weight's thresholds: for TRUNCATE, upper &gt;= 1 truncates and lower = 1 / upper only bounds the
      * metrics; for MASK, weights outside [lower, upper] are 0. {@code normalizer}: the batch mean
      * the weights are divided by when {@code batchNormalize}, NaN for this batch's (pass the global
      * one to micro-batches: {@link Stats#rolloutIsBatchMean()} of the whole batch). {@code bypass}:

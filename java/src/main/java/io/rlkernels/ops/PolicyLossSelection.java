@@ -71,7 +71,7 @@ public final class PolicyLossSelection {
 
     /**
      * clip_cov: the largest key among the clip_num = max(1, floor(N ratio)) candidates with the
-     * smallest keys (candidates: lb < cov < ub and not clipped by PPO's own clip); 1 when there are
+     * smallest keys (candidates: lb &lt; cov &lt; ub and not clipped by PPO's own clip); 1 when there are
      * fewer candidates (all of them), -1 when there are none.
      */
     private static double clipCovThreshold(PolicyLoss.Config c, HostTensor a, HostTensor lp, HostTensor old, HostTensor mask, long n,

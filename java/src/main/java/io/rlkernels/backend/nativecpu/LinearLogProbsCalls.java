@@ -65,7 +65,7 @@ final class LinearLogProbsCalls {
     /**
      * Whether the fused loss should tile the vocabulary. Whole-row chunks take one pass (three
      * products) where each chunk holds whole sequences, so they win down to about 256 rows a
-     * chunk (a product of 220 rows runs at ~2/3 of the BLAS's rate, measured: 3 x 3/2 > 4); tiles
+     * chunk (a product of 220 rows runs at ~2/3 of the BLAS's rate, measured: 3 x 3/2 &gt; 4); tiles
      * (four products at the full rate) win below that, and wherever the row chunks would need two
      * passes anyway (a sequence longer than a chunk).
      */

@@ -11,8 +11,8 @@ public final class GaeChecks {
 
     /**
      * Rewards and values within +-inputBound(T) cannot give an advantage or a return beyond
-     * float32: |A_t| <= sum_k (gamma lambda)^k |r + gamma V' - V| <= T (|r| + 2 |V|) and
-     * |R_t| <= |A_t| + |V|. Backends check this bound in the same pass as the inputs' finiteness,
+     * float32: |A_t| &lt;= sum_k (gamma lambda)^k |r + gamma V' - V| &lt;= T (|r| + 2 |V|) and
+     * |R_t| &lt;= |A_t| + |V|. Backends check this bound in the same pass as the inputs' finiteness,
      * and look for an overflow in the outputs only when an input exceeds it (|x| near 1e34 at
      * T = 4096): the kernel itself tests nothing.
      */

@@ -73,7 +73,7 @@ public final class GroupAdvantagesChecks {
 
     /**
      * Rewards within +-INPUT_BOUND cannot give an advantage beyond float32 in any mode: drgrpo's
-     * r - mean is at most 2 max|r|, rloo scales it by n/(n-1) <= 2, grpo and batch are a
+     * r - mean is at most 2 max|r|, rloo scales it by n/(n-1) &lt;= 2, grpo and batch are a
      * deviation over the std (at most sqrt(n) in magnitude), and none is r. As for GAE, backends
      * check the bound with the rewards' finiteness and scan the outputs only beyond it.
      */

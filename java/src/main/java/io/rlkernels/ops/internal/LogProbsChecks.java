@@ -13,8 +13,8 @@ public final class LogProbsChecks {
     /**
      * The largest |g| and |h| (upstream gradients of logp and of the entropy) for which every
      * element of the logits gradient, and every intermediate the kernels form, stays within
-     * float32: |dz| <= (|g| + |h| (ln V + 1/e)) / T, and the kernels form g + h (a ln 2 + H) with
-     * a ln 2 >= -88 before the factor p / T. Larger upstream gradients are refused, not turned
+     * float32: |dz| &lt;= (|g| + |h| (ln V + 1/e)) / T, and the kernels form g + h (a ln 2 + H) with
+     * a ln 2 &gt;= -88 before the factor p / T. Larger upstream gradients are refused, not turned
      * into infinities. {g limit, h limit}.
      */
     public static float[] upstreamLimits(float temperature, long vocab) {

@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
 final class InfoCommand implements Runnable {
     @Override
     public void run() {
+        System.out.printf("rlkernels %s%n", io.rlkernels.internal.BuildInfo.version());
         System.out.printf("java      %s (%s), %s%n", System.getProperty("java.version"), System.getProperty("java.vendor"),
                 System.getProperty("java.home"));
         System.out.printf("os        %s %s (%s), %d cores%n", System.getProperty("os.name"), System.getProperty("os.version"),

@@ -21,7 +21,7 @@ import java.util.Arrays;
 
 /**
  * NumPy .npy files (format versions 1-3, little-endian, C order). Reading maps the file read-only,
- * so a 10 GB logits file costs no copy; bf16 travels as uint16 ('<u2'), as PyTorch users dump it.
+ * so a 10 GB logits file costs no copy; bf16 travels as uint16 ('&lt;u2'), as PyTorch users dump it.
  * The reader trusts nothing in the file: only regular files are opened, the header is parsed as
  * the dict literal numpy writes ({@link NpyHeader}: duplicate, unknown or missing keys refused),
  * its length is bounded as numpy bounds it, the shape's byte count is overflow-checked and must
@@ -38,7 +38,7 @@ public final class Npy {
     public record Header(DType dtype, long[] shape, long dataOffset) {}
 
     /**
-     * Maps {@code file} read-only into {@code arena}; '<u2' (uint16) is read as bf16 bits. Data
+     * Maps {@code file} read-only into {@code arena}; '&lt;u2' (uint16) is read as bf16 bits. Data
      * that does not start at a multiple of its element size (numpy always aligns it) is copied
      * into aligned memory of the arena instead.
      */
@@ -170,7 +170,7 @@ public final class Npy {
         };
     }
 
-    /** Writes a tensor (bf16 as '<u2'). */
+    /** Writes a tensor (bf16 as '&lt;u2'). */
     public static void write(Path file, HostTensor t) throws IOException {
         String descr = switch (t.dtype()) {
             case F32 -> "<f4";

@@ -54,8 +54,7 @@ public final class Main implements Runnable {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"rlkernels " + (v == null ? "(development build)" : v)};
+            return new String[] {"rlkernels " + io.rlkernels.internal.BuildInfo.version()};
         }
     }
 }

@@ -113,8 +113,8 @@ public final class BgpoTrainer {
                 try (BgpoAccumulator acc = new BgpoAccumulator(backend, config, rows, y, adv)) {
                     for (int j = 0; j < settings.samples(); j++) {
                         TinyPolicy.Cache cache = policy.forward(maskedQueries(masks, j, target, tokens), rowLogits);
-                        try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = sampleMask(masks, j, r);
-                             HostTensor w = sampleWeights(masks, j, s); HostTensor o = HostTensor.of(old[j])) {
+                        try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = masks.mask(j);
+                             HostTensor w = masks.weights(j); HostTensor o = HostTensor.of(old[j])) {
                             acc.step(z, m, w, o, z); // this sample's logits gradient, in place
                         }
                         policy.backward(cache, rowLogits);
@@ -144,7 +144,7 @@ public final class BgpoTrainer {
         for (int j = 0; j < settings.samples(); j++) {
             policy.forward(maskedQueries(masks, j, target, tokens), rowLogits);
             float[] logp = new float[r];
-            try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = sampleMask(masks, j, r);
+            try (HostTensor z = HostTensor.of(rowLogits, r, TinyPolicy.DIGITS); HostTensor m = masks.mask(j);
                  HostTensor masked = HostTensor.allocate(DType.I32, r); HostTensor out = HostTensor.of(logp);
                  HostTensor lse = HostTensor.allocate(DType.F32, r)) {
                 for (int i = 0; i < r; i++) { // rows this sample does not mask are skipped
@@ -185,13 +185,5 @@ public final class BgpoTrainer {
             }
         }
         return new TinyPolicy.Queries(qTarget, qTokens, qPosition);
-    }
-
-    private static HostTensor sampleMask(Bgpo.Samples masks, int j, int r) {
-        return HostTensor.wrap(masks.masks().segment().asSlice((long) j * r, r), DType.U8, r);
-    }
-
-    private static HostTensor sampleWeights(Bgpo.Samples masks, int j, int s) {
-        return HostTensor.wrap(masks.weights().segment().asSlice(4L * j * s, 4L * s), DType.F32, s);
     }
 }

@@ -58,7 +58,12 @@ public final class Backends {
         return "auto".equalsIgnoreCase(name.trim()) ? auto() : open(BackendKind.parse(name));
     }
 
-    /** cuda, else native, else reference; logs one line naming the choice and why faster ones were skipped. */
+    /**
+     * cuda, else native, else reference; logs one line naming the choice and why faster ones were
+     * skipped: INFO, or a WARNING when it falls back to the reference backend (plain Java, tens of
+     * times slower), which names the native backend's reason and its fix (most often: run the JVM
+     * with {@code --enable-native-access=ALL-UNNAMED}, or {@code =io.rlkernels} on the module path).
+     */
     public static Backend auto() {
         StringBuilder skipped = new StringBuilder();
         for (BackendKind kind : List.of(BackendKind.CUDA, BackendKind.NATIVE)) {
@@ -71,7 +76,9 @@ public final class Backends {
             skipped.append("; skipped ").append(kind.id()).append(": ").append(a.reason());
         }
         Backend b = open(BackendKind.REFERENCE);
-        LOG.info("rlkernels: using " + b.description() + skipped);
+        LOG.warning("rlkernels: falling back to the reference backend (plain Java, 40-60x slower than native)" + skipped
+                + ". To get the native backend: run the JVM with --enable-native-access=ALL-UNNAMED (class path) or"
+                + " --enable-native-access=io.rlkernels (module path) on x86-64 Linux; bin/rlkernels info says what is missing");
         return b;
     }
 }

@@ -97,6 +97,31 @@ public final class BgpoAccumulator implements AutoCloseable {
         return this;
     }
 
+    /**
+     * The values l_ij = w_ij * (the sum of log p over the rows sample j masks) per sequence ([S] f32
+     * into {@code out}) of these logits [R, V] on sample j's mask [R] and weights [S]: what the old
+     * policy's pass gives {@link #step} as {@code oldValues}, on the same masks. Nothing is
+     * accumulated and no sample is consumed; the logits are only read.
+     */
+    public void values(Tensor logits, Tensor mask, Tensor weights, Tensor out) {
+        Check.alive("logits", logits);
+        Check.rank("logits", logits, 2);
+        int s = rows.sequences();
+        try (HostTensor zeros = HostTensor.allocate(DType.F32, s); HostTensor init = HostTensor.allocate(DType.F64, Bgpo.STATS_LENGTH)) {
+            double[] v = Bgpo.Stats.initial();
+            for (int i = 0; i < v.length; i++) {
+                init.setDouble(i, v[i]);
+            }
+            try (Tensor noOld = backend.upload(zeros); Tensor scratch = backend.upload(init)) {
+                backend.maskRows(targets, mask, logits.dim(1), workspace.rowTargets());
+                backend.logProbs(Bgpo.logProbsConfig(config), logits, workspace.rowTargets(), workspace.logp(), null, null,
+                        workspace.lseParts());
+                backend.bgpoCoefficients(config, workspace.logp(), rows, mask, weights, noOld, advantages, out, workspace.upstream(),
+                        scratch);
+            }
+        }
+    }
+
     /** l_ij of the last sample consumed, per sequence ([S] f32, where the backend computes). */
     public Tensor lastValues() {
         return workspace.values();

@@ -141,6 +141,30 @@ public final class Bgpo {
      * same masks, so the old policy's values are taken on the current policy's masks.
      */
     public record Samples(HostTensor masks, HostTensor weights, HostTensor counts) implements AutoCloseable {
+        /** Sample j's mask [R] u8 (1 = masked): a view of row j of {@link #masks()}, no copy; valid while this is open. */
+        public HostTensor mask(int j) {
+            return row(masks, j, "j");
+        }
+
+        /** Sample j's weights [S] f32: a view of row j of {@link #weights()}, no copy; valid while this is open. */
+        public HostTensor weights(int j) {
+            return row(weights, j, "j");
+        }
+
+        /** The number of samples, n_t. */
+        public int samples() {
+            return (int) masks.dim(0);
+        }
+
+        private static HostTensor row(HostTensor t, int j, String arg) {
+            if (j < 0 || j >= t.dim(0)) {
+                throw Check.fail(arg, "a sample index in [0, " + t.dim(0) + ")", j);
+            }
+            long n = t.dim(1);
+            long bytes = n * t.dtype().byteSize();
+            return HostTensor.wrap(t.segment().asSlice(j * bytes, bytes), t.dtype(), n);
+        }
+
         @Override
         public void close() {
             masks.close();

@@ -68,11 +68,11 @@ class BgpoTest {
         }
 
         HostTensor mask(int j) {
-            return HostTensor.wrap(masks.masks().segment().asSlice((long) j * r, r), DType.U8, r);
+            return masks.mask(j);
         }
 
         HostTensor weights(int j) {
-            return HostTensor.wrap(masks.weights().segment().asSlice(4L * j * s, 4L * s), DType.F32, s);
+            return masks.weights(j);
         }
 
         @Override

@@ -370,6 +370,12 @@ public abstract class BackendBase implements Backend {
         h.copyTo(dst);
     }
 
+    /** The backend's {@link #description()}: what it is and what it runs on. */
+    @Override
+    public String toString() {
+        return description();
+    }
+
     protected abstract void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse,
                                         Tensor entropy, Tensor lseParts);
 

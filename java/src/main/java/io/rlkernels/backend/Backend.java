@@ -41,6 +41,22 @@ public interface Backend extends AutoCloseable {
     void download(Tensor src, HostTensor dst);
 
     /**
+     * A host copy of {@code src}, a tensor of this backend (an output of an allocating form, say),
+     * of its dtype and shape, owned by the caller: the typed way to read results whatever the backend.
+     */
+    default HostTensor toHost(Tensor src) {
+        Check.alive("src", src);
+        HostTensor h = HostTensor.allocate(src.dtype(), src.shape());
+        try {
+            download(src, h);
+        } catch (RuntimeException e) {
+            h.close();
+            throw e;
+        }
+        return h;
+    }
+
+    /**
      * Whether inputs that live on the device are checked like host ones (target ids in range,
      * rewards finite, upstream gradients bounded) before the kernels run: on by default. The
      * checks copy a few bytes back and wait, so a call on device tensors is not asynchronous; a

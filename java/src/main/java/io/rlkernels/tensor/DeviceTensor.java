@@ -25,11 +25,42 @@ public final class DeviceTensor implements Tensor {
     private final Lifetime lifetime;
 
     private DeviceTensor(long address, DType dtype, long[] shape, Object owner, Deallocator deallocator) {
+        this(address, dtype, shape, owner, deallocator == null ? () -> {} : (Runnable) () -> deallocator.free(address));
+    }
+
+    private DeviceTensor(long address, DType dtype, long[] shape, Object owner, Runnable free) {
         this.address = address;
         this.dtype = dtype;
         this.shape = shape;
         this.owner = owner;
-        this.lifetime = new Lifetime(deallocator == null ? () -> {} : () -> deallocator.free(address));
+        this.lifetime = new Lifetime(free);
+    }
+
+    @Override
+    public DeviceTensor reshape(long... newShape) {
+        long[] s = Shapes.reshaped("shape", numel(), shape, newShape);
+        return view(address(), s);
+    }
+
+    @Override
+    public DeviceTensor rows(long start, long count) {
+        if (rank() == 0) {
+            throw new IllegalArgumentException("this: expected a tensor of rank 1 or more, found " + describe());
+        }
+        if (start < 0 || count < 0 || start > shape[0] - count) {
+            throw new IllegalArgumentException("rows: expected [start, start + count) within [0, " + shape[0] + "), found start "
+                    + start + ", count " + count);
+        }
+        long rowBytes = shape[0] == 0 ? 0 : byteSize() / shape[0];
+        long[] s = shape.clone();
+        s[0] = count;
+        return view(address() + start * rowBytes, s);
+    }
+
+    /** A view holding this tensor's memory (a lease) until it is closed; owned by the same launcher. */
+    private DeviceTensor view(long at, long[] s) {
+        Lease hold = lease();
+        return new DeviceTensor(at, dtype, s, owner, (Runnable) hold::close);
     }
 
     /** For device backends: memory they allocated and will free through {@code deallocator}. */
@@ -49,7 +80,7 @@ public final class DeviceTensor implements Tensor {
         if (address == 0 && Shapes.numel(s) > 0) {
             throw new IllegalArgumentException("address: expected a device pointer, found 0");
         }
-        return new DeviceTensor(address, dtype, s, null, null);
+        return new DeviceTensor(address, dtype, s, null, (Deallocator) null);
     }
 
     /** The device address; throws once the tensor was closed and freed. */

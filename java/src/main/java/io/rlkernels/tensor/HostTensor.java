@@ -27,10 +27,14 @@ public final class HostTensor implements Tensor {
     private final Lifetime lifetime;
 
     private HostTensor(MemorySegment segment, DType dtype, long[] shape, Arena arena) {
+        this(segment, dtype, shape, arena == null ? () -> {} : () -> closeWhenIdle(arena));
+    }
+
+    private HostTensor(MemorySegment segment, DType dtype, long[] shape, Runnable free) {
         this.segment = segment;
         this.dtype = dtype;
         this.shape = shape;
-        this.lifetime = new Lifetime(arena == null ? () -> {} : () -> closeWhenIdle(arena));
+        this.lifetime = new Lifetime(free);
     }
 
     /** Fresh off-heap memory; the contents are unspecified until written. */
@@ -76,11 +80,87 @@ public final class HostTensor implements Tensor {
                     + dtype + " elements, found memory aligned to " + alignment + (segment.isNative()
                     ? " (address 0x" + Long.toHexString(segment.address()) + ")" : " (a Java array of smaller elements)"));
         }
-        return new HostTensor(segment, dtype, s, null);
+        return new HostTensor(segment, dtype, s, (Arena) null);
     }
 
+    /** The array itself as f32 (no copy: writes through the tensor are seen in the array). */
     public static HostTensor of(float[] values, long... shape) {
         return wrap(MemorySegment.ofArray(array("values", values)), DType.F32, shapeOr(shape, values.length));
+    }
+
+    /**
+     * A new tensor of {@code dtype} (f32, bf16 or f16) holding the values, each rounded to nearest
+     * even (a copy, off-heap): how a bf16 batch is filled from Java floats.
+     */
+    public static HostTensor of(float[] values, DType dtype, long... shape) {
+        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16) {
+            throw new IllegalArgumentException("dtype: expected float32, bfloat16 or float16 for float[] data, found " + dtype);
+        }
+        long[] s = shapeOr(shape, array("values", values).length);
+        HostTensor t = allocate(dtype, s);
+        t.copyFrom(values);
+        return t;
+    }
+
+    /** Writes the values into this floating-point tensor, rounded to its dtype; the array holds exactly numel elements. */
+    public HostTensor copyFrom(float[] values) {
+        array("values", values);
+        if (values.length != numel()) {
+            throw new IllegalArgumentException("values: expected " + numel() + " elements (" + describe() + "), found "
+                    + values.length + " elements");
+        }
+        if (isReadOnly()) {
+            throw new IllegalArgumentException("this: expected writable memory, found a read-only " + describe());
+        }
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(values, 0, segment(), F32, 0, values.length);
+            case BF16 -> {
+                MemorySegment seg = segment();
+                for (int i = 0; i < values.length; i++) {
+                    seg.setAtIndex(U16, i, HalfFloats.floatToBf16(values[i]));
+                }
+            }
+            case F16 -> {
+                MemorySegment seg = segment();
+                for (int i = 0; i < values.length; i++) {
+                    seg.setAtIndex(U16, i, HalfFloats.floatToF16(values[i]));
+                }
+            }
+            default -> throw new IllegalStateException("copyFrom(float[]) on a " + dtype + " tensor");
+        }
+        return this;
+    }
+
+    @Override
+    public HostTensor reshape(long... newShape) {
+        long[] s = Shapes.reshaped("shape", numel(), shape, newShape);
+        return view(segment(), s);
+    }
+
+    @Override
+    public HostTensor rows(long start, long count) {
+        if (rank() == 0) {
+            throw new IllegalArgumentException("this: expected a tensor of rank 1 or more, found " + describe());
+        }
+        if (start < 0 || count < 0 || start > shape[0] - count) {
+            throw new IllegalArgumentException("rows: expected [start, start + count) within [0, " + shape[0] + "), found start "
+                    + start + ", count " + count);
+        }
+        long rowBytes = shape[0] == 0 ? 0 : byteSize() / shape[0];
+        long[] s = shape.clone();
+        s[0] = count;
+        return view(segment().asSlice(start * rowBytes, count * rowBytes), s);
+    }
+
+    /** A view holding this tensor's memory (a lease) until it is closed. */
+    private HostTensor view(MemorySegment memory, long[] s) {
+        Lease hold = lease();
+        try {
+            return new HostTensor(memory, dtype, s, hold::close);
+        } catch (RuntimeException e) {
+            hold.close();
+            throw e;
+        }
     }
 
     /** 16-bit floats held as raw words: {@code dtype} is {@link DType#BF16} or {@link DType#F16}. */

@@ -81,4 +81,41 @@ public final class Shapes {
         }
         return n;
     }
+
+    /**
+     * The shape a reshape of {@code numel} elements to {@code shape} gives: the same element count,
+     * one dimension may be -1 (inferred). Refused naming {@code arg}, in elements.
+     */
+    public static long[] reshaped(String arg, long numel, long[] from, long... shape) {
+        if (shape == null) {
+            throw new IllegalArgumentException(arg + ": expected a shape, found null");
+        }
+        long[] s = shape.clone();
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < s.length; i++) {
+            if (s[i] == -1 && infer < 0) {
+                infer = i;
+            } else if (s[i] < 0) {
+                throw new IllegalArgumentException(arg + ": expected dimensions >= 0 (one may be -1), found " + Arrays.toString(shape));
+            } else {
+                known = Math.multiplyHigh(known, s[i]) != 0 || known * s[i] < 0 ? -1 : known * s[i];
+                if (known < 0) {
+                    throw new IllegalArgumentException(arg + ": expected " + numel + " elements (" + Arrays.toString(from) + "), found "
+                            + Arrays.toString(shape) + ", more than 2^63");
+                }
+            }
+        }
+        if (infer >= 0) {
+            if (known == 0 || numel % known != 0) {
+                throw new IllegalArgumentException(arg + ": expected a shape of " + numel + " elements (" + Arrays.toString(from)
+                        + "), found " + Arrays.toString(shape) + ": no -1 fits");
+            }
+            s[infer] = numel / known;
+        } else if (known != numel) {
+            throw new IllegalArgumentException(arg + ": expected " + numel + " elements (" + Arrays.toString(from) + "), found "
+                    + Arrays.toString(shape) + " = " + known + " elements");
+        }
+        return s;
+    }
 }

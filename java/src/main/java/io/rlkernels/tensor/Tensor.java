@@ -42,6 +42,19 @@ public sealed interface Tensor extends AutoCloseable permits HostTensor, DeviceT
         return dtype().shortName() + Arrays.toString(shape()) + (isOnDevice() ? " device" : " host");
     }
 
+    /**
+     * A view of the same memory with another shape of the same element count (one dimension may be
+     * -1, inferred): no copy. The view holds this tensor's memory until the view is closed (close
+     * it, as any tensor); writes through either are seen by both.
+     */
+    Tensor reshape(long... shape);
+
+    /**
+     * Rows [start, start + count) along the first axis, a view of the same memory (no copy), with
+     * the hold of {@link #reshape}.
+     */
+    Tensor rows(long start, long count);
+
     @Override
     void close();
 }

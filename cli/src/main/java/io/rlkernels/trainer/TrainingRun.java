@@ -9,10 +9,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.Supplier;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -44,8 +40,7 @@ public final class TrainingRun {
         Files.createDirectories(out);
         Path metrics = out.resolve(name + "-metrics.jsonl");
         List<StepMetrics> all = new ArrayList<>();
-        ProgressBar bar = progress ? new ProgressBarBuilder().setTaskName(name).setInitialMax(steps).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new ConsoleProgressBarConsumer(System.err, 110)).setUpdateIntervalMillis(200).build() : null;
+        Progress bar = progress ? Progress.of(name, steps, System.err) : null;
         try (Writer w = Files.newBufferedWriter(metrics)) {
             for (int i = 0; i < steps; i++) {
                 StepMetrics m = step.get();
@@ -53,9 +48,7 @@ public final class TrainingRun {
                 w.write(m.json());
                 w.write('\n');
                 if (bar != null) {
-                    bar.step();
-                    bar.setExtraMessage(String.format(Locale.ROOT, "reward %.3f loss %+.4f clip %.3f %,.0f tok/s", m.reward(), m.loss(),
-                            m.clipFraction(), m.tokensPerSecond()));
+                    bar.step(i + 1, m);
                 }
             }
         } finally {

@@ -23,6 +23,10 @@ public final class Main implements Runnable {
         }
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> report(e, cmd.getErr()));
+        CommandLine op = cli.getSubcommands().get("op");
+        OpCommand opCommand = op.getCommand();
+        // op --help lists the ops, op NAME --help that op's files and params (OpDocs, the README's table)
+        op.getHelpSectionMap().put(CommandLine.Model.UsageMessageSpec.SECTION_KEY_FOOTER, help -> OpDocs.help(opCommand.name));
         return cli.execute(args);
     }
 

@@ -23,7 +23,7 @@ final class OpCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME", description = "the op: logprobs, linear_logprobs, advantages, gae, policy_loss or bgpo")
     String name;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto, reference, native or cuda (default: ${DEFAULT-VALUE})")
+    @Option(names = "--backend", defaultValue = "auto", description = "auto, reference, native, cuda or emulated (the CUDA sources on the CPU, for tests) (default: ${DEFAULT-VALUE})")
     String backend;
 
     @Option(names = "--in", required = true, paramLabel = "DIR", description = "folder with the op's input .npy files")

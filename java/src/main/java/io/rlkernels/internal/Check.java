@@ -153,4 +153,26 @@ public final class Check {
             throw fail(argB, "memory that does not overlap " + argA, "overlapping memory");
         }
     }
+
+    /** Every element of a mask is 0 or 1 (f32: +-0 or 1.0; u8: 0 or 1); the first other one is refused as {@code arg[i]}. */
+    public static void binaryMask(String arg, HostTensor mask) {
+        java.lang.foreign.MemorySegment s = mask.segment();
+        long n = mask.numel();
+        if (mask.dtype() == DType.F32) {
+            for (long i = 0; i < n; i++) {
+                int bits = s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, i);
+                if ((bits & 0x7FFFFFFF) != 0 && bits != 0x3F800000) {
+                    throw fail(arg + "[" + i + "]", "0 or 1 (a mask keeps or drops a token; weights are not masks)",
+                            Float.intBitsToFloat(bits));
+                }
+            }
+        } else if (mask.dtype() == DType.U8) {
+            for (long i = 0; i < n; i++) {
+                byte b = s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
+                if (b != 0 && b != 1) {
+                    throw fail(arg + "[" + i + "]", "0 or 1 (a mask keeps or drops a token; weights are not masks)", b & 0xFF);
+                }
+            }
+        }
+    }
 }

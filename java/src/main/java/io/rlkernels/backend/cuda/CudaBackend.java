@@ -155,6 +155,18 @@ public final class CudaBackend extends BackendBase {
         return checkDeviceInputs;
     }
 
+    /** A device mask is copied to the host and scanned (4 bytes an element of [N] or [S, T]) while device checks are on. */
+    @Override
+    protected void requireDeviceMask(String arg, Tensor mask) {
+        if (!checkDeviceInputs) {
+            return;
+        }
+        try (HostTensor h = HostTensor.allocate(mask.dtype(), mask.shape())) {
+            download(mask, h);
+            Check.binaryMask(arg, h);
+        }
+    }
+
     @Override
     public void synchronize() {
         launcher.synchronize();

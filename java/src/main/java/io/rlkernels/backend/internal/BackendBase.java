@@ -112,6 +112,7 @@ public abstract class BackendBase implements Backend {
     @Override
     public final void sequenceToTokens(Tensor perSequence, Tensor mask, Tensor perToken) {
         try (Leases l = enter().hold("perSequence", perSequence).hold("mask", mask).hold("perToken", perToken)) {
+            requireMask("mask", mask);
             runSequenceToTokens(perSequence, mask, perToken);
         }
     }
@@ -120,6 +121,7 @@ public abstract class BackendBase implements Backend {
     public final void gae(Gae.Config config, Tensor rewards, Tensor values, Tensor mask, Tensor advantages, Tensor returns) {
         try (Leases l = enter().hold("rewards", rewards).hold("values", values).hold("mask", mask)
                 .hold("advantages", advantages).hold("returns", returns)) {
+            requireMask("mask", mask);
             runGae(config, rewards, values, mask, advantages, returns);
         }
     }
@@ -127,6 +129,7 @@ public abstract class BackendBase implements Backend {
     @Override
     public final void discountedReturns(float gamma, Tensor rewards, Tensor mask, Tensor returns) {
         try (Leases l = enter().hold("rewards", rewards).hold("mask", mask).hold("returns", returns)) {
+            requireMask("mask", mask);
             runDiscountedReturns(gamma, rewards, mask, returns);
         }
     }
@@ -140,6 +143,7 @@ public abstract class BackendBase implements Backend {
         try (Leases l = enter().hold("tokenRewards", in.tokenRewards()).hold("mask", in.mask()).hold("oldLogp", in.oldLogp())
                 .hold("sumPiSquared", in.sumPiSquared()).hold("isWeights", in.isWeights()).hold("groups", in.groups())
                 .hold("advantages", advantages).hold("returns", returns)) {
+            requireMask("mask", in.mask());
             runOptimalTokenBaseline(config, in, advantages, returns);
         }
     }
@@ -147,6 +151,7 @@ public abstract class BackendBase implements Backend {
     @Override
     public final void maskedWhiten(MaskedWhiten.Config config, Tensor x, Tensor mask, Tensor out) {
         try (Leases l = enter().hold("x", x).hold("mask", mask).hold("out", out)) {
+            requireMask("mask", mask);
             runMaskedWhiten(config, x, mask, out);
         }
     }
@@ -160,6 +165,7 @@ public abstract class BackendBase implements Backend {
                         .hold("mask", in.mask()).hold("sequences", in.sequences()).hold("refLogp", in.refLogp())
                         .hold("entropy", in.entropy()).hold("rolloutLogp", in.rolloutLogp());
             }
+            requireMask("mask", in == null ? null : in.mask());
             runPolicyLoss(resolveSelection(config, in, gradLogp, gradEntropy, stats), in, gradLogp, gradEntropy, stats);
         }
     }
@@ -225,6 +231,7 @@ public abstract class BackendBase implements Backend {
                         .hold("oldLogp", in.oldLogp()).hold("advantages", in.advantages()).hold("mask", in.mask())
                         .hold("sequences", in.sequences()).hold("refLogp", in.refLogp());
             }
+            requireMask("mask", in == null ? null : in.mask());
             return runLinearPolicyLoss(config, loss, in, logp, gradHidden, gradWeight);
         }
     }
@@ -276,6 +283,7 @@ public abstract class BackendBase implements Backend {
      */
     public final void maskRows(Tensor targets, Tensor mask, long vocab, Tensor out) {
         try (Leases l = enter().hold("targets", targets).hold("mask", mask).hold("out", out)) {
+            requireMask("mask", mask);
             runMaskRows(targets, mask, vocab, out);
         }
     }
@@ -290,6 +298,7 @@ public abstract class BackendBase implements Backend {
         try (Leases l = enter().hold("logp", logp).hold("rows", rows).hold("mask", mask).hold("weights", weights)
                 .hold("oldValues", oldValues).hold("advantages", advantages).hold("values", values)
                 .hold("upstream", upstream).hold("state", state)) {
+            requireMask("mask", mask);
             runBgpoCoefficients(config, logp, rows, mask, weights, oldValues, advantages, values, upstream, state);
         }
     }
@@ -309,6 +318,7 @@ public abstract class BackendBase implements Backend {
                 l.hold("workspace", ws.rowTargets()).hold("workspace", ws.logp()).hold("workspace", ws.lseParts())
                         .hold("workspace", ws.upstream()).hold("workspace", ws.values());
             }
+            requireMask("mask", in == null ? null : in.mask());
             runBgpoStep(config, in, ws, gradLogits, state);
         }
     }
@@ -335,6 +345,7 @@ public abstract class BackendBase implements Backend {
             Check.alive("weight", weight);
             Check.rank("weight", weight, 2);
             LinearLogProbs.Config lc = linear.withLogProbs(Bgpo.logProbsConfig(config));
+            requireMask("mask", mask);
             runMaskRows(targets, mask, weight.dim(0), ws.rowTargets());
             runLinearLogProbs(lc, hidden, weight, ws.rowTargets(), ws.logp(), null, null, ws.lseParts());
             runBgpoCoefficients(config, ws.logp(), rows, mask, weights, oldValues, advantages, ws.values(), ws.upstream(), state);
@@ -375,6 +386,26 @@ public abstract class BackendBase implements Backend {
     public String toString() {
         return description();
     }
+
+    /**
+     * A mask holds 0 or 1 (f32: 0, -0 or 1; u8: 0 or 1): 0.5 is refused naming the element, not
+     * read as "kept" — weights belong in the op's weight inputs. Host masks are scanned here; a
+     * device backend checks its own ({@link #requireDeviceMask}). Other dtypes are left to the op's
+     * checks, which name them.
+     */
+    protected final void requireMask(String arg, Tensor mask) {
+        if (mask == null || !mask.isAlive() || (mask.dtype() != DType.F32 && mask.dtype() != DType.U8)) {
+            return;
+        }
+        if (mask instanceof HostTensor h) {
+            Check.binaryMask(arg, h);
+        } else {
+            requireDeviceMask(arg, mask);
+        }
+    }
+
+    /** A device mask's values (see {@link #requireMask}); nothing here: host backends hold no device tensors. */
+    protected void requireDeviceMask(String arg, Tensor mask) {}
 
     protected abstract void runLogProbs(LogProbs.Config config, Tensor logits, Tensor targets, Tensor logp, Tensor lse,
                                         Tensor entropy, Tensor lseParts);

@@ -139,16 +139,8 @@ public final class HostTensor implements Tensor {
 
     @Override
     public HostTensor rows(long start, long count) {
-        if (rank() == 0) {
-            throw new IllegalArgumentException("this: expected a tensor of rank 1 or more, found " + describe());
-        }
-        if (start < 0 || count < 0 || start > shape[0] - count) {
-            throw new IllegalArgumentException("rows: expected [start, start + count) within [0, " + shape[0] + "), found start "
-                    + start + ", count " + count);
-        }
+        long[] s = Shapes.rows(describe(), shape, start, count);
         long rowBytes = shape[0] == 0 ? 0 : byteSize() / shape[0];
-        long[] s = shape.clone();
-        s[0] = count;
         return view(segment().asSlice(start * rowBytes, count * rowBytes), s);
     }
 

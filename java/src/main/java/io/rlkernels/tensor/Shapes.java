@@ -118,4 +118,21 @@ public final class Shapes {
         }
         return s;
     }
+
+    /**
+     * The shape of rows [start, start + count) of a tensor of {@code shape} along its first axis,
+     * refused naming "rows" unless the range lies within it (and the tensor has an axis).
+     */
+    public static long[] rows(String describe, long[] shape, long start, long count) {
+        if (shape.length == 0) {
+            throw new IllegalArgumentException("this: expected a tensor of rank 1 or more, found " + describe);
+        }
+        if (start < 0 || count < 0 || start > shape[0] - count) {
+            throw new IllegalArgumentException("rows: expected [start, start + count) within [0, " + shape[0] + "), found start "
+                    + start + ", count " + count);
+        }
+        long[] s = shape.clone();
+        s[0] = count;
+        return s;
+    }
 }

@@ -303,6 +303,17 @@ int RLK_FN(rlk_logprobs_bwd)(const void *logits, int dtype, const void *targets,
       }
       _mm_sfence(); /* the streamed stores are ordered before the target's and the caller's */
     } else {
+      if (grad_dtype == RLK_BF16) {
+        /* bf16 (the in-place backward, mostly): two vectors a store through one pack, without the
+           NaN path every dz here has no use for; both loaded before either is stored, as in place
+           requires. The narrowing was half the work: in place ran 1.75x slower than writing f32. */
+        vf a2;
+        for (; j + 2 * RLK_W <= v; j += 2 * RLK_W) {
+          const vf z0 = vf_load(row, dtype, j), z1 = vf_load(row, dtype, j + RLK_W);
+          const vf d0 = DZ_OF(z0, a), d1 = DZ_OF(z1, a2);
+          vh_store_bf16_pair_finite((uint16_t *)out + j, d0, d1);
+        }
+      }
       for (; j + RLK_W <= v; j += RLK_W) {
         const vf z = vf_load(row, dtype, j);
         vf_store(out, grad_dtype, j, DZ_OF(z, a));

@@ -199,6 +199,29 @@ static inline void vf_store(void *base, int dtype, int64_t i, vf x) {
   *(vh_mem *)((uint16_t *)base + i) = dtype == 1 ? vh_bf16_from(x) : vh_f16_from(x);
 }
 
+/* Two vectors of finite floats to bf16 at p[0 .. 2W), rounded to nearest even, in one pack: the
+   narrowing of vf_store without its NaN path (5 integer ops a vector, then one pack and one lane
+   permute for both, against 14 ops a vector): what the in-place bf16 backward stores, whose every
+   value is finite (checked inputs, clamped exponents). A NaN here would not stay a NaN. */
+static inline void vh_store_bf16_pair_finite(uint16_t *p, vf a, vf b) {
+#if RLK_W == 8 || RLK_W == 16
+  const vu wa = vu_bits(a), wb = vu_bits(b);
+  const vu ra = (wa + 0x7FFFu + ((wa >> 16) & 1u)) >> 16, rb = (wb + 0x7FFFu + ((wb >> 16) & 1u)) >> 16;
+#if RLK_W == 8
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32((__m256i)ra, (__m256i)rb), 0xD8);
+  _mm256_storeu_si256((__m256i *)p, packed);
+#else
+  const __m512i packed = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7),
+                                                  _mm512_packus_epi32((__m512i)ra, (__m512i)rb));
+  _mm512_storeu_si512((void *)p, packed);
+#endif
+#else
+  /* SSE2 has no unsigned 32-to-16 pack: the general path */
+  *(vh_mem *)p = vh_bf16_from(a);
+  *(vh_mem *)(p + RLK_W) = vh_bf16_from(b);
+#endif
+}
+
 /* A streaming (non-temporal) store of an aligned vector: to memory, without reading the line first.
    Weakly ordered: an _mm_sfence() must follow before other stores to the same memory are relied on. */
 static inline void vf_stream(float *p, vf x) {

@@ -26,6 +26,7 @@ import io.rlkernels.tensor.Tensor;
  */
 public interface Backend extends AutoCloseable {
 
+    /** Which backend this is (reference, native, cuda, emulated). */
     BackendKind kind();
 
     /** One line: the backend and what it runs on ("native: avx512, 2 threads"). */

@@ -13,6 +13,7 @@ public enum BackendKind {
     /** The same cuda-kernels/ sources compiled for the CPU with cuda-kernels/emu: CI's CUDA, for correctness only. */
     EMULATED;
 
+    /** The name the command line and {@link Backends#open(String)} use: "reference", "native", "cuda", "emulated". */
     public String id() {
         return name().toLowerCase(Locale.ROOT);
     }

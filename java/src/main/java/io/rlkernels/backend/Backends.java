@@ -21,6 +21,7 @@ public final class Backends {
     /** Whether a kind can run here, and if not, why and how to fix it. */
     public record Availability(BackendKind kind, boolean available, String reason) {}
 
+    /** Whether {@code kind} can run on this machine, and why not (a missing driver, native access denied, an old CPU). */
     public static Availability availability(BackendKind kind) {
         return switch (kind) {
             case REFERENCE -> new Availability(kind, true, null);
@@ -33,6 +34,7 @@ public final class Backends {
         };
     }
 
+    /** Every backend kind with whether it can run here and, if not, why: what {@code rlkernels info} prints. */
     public static List<Availability> all() {
         List<Availability> out = new ArrayList<>();
         for (BackendKind k : BackendKind.values()) {

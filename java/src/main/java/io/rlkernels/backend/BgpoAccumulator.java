@@ -33,6 +33,11 @@ public final class BgpoAccumulator implements AutoCloseable {
     private LinearLogProbs.Config linear = LinearLogProbs.Config.defaults();
     private int consumed;
 
+    /**
+     * An accumulator for one BGPO step on {@code backend}: the response rows of each sequence, their
+     * targets [R] (i32 or i64) and the sequences' advantages [S] f32; its workspace is O(R + S), the
+     * same for any number of samples. Close it to free the workspace.
+     */
     public BgpoAccumulator(Backend backend, Bgpo.Config config, SequenceLayout rows, Tensor targets, Tensor advantages) {
         if (backend == null || config == null || rows == null) {
             throw Check.fail(backend == null ? "backend" : config == null ? "config" : "rows",

@@ -32,7 +32,26 @@ import java.util.Locale;
  * except for reinforce_plus_plus and remax, where they are the returns.
  */
 public enum AdvantageEstimator {
-    GRPO, RLOO, GPG, OPO, GRPO_PASSK, REINFORCE_PLUS_PLUS_BASELINE, REINFORCE_PLUS_PLUS, REMAX, GDPO, OPTIMAL_TOKEN_BASELINE;
+    /** (r - mean) / (std + eps) per group (r - mean without the std). */
+    GRPO,
+    /** r minus the mean of the group's others. */
+    RLOO,
+    /** alpha (r - mean), alpha = S over the nonzero rewards. */
+    GPG,
+    /** r minus the group's length-weighted mean. */
+    OPO,
+    /** The group's best gets r_max - r_second; the others 0. */
+    GRPO_PASSK,
+    /** r minus the group mean, whitened over the batch's tokens. */
+    REINFORCE_PLUS_PLUS_BASELINE,
+    /** Discounted returns of the token rewards, whitened over the tokens. */
+    REINFORCE_PLUS_PLUS,
+    /** Returns of the token rewards minus the greedy baseline's reward. */
+    REMAX,
+    /** grpo per reward, their weighted sum normalised over the batch. */
+    GDPO,
+    /** A baseline per position and group, weighted by the realized energy ({@link OptimalTokenBaseline}). */
+    OPTIMAL_TOKEN_BASELINE;
 
     /** verl's name. */
     @Override
@@ -40,6 +59,7 @@ public enum AdvantageEstimator {
         return name().toLowerCase(Locale.ROOT);
     }
 
+    /** The estimator of verl's name (case-insensitive), refused naming adv_estimator otherwise. */
     public static AdvantageEstimator parse(String s) {
         for (AdvantageEstimator e : values()) {
             if (e.toString().equals(s.trim().toLowerCase(Locale.ROOT))) {
@@ -66,6 +86,7 @@ public enum AdvantageEstimator {
      */
     public record Config(AdvantageEstimator estimator, boolean normAdvByStdInGrpo, float epsilon, float gamma, float[] gdpoWeights,
                          boolean handleZeroTail) {
+        /** Refuses a null estimator, an epsilon that is not finite and >= 0, a gamma outside [0, 1], non-finite gdpo weights. */
         public Config {
             if (estimator == null) {
                 throw Check.fail("adv_estimator", "an estimator", "null");
@@ -99,22 +120,27 @@ public enum AdvantageEstimator {
             return e == OPTIMAL_TOKEN_BASELINE ? OptimalTokenBaseline.DEFAULT_EPS : GroupAdvantages.Config.DEFAULT_EPS;
         }
 
+        /** The same with norm_adv_by_std_in_grpo on or off. */
         public Config withNormAdvByStd(boolean on) {
             return new Config(estimator, on, epsilon, gamma, gdpoWeights, handleZeroTail);
         }
 
+        /** The same with another epsilon. */
         public Config withEpsilon(float e) {
             return new Config(estimator, normAdvByStdInGrpo, e, gamma, gdpoWeights, handleZeroTail);
         }
 
+        /** The same with another gamma (reinforce_plus_plus). */
         public Config withGamma(float g) {
             return new Config(estimator, normAdvByStdInGrpo, epsilon, g, gdpoWeights, handleZeroTail);
         }
 
+        /** The same with gdpo's reward weights, one per reward row. */
         public Config withGdpoWeights(float... w) {
             return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, w, handleZeroTail);
         }
 
+        /** The same with optimal_token_baseline's handle_zero_tail on or off. */
         public Config withHandleZeroTail(boolean on) {
             return new Config(estimator, normAdvByStdInGrpo, epsilon, gamma, gdpoWeights, on);
         }
@@ -128,10 +154,12 @@ public enum AdvantageEstimator {
      */
     public record Inputs(Tensor rewards, GroupLayout groups, Tensor mask, Tensor tokenRewards, Tensor baselineRewards, Tensor oldLogp,
                          Tensor sumPiSquared, Tensor isWeights) {
+        /** The sequence-level estimators' inputs: rewards [S] (gdpo: [K, S]), the groups, the response mask [S, T]. */
         public static Inputs grouped(Tensor rewards, GroupLayout groups, Tensor mask) {
             return new Inputs(rewards, groups, mask, null, null, null, null, null);
         }
 
+        /** reinforce_plus_plus's and remax's inputs: token rewards and the response mask, [S, T]. */
         public static Inputs tokens(Tensor tokenRewards, Tensor mask) {
             return new Inputs(null, null, mask, tokenRewards, null, null, null, null);
         }
@@ -142,6 +170,7 @@ public enum AdvantageEstimator {
             return new Inputs(null, groups, mask, tokenRewards, null, oldLogp, sumPiSquared, isWeights);
         }
 
+        /** The same with remax's greedy-baseline rewards [S]. */
         public Inputs withBaselineRewards(Tensor baseline) {
             return new Inputs(rewards, groups, mask, tokenRewards, baseline, oldLogp, sumPiSquared, isWeights);
         }

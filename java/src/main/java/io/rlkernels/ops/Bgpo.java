@@ -44,18 +44,22 @@ public final class Bgpo {
             Check.finitePositive("temperature", temperature);
         }
 
+        /** Clip 0.2/0.2, no dual clip, n_t samples, the denominator S, temperature 1. */
         public static Config defaults(int samples) {
             return new Config(0.2f, 0.2f, 0f, samples, Double.NaN, 1f);
         }
 
+        /** The same with other clip bounds. */
         public Config withClip(float low, float high) {
             return new Config(low, high, dualClip, samples, denominator, temperature);
         }
 
+        /** The same with the dual clip c (0: off). */
         public Config withDualClip(float c) {
             return new Config(clipLow, clipHigh, c, samples, denominator, temperature);
         }
 
+        /** The same with a global denominator (NaN: the batch's S). */
         public Config withDenominator(double d) {
             return new Config(clipLow, clipHigh, dualClip, samples, d, temperature);
         }
@@ -70,14 +74,23 @@ public final class Bgpo {
     public static final int STATS_LENGTH = 10;
     /** The slots of the f64 state vector, in the order of {@link Stats}'s components (the kernels': rlk_contract.h). */
     public static final int STAT_LOSS = 0;
+    /** Slot of the number of sequence-samples seen. */
     public static final int STAT_SEEN = 1;
+    /** Slot of the sequences whose upper clip bound binds. */
     public static final int STAT_CLIP_HIGH = 2;
+    /** Slot of the sequences whose lower clip bound binds. */
     public static final int STAT_CLIP_LOW = 3;
+    /** Slot of the sequences whose dual clip binds. */
     public static final int STAT_CLIP_DUAL = 4;
+    /** Slot of the sequence-samples that mask no row (a constant, no gradient). */
     public static final int STAT_EMPTY = 5;
+    /** Slot of the sum of d = l - l_old. */
     public static final int STAT_D_SUM = 6;
+    /** Slot of the minimum of d. */
     public static final int STAT_D_MIN = 7;
+    /** Slot of the maximum of d. */
     public static final int STAT_D_MAX = 8;
+    /** Slot of the sum of the ratios psi. */
     public static final int STAT_PSI_SUM = 9;
 
     /**
@@ -87,6 +100,7 @@ public final class Bgpo {
      */
     public record Stats(double loss, double seen, double clipHigh, double clipLow, double clipDual, double empty,
                         double dSum, double dMin, double dMax, double psiSum) {
+        /** The statistics from their f64 slots [STATS_LENGTH]. */
         public static Stats of(HostTensor t) {
             double[] v = new double[STATS_LENGTH];
             for (int i = 0; i < STATS_LENGTH; i++) {
@@ -104,10 +118,12 @@ public final class Bgpo {
             return v;
         }
 
+        /** The fraction of sequence-samples whose clip binds (any bound). */
         public double clipFraction() {
             return seen > 0 ? (clipHigh + clipLow + clipDual) / seen : 0;
         }
 
+        /** The mean of d = l - l_old over the sequence-samples seen. */
         public double meanD() {
             return seen > 0 ? dSum / seen : 0;
         }
@@ -132,7 +148,10 @@ public final class Bgpo {
 
     /** How a sample's value is weighted: 1/x (length-normalised, the default) or L/x = 1/t (the paper's). */
     public enum Weighting {
-        PER_MASKED_TOKEN, PER_MASK_RATIO
+        /** 1 / x: length-normalised (the default). */
+        PER_MASKED_TOKEN,
+        /** L / x = 1 / t: the paper's. */
+        PER_MASK_RATIO
     }
 
     /**

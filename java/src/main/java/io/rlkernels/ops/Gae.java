@@ -22,6 +22,7 @@ public final class Gae {
 
     /** gamma and lambda, both in [0, 1]. */
     public record Config(float gamma, float lambda) {
+        /** Refuses gamma or lambda outside [0, 1]. */
         public Config {
             checkGamma(gamma);
             if (!(lambda >= 0 && lambda <= 1)) {
@@ -29,11 +30,13 @@ public final class Gae {
             }
         }
 
+        /** gamma = lambda = 1 (verl's defaults). */
         public static Config defaults() {
             return new Config(1.0f, 1.0f);
         }
     }
 
+    /** Refuses a gamma outside [0, 1], naming it. */
     public static void checkGamma(float gamma) {
         if (!(gamma >= 0 && gamma <= 1)) {
             throw Check.fail("gamma", "a number in [0, 1]", gamma);

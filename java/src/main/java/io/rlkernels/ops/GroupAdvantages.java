@@ -32,13 +32,29 @@ public final class GroupAdvantages {
     private GroupAdvantages() {}
 
     public enum Mode {
-        GRPO, DRGRPO, RLOO, BATCH, NONE, GPG, OPO, PASSK;
+        /** (r - mean) / (std + eps) over the group. */
+        GRPO,
+        /** r - mean (Dr. GRPO: no std). */
+        DRGRPO,
+        /** r minus the mean of the group's others. */
+        RLOO,
+        /** (r - mean) / (std + eps) over the whole batch. */
+        BATCH,
+        /** r itself. */
+        NONE,
+        /** verl's gpg: alpha (r - mean), alpha = S over the nonzero rewards. */
+        GPG,
+        /** verl's opo: r minus the length-weighted mean (the weights: response lengths). */
+        OPO,
+        /** verl's pass@k: the group's best gets r_max - r_second (over std + eps); the others 0. */
+        PASSK;
 
         /** The code the native and CUDA kernels receive. */
         public int code() {
             return ordinal();
         }
 
+        /** The mode of its name (case-insensitive), refused naming the mode otherwise. */
         public static Mode parse(String s) {
             for (Mode m : values()) {
                 if (m.name().equalsIgnoreCase(s.trim())) {
@@ -70,26 +86,32 @@ public final class GroupAdvantages {
             }
         }
 
+        /** A config with pass@k's scaling on. */
         public Config(Mode mode, boolean unbiasedStd, float eps) {
             this(mode, unbiasedStd, eps, true);
         }
 
+        /** grpo, unbiased std, eps 1e-6. */
         public static Config defaults() {
             return new Config(Mode.GRPO, true, DEFAULT_EPS, true);
         }
 
+        /** The same with another mode. */
         public Config withMode(Mode m) {
             return new Config(m, unbiasedStd, eps, scaleByStd);
         }
 
+        /** The same with the unbiased (n - 1) or biased (n) std. */
         public Config withUnbiasedStd(boolean unbiased) {
             return new Config(mode, unbiased, eps, scaleByStd);
         }
 
+        /** The same with another eps (finite, >= 0). */
         public Config withEps(float e) {
             return new Config(mode, unbiasedStd, e, scaleByStd);
         }
 
+        /** The same with pass@k's division by std + eps on or off. */
         public Config withScaleByStd(boolean on) {
             return new Config(mode, unbiasedStd, eps, on);
         }

@@ -105,10 +105,12 @@ public final class GroupLayout extends Layout {
         return new GroupLayout(label.length, order, offsets);
     }
 
+    /** The number of sequences laid out (S). */
     public int sequences() {
         return sequences;
     }
 
+    /** The number of groups. */
     public int groups() {
         return (int) offsets.numel() - 1;
     }

@@ -63,14 +63,17 @@ public final class LinearLogProbs {
             }
         }
 
+        /** Temperature 1, ignore index -100, a workspace of 256 MiB of logits at a time. */
         public static Config defaults() {
             return new Config(LogProbs.Config.defaults(), DEFAULT_WORKSPACE_BYTES, 0);
         }
 
+        /** The same with other log-probs options (temperature, ignore index). */
         public Config withLogProbs(LogProbs.Config c) {
             return new Config(c, workspaceBytes, maxChunkRows);
         }
 
+        /** The same with another bound on the logits held at a time. */
         public Config withWorkspaceBytes(long bytes) {
             return new Config(logProbs, bytes, maxChunkRows);
         }
@@ -105,6 +108,7 @@ public final class LinearLogProbs {
      */
     public record LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask,
                              SequenceLayout sequences, Tensor refLogp, Tensor rolloutLogp) {
+        /** Token-level inputs without sequences, reference or rollout log-probs. */
         public LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask) {
             this(hidden, weight, targets, oldLogp, advantages, mask, null, null, null);
         }
@@ -114,14 +118,17 @@ public final class LinearLogProbs {
             this(hidden, weight, targets, oldLogp, advantages, mask, sequences, refLogp, null);
         }
 
+        /** The same with the sequences (for sequence ratios and seq-* aggregations). */
         public LossInputs withSequences(SequenceLayout s) {
             return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, s, refLogp, rolloutLogp);
         }
 
+        /** The same with the reference policy's log-probs (the KL penalty). */
         public LossInputs withRefLogp(Tensor ref) {
             return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, sequences, ref, rolloutLogp);
         }
 
+        /** The same with the rollout engine's log-probs (the rollout correction). */
         public LossInputs withRolloutLogp(Tensor rollout) {
             return new LossInputs(hidden, weight, targets, oldLogp, advantages, mask, sequences, refLogp, rollout);
         }

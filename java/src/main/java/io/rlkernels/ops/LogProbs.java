@@ -44,10 +44,12 @@ import io.rlkernels.tensor.Tensor;
 public final class LogProbs {
     private LogProbs() {}
 
+    /** PyTorch's and verl's ignore index: a row with this target is not read and gives zeros. */
     public static final long DEFAULT_IGNORE_INDEX = -100;
 
     /** Temperature and ignore index. */
     public record Config(float temperature, long ignoreIndex) {
+        /** Refuses a temperature that is not finite and positive. */
         public Config {
             Check.finitePositive("temperature", temperature);
             if (!Float.isFinite(1.0f / temperature)) {
@@ -55,14 +57,17 @@ public final class LogProbs {
             }
         }
 
+        /** Temperature 1, ignore index -100. */
         public static Config defaults() {
             return new Config(1.0f, DEFAULT_IGNORE_INDEX);
         }
 
+        /** The same with temperature {@code t} (logits are divided by it). */
         public Config withTemperature(float t) {
             return new Config(t, ignoreIndex);
         }
 
+        /** The same with another ignore index. */
         public Config withIgnoreIndex(long index) {
             return new Config(temperature, index);
         }

@@ -38,6 +38,7 @@ public final class OptimalTokenBaseline {
 
     /** eps (finite, &gt;= 0) and verl's handle_zero_tail. */
     public record Config(float eps, boolean handleZeroTail) {
+        /** Refuses an eps that is not finite and >= 0. */
         public Config {
             if (!(eps >= 0) || !Float.isFinite(eps)) {
                 throw Check.fail("eps", "a finite number >= 0", eps);
@@ -49,10 +50,12 @@ public final class OptimalTokenBaseline {
             return new Config(DEFAULT_EPS, true);
         }
 
+        /** The same with another eps. */
         public Config withEps(float e) {
             return new Config(e, handleZeroTail);
         }
 
+        /** The same with handle_zero_tail on or off. */
         public Config withHandleZeroTail(boolean on) {
             return new Config(eps, on);
         }

@@ -80,10 +80,12 @@ public final class SequenceLayout extends Layout {
         return new SequenceLayout(offsets[lengths.length], offsets);
     }
 
+    /** The number of token rows laid out (N). */
     public long tokens() {
         return tokens;
     }
 
+    /** The number of sequences (S). */
     public int sequences() {
         return (int) offsets.numel() - 1;
     }

@@ -6,13 +6,19 @@ package io.rlkernels.tensor;
  * CUDA kernels receive (see native/include/rlkernels.h).
  */
 public enum DType {
+    /** IEEE single precision (4 bytes). */
     F32(4, 0, "float32"),
+    /** bfloat16: 8 exponent bits, 7 mantissa bits (2 bytes). */
     BF16(2, 1, "bfloat16"),
+    /** IEEE half precision (2 bytes). */
     F16(2, 2, "float16"),
     /** Statistics and other f64 results (never logits). */
     F64(8, 3, "float64"),
+    /** 32-bit signed integers (token ids, sequence and group ids). */
     I32(4, 0, "int32"),
+    /** 64-bit signed integers (token ids, as PyTorch stores them). */
     I64(8, 1, "int64"),
+    /** Unsigned bytes (masks: 0 or 1). */
     U8(1, 2, "uint8");
 
     private final int byteSize;
@@ -25,6 +31,7 @@ public enum DType {
         this.displayName = displayName;
     }
 
+    /** Bytes per element. */
     public int byteSize() {
         return byteSize;
     }
@@ -34,10 +41,12 @@ public enum DType {
         return code;
     }
 
+    /** Whether this is F32, BF16 or F16 (BF16 and F16: 16-bit floats, widened exactly to f32). */
     public boolean isFloatingPoint() {
         return this == F32 || this == BF16 || this == F16 || this == F64;
     }
 
+    /** Whether this is I32, I64 or U8. */
     public boolean isInteger() {
         return !isFloatingPoint();
     }

@@ -15,6 +15,7 @@ public final class DeviceTensor implements Tensor {
     /** Frees device memory; implemented by the launcher that allocated it. */
     @FunctionalInterface
     public interface Deallocator {
+        /** Frees the device memory at {@code address}, once. */
         void free(long address);
     }
 

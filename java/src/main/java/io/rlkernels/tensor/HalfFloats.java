@@ -7,10 +7,12 @@ package io.rlkernels.tensor;
 public final class HalfFloats {
     private HalfFloats() {}
 
+    /** The float a bfloat16 holds (exact). */
     public static float bf16ToFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }
 
+    /** {@code x} rounded to bfloat16, to nearest even (NaN stays NaN). */
     public static short floatToBf16(float x) {
         int w = Float.floatToRawIntBits(x);
         if ((w & 0x7FFFFFFF) > 0x7F800000) {
@@ -19,10 +21,12 @@ public final class HalfFloats {
         return (short) ((w + 0x7FFF + ((w >>> 16) & 1)) >>> 16);
     }
 
+    /** The float a float16 holds (exact). */
     public static float f16ToFloat(short bits) {
         return Float.float16ToFloat(bits);
     }
 
+    /** {@code x} rounded to float16, to nearest even (overflow to infinity, NaN stays NaN). */
     public static short floatToF16(float x) {
         return Float.floatToFloat16(x);
     }

@@ -163,14 +163,17 @@ public final class HostTensor implements Tensor {
         return wrap(MemorySegment.ofArray(array("bits", bits)), dtype, shapeOr(shape, bits.length));
     }
 
+    /** The array itself as i32 (no copy). */
     public static HostTensor of(int[] values, long... shape) {
         return wrap(MemorySegment.ofArray(array("values", values)), DType.I32, shapeOr(shape, values.length));
     }
 
+    /** The array itself as i64 (no copy). */
     public static HostTensor of(long[] values, long... shape) {
         return wrap(MemorySegment.ofArray(array("values", values)), DType.I64, shapeOr(shape, values.length));
     }
 
+    /** The array itself as u8 (no copy). */
     public static HostTensor of(byte[] values, long... shape) {
         return wrap(MemorySegment.ofArray(array("values", values)), DType.U8, shapeOr(shape, values.length));
     }

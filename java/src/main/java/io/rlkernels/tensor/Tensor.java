@@ -11,15 +11,19 @@ import java.util.Arrays;
  */
 public sealed interface Tensor extends AutoCloseable permits HostTensor, DeviceTensor {
 
+    /** The element type. */
     DType dtype();
 
     /** A copy of the shape. */
     long[] shape();
 
+    /** The number of axes. */
     int rank();
 
+    /** The size of one axis, in elements. */
     long dim(int axis);
 
+    /** The number of elements: the product of the shape. */
     default long numel() {
         return Shapes.numel(shape());
     }
@@ -35,6 +39,7 @@ public sealed interface Tensor extends AutoCloseable permits HostTensor, DeviceT
     /** Holds the memory until the lease is closed; throws {@link IllegalStateException} if the tensor is closed. */
     Lease lease();
 
+    /** Whether the memory is on a device (a {@link DeviceTensor}) rather than the host. */
     boolean isOnDevice();
 
     /** "bf16[4096, 151936] host" — for messages. */

@@ -86,7 +86,7 @@ public enum AdvantageEstimator {
      */
     public record Config(AdvantageEstimator estimator, boolean normAdvByStdInGrpo, float epsilon, float gamma, float[] gdpoWeights,
                          boolean handleZeroTail) {
-        /** Refuses a null estimator, an epsilon that is not finite and >= 0, a gamma outside [0, 1], non-finite gdpo weights. */
+        /** Refuses a null estimator, an epsilon that is not finite and &gt;= 0, a gamma outside [0, 1], non-finite gdpo weights. */
         public Config {
             if (estimator == null) {
                 throw Check.fail("adv_estimator", "an estimator", "null");

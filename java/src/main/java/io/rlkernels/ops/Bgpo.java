@@ -33,6 +33,7 @@ public final class Bgpo {
 
     /** Clipping, the number of samples n_t, the denominator D (NaN: S, the sequences) and the temperature. */
     public record Config(float clipLow, float clipHigh, float dualClip, int samples, double denominator, float temperature) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Config {
             Check.clipping(clipLow, clipHigh, dualClip);
             if (samples < 1) {

@@ -31,6 +31,7 @@ import java.util.Locale;
 public final class GroupAdvantages {
     private GroupAdvantages() {}
 
+    /** How a group's rewards become advantages. */
     public enum Mode {
         /** (r - mean) / (std + eps) over the group. */
         GRPO,
@@ -77,6 +78,7 @@ public final class GroupAdvantages {
     public record Config(Mode mode, boolean unbiasedStd, float eps, boolean scaleByStd) {
         public static final float DEFAULT_EPS = 1e-6f;
 
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Config {
             if (mode == null) {
                 throw Check.fail("mode", "a mode", "null");
@@ -106,7 +108,7 @@ public final class GroupAdvantages {
             return new Config(mode, unbiased, eps, scaleByStd);
         }
 
-        /** The same with another eps (finite, >= 0). */
+        /** The same with another eps (finite, &gt;= 0). */
         public Config withEps(float e) {
             return new Config(mode, unbiasedStd, e, scaleByStd);
         }

@@ -51,6 +51,7 @@ public final class LinearLogProbs {
      * refused when the call learns V), capped by {@code maxChunkRows} when it is positive.
      */
     public record Config(LogProbs.Config logProbs, long workspaceBytes, long maxChunkRows) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Config {
             if (logProbs == null) {
                 throw Check.fail("logProbs", "a LogProbs.Config", "null");
@@ -113,6 +114,7 @@ public final class LinearLogProbs {
             this(hidden, weight, targets, oldLogp, advantages, mask, null, null, null);
         }
 
+        /** Token-level inputs with sequences (the reference and rollout log-probs absent). */
         public LossInputs(Tensor hidden, Tensor weight, Tensor targets, Tensor oldLogp, Tensor advantages, Tensor mask,
                           SequenceLayout sequences, Tensor refLogp) {
             this(hidden, weight, targets, oldLogp, advantages, mask, sequences, refLogp, null);

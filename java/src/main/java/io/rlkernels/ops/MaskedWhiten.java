@@ -14,7 +14,7 @@ public final class MaskedWhiten {
     public record Config(float eps, boolean unbiased) {
         public static final float DEFAULT_EPS = 1e-8f;
 
-        /** Refuses an eps that is not finite and >= 0. */
+        /** Refuses an eps that is not finite and &gt;= 0. */
         public Config {
             if (!(eps >= 0) || !Float.isFinite(eps)) {
                 throw Check.fail("eps", "a finite number >= 0", eps);

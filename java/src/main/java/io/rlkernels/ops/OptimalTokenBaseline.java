@@ -38,7 +38,7 @@ public final class OptimalTokenBaseline {
 
     /** eps (finite, &gt;= 0) and verl's handle_zero_tail. */
     public record Config(float eps, boolean handleZeroTail) {
-        /** Refuses an eps that is not finite and >= 0. */
+        /** Refuses an eps that is not finite and &gt;= 0. */
         public Config {
             if (!(eps >= 0) || !Float.isFinite(eps)) {
                 throw Check.fail("eps", "a finite number >= 0", eps);

@@ -65,9 +65,32 @@ import java.util.Locale;
 public final class PolicyLoss {
     private PolicyLoss() {}
 
+    /** The loss of a token (or sequence): the formulas of this class's summary, by verl's names ({@link PolicyLossKeys}). */
     public enum LossType {
-        PPO, CISPO, REINFORCE, SAPO, DRO, DPPO_TV, DPPO_KL, GEO_MEAN, VESPO, CLIP_COV, KL_COV;
+        /** PPO's clipped surrogate (verl's vanilla), with the dual clip and TRL's delta. */
+        PPO,
+        /** CISPO: the clipped ratio, detached, times A logp. */
+        CISPO,
+        /** -A logp (verl's gpg). */
+        REINFORCE,
+        /** SAPO: a sigmoid gate of temperature tau_pos or tau_neg. */
+        SAPO,
+        /** DRO: A logp minus a quadratic penalty of the log-ratio. */
+        DRO,
+        /** DPPO with the total-variation trust region. */
+        DPPO_TV,
+        /** DPPO with the binary-KL trust region. */
+        DPPO_KL,
+        /** GMPO: the geometric mean of the clipped token ratios per sequence. */
+        GEO_MEAN,
+        /** TRL's VESPO: a detached sequence weight phi(w) times A logp. */
+        VESPO,
+        /** verl's clip_cov: PPO, with tokens chosen by the covariance of A and logp detached. */
+        CLIP_COV,
+        /** verl's kl_cov: PPO plus a KL penalty on tokens chosen by that covariance. */
+        KL_COV;
 
+        /** The loss of its name (case-insensitive), refused naming "loss" otherwise. */
         public static LossType parse(String s) {
             return PolicyLoss.parse(LossType.class, "loss", s);
         }
@@ -78,9 +101,16 @@ public final class PolicyLoss {
         }
     }
 
+    /** Where the importance ratio lives. */
     public enum RatioLevel {
-        TOKEN, SEQUENCE, SEQUENCE_TOKEN;
+        /** One ratio per token. */
+        TOKEN,
+        /** The sequence's ratio, exp of the mean log-ratio, with its true derivative (TRL's GSPO). */
+        SEQUENCE,
+        /** The sequence ratio's value with each token's own gradient (verl's GSPO). */
+        SEQUENCE_TOKEN;
 
+        /** The level of its name, refused naming "ratio" otherwise. */
         public static RatioLevel parse(String s) {
             return PolicyLoss.parse(RatioLevel.class, "ratio", s);
         }
@@ -91,13 +121,25 @@ public final class PolicyLoss {
         }
     }
 
+    /** verl's loss_agg_mode: how token losses become the batch's loss (over the global denominator). */
     public enum Aggregation {
-        TOKEN_MEAN, SEQ_MEAN_TOKEN_MEAN, SEQ_MEAN_TOKEN_SUM, SEQ_MEAN_TOKEN_SUM_NORM, TOKEN_SUM;
+        /** The sum over kept tokens over the number of kept tokens. */
+        TOKEN_MEAN,
+        /** The mean over sequences of each sequence's token mean. */
+        SEQ_MEAN_TOKEN_MEAN,
+        /** The mean over sequences of each sequence's token sum. */
+        SEQ_MEAN_TOKEN_SUM,
+        /** The sum over sequences of token sums, over a fixed horizon (Dr. GRPO). */
+        SEQ_MEAN_TOKEN_SUM_NORM,
+        /** The sum over kept tokens. */
+        TOKEN_SUM;
 
+        /** Whether it needs sequences (the seq-* modes). */
         public boolean perSequence() {
             return this != TOKEN_MEAN && this != TOKEN_SUM;
         }
 
+        /** The mode of its name (verl's, with dashes), refused naming "agg" otherwise. */
         public static Aggregation parse(String s) {
             return PolicyLoss.parse(Aggregation.class, "agg", s);
         }
@@ -114,7 +156,20 @@ public final class PolicyLoss {
      * gradient d (unbiased: the expected gradient of k1 and k3 is not the KL's).
      */
     public enum KlEstimator {
-        NONE, K1, K2, K3, ABS, K1_PLUS("k1+"), K3_PLUS("k3+");
+        /** No KL penalty. */
+        NONE,
+        /** d. */
+        K1,
+        /** d^2 / 2 (verl's mse). */
+        K2,
+        /** exp(-d) + d - 1, capped at 10 (verl's low_var_kl). */
+        K3,
+        /** |d|. */
+        ABS,
+        /** k1's value, k2's gradient. */
+        K1_PLUS("k1+"),
+        /** k3's value, k2's gradient. */
+        K3_PLUS("k3+");
 
         private final String key;
 
@@ -126,6 +181,7 @@ public final class PolicyLoss {
             this.key = key;
         }
 
+        /** The estimator of its name (k1, kl, mse, low_var_kl, k3+, ...), refused naming "kl" otherwise. */
         public static KlEstimator parse(String s) {
             return PolicyLoss.parse(KlEstimator.class, "kl", s);
         }
@@ -160,6 +216,7 @@ public final class PolicyLoss {
     public record Config(LossType loss, RatioLevel ratio, float clipLow, float clipHigh, float dualClip,
                          Aggregation aggregation, double denominator, KlEstimator kl, float klCoef, float entropyCoef,
                          RolloutCorrection rollout, Options options, Selection selection) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Config {
             if (loss == null || ratio == null || aggregation == null || kl == null || rollout == null || options == null
                     || selection == null) {
@@ -221,47 +278,58 @@ public final class PolicyLoss {
                     KlEstimator.NONE, 0f, 0f, RolloutCorrection.none(), Options.defaults(), Selection.none());
         }
 
+        /** The same with another loss. */
         public Config withLoss(LossType l) {
             return new Config(l, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with another ratio level. */
         public Config withRatio(RatioLevel r) {
             return new Config(loss, r, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with other clip bounds (epsilon_low, epsilon_high). */
         public Config withClip(float low, float high) {
             return new Config(loss, ratio, low, high, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with the dual clip c (0: off). */
         public Config withDualClip(float c) {
             return new Config(loss, ratio, clipLow, clipHigh, c, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with another aggregation. */
         public Config withAggregation(Aggregation a) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, a, denominator, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with the global denominator (NaN: the batch's own). */
         public Config withDenominator(double d) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, d, kl, klCoef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with a KL penalty against the reference policy. */
         public Config withKl(KlEstimator k, float coef) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, k, coef, entropyCoef, rollout, options, selection);
         }
 
+        /** The same with an entropy bonus coefficient. */
         public Config withEntropyCoef(float coef) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, coef, rollout, options, selection);
         }
 
+        /** The same with a rollout correction. */
         public Config withRollout(RolloutCorrection rc) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rc, options, selection);
         }
 
+        /** The same with token selections (entropy quantile, covariance). */
         public Config withSelection(Selection sel) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, options,
                     sel);
         }
 
+        /** The same with other loss options. */
         public Config withOptions(Options o) {
             return new Config(loss, ratio, clipLow, clipHigh, dualClip, aggregation, denominator, kl, klCoef, entropyCoef, rollout, o, selection);
         }
@@ -295,6 +363,7 @@ public final class PolicyLoss {
     public record Options(float tauPos, float tauNeg, float droBeta, float delta, double offPolicyMaskThreshold,
                           double seqLogMin, double seqLogMax, float vespoKPos, float vespoLambdaPos, float vespoKNeg,
                           float vespoLambdaNeg) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Options {
             if (!(tauPos > 0 && Float.isFinite(tauPos))) {
                 throw Check.fail("tau_pos", "a finite number > 0", tauPos);
@@ -322,30 +391,36 @@ public final class PolicyLoss {
             }
         }
 
+        /** verl's and TRL's defaults. */
         public static Options defaults() {
             return new Options(1.0f, 1.05f, 0.1f, 0f, Double.NaN, -20, 20, 2f, 3f, 3f, 2f);
         }
 
+        /** The same with SAPO's temperatures for A &gt; 0 and A &lt; 0. */
         public Options withSapoTemperatures(float pos, float neg) {
             return new Options(pos, neg, droBeta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
                     vespoKNeg, vespoLambdaNeg);
         }
 
+        /** The same with DRO's beta. */
         public Options withDroBeta(float beta) {
             return new Options(tauPos, tauNeg, beta, delta, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
                     vespoKNeg, vespoLambdaNeg);
         }
 
+        /** The same with TRL's two-sided ratio bound delta (&gt; 1). */
         public Options withDelta(float d) {
             return new Options(tauPos, tauNeg, droBeta, d, offPolicyMaskThreshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos,
                     vespoKNeg, vespoLambdaNeg);
         }
 
+        /** The same with TRL's off-policy sequence mask threshold. */
         public Options withOffPolicyMask(double threshold) {
             return new Options(tauPos, tauNeg, droBeta, delta, threshold, seqLogMin, seqLogMax, vespoKPos, vespoLambdaPos, vespoKNeg,
                     vespoLambdaNeg);
         }
 
+        /** The same with bounds of the sequence log-ratio. */
         public Options withSequenceLogBounds(double min, double max) {
             return new Options(tauPos, tauNeg, droBeta, delta, offPolicyMaskThreshold, min, max, vespoKPos, vespoLambdaPos, vespoKNeg,
                     vespoLambdaNeg);
@@ -374,6 +449,7 @@ public final class PolicyLoss {
     public record Selection(double topEntropyQuantile, double entropyThreshold, double covRatio, double covLow, double covHigh,
                             float ppoKlCoef, double covMeanAdvantage, double covMeanLogp, double covThreshold, long seed,
                             long tokenOffset) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Selection {
             if (!(topEntropyQuantile > 0 && topEntropyQuantile <= 1)) {
                 throw Check.fail("top_entropy_quantile", "a number in (0, 1]", topEntropyQuantile);
@@ -392,20 +468,24 @@ public final class PolicyLoss {
             }
         }
 
+        /** No selection: every kept token carries gradient. */
         public static Selection none() {
             return new Selection(1, Double.NaN, 2e-4, 1, 5, 0.1f, Double.NaN, Double.NaN, Double.NaN, 0, 0);
         }
 
+        /** The same keeping only the top rho (in (0, 1]) of tokens by entropy. */
         public Selection withTopEntropyQuantile(double rho) {
             return new Selection(rho, entropyThreshold, covRatio, covLow, covHigh, ppoKlCoef, covMeanAdvantage, covMeanLogp,
                     covThreshold, seed, tokenOffset);
         }
 
+        /** The same with clip_cov's or kl_cov's covariance selection (ratio, bounds, kl_cov's coefficient). */
         public Selection withCovariance(double ratio, double lb, double ub, float klCoef) {
             return new Selection(topEntropyQuantile, entropyThreshold, ratio, lb, ub, klCoef, covMeanAdvantage, covMeanLogp,
                     covThreshold, seed, tokenOffset);
         }
 
+        /** The same with clip_cov's seed and this part's token offset in the whole batch. */
         public Selection withSeed(long s, long offset) {
             return new Selection(topEntropyQuantile, entropyThreshold, covRatio, covLow, covHigh, ppoKlCoef, covMeanAdvantage,
                     covMeanLogp, covThreshold, s, offset);
@@ -420,8 +500,16 @@ public final class PolicyLoss {
 
     /** The rollout correction's weight level (verl's rollout_is: token, sequence; and the geometric mean). */
     public enum WeightLevel {
-        NONE, TOKEN, SEQUENCE, GEOMETRIC;
+        /** No weights. */
+        NONE,
+        /** A weight per token. */
+        TOKEN,
+        /** The product over the sequence. */
+        SEQUENCE,
+        /** The geometric mean over the sequence. */
+        GEOMETRIC;
 
+        /** The level of its name, refused naming rollout_is otherwise. */
         public static WeightLevel parse(String s) {
             return PolicyLoss.parse(WeightLevel.class, "rollout_is", s);
         }
@@ -434,7 +522,10 @@ public final class PolicyLoss {
 
     /** What the threshold does to a weight: truncate it above (TIS) or zero it outside [lower, upper] (IcePop). */
     public enum WeightMode {
-        TRUNCATE, MASK;
+        /** Truncated above the threshold (TIS). */
+        TRUNCATE,
+        /** Zeroed outside [lower, upper] (IcePop). */
+        MASK;
 
         @Override
         public String toString() {
@@ -451,13 +542,35 @@ public final class PolicyLoss {
     public record Rejection(Option option, double lower, double upper) {
         /** verl's names: token_k1 .. seq_max_k3; the codes are rlk_contract.h's RLK_RS_*. */
         public enum Option {
-            TOKEN_K1, TOKEN_K2, TOKEN_K3, SEQ_SUM_K1, SEQ_SUM_K2, SEQ_SUM_K3, SEQ_MEAN_K1, SEQ_MEAN_K2, SEQ_MEAN_K3, SEQ_MAX_K2,
+            /** Per token, on the ratio. */
+            TOKEN_K1,
+            /** Per token, on k2. */
+            TOKEN_K2,
+            /** Per token, on k3. */
+            TOKEN_K3,
+            /** Per sequence, the sum of the log-ratios. */
+            SEQ_SUM_K1,
+            /** Per sequence, the sum of k2. */
+            SEQ_SUM_K2,
+            /** Per sequence, the sum of k3. */
+            SEQ_SUM_K3,
+            /** Per sequence, the mean log-ratio. */
+            SEQ_MEAN_K1,
+            /** Per sequence, the mean of k2. */
+            SEQ_MEAN_K2,
+            /** Per sequence, the mean of k3. */
+            SEQ_MEAN_K3,
+            /** Per sequence, the largest k2. */
+            SEQ_MAX_K2,
+            /** Per sequence, the largest k3. */
             SEQ_MAX_K3;
 
+            /** Whether its bounds are ratio bounds (the k1 options). */
             public boolean k1() {
                 return name().endsWith("K1");
             }
 
+            /** Whether it rejects whole sequences. */
             public boolean perSequence() {
                 return !name().startsWith("TOKEN");
             }
@@ -467,11 +580,13 @@ public final class PolicyLoss {
                 return name().toLowerCase(Locale.ROOT);
             }
 
+            /** The option of verl's name, refused naming rollout_rs otherwise. */
             public static Option parse(String s) {
                 return PolicyLoss.parse(Option.class, "rollout_rs", s);
             }
         }
 
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public Rejection {
             if (option == null) {
                 throw Check.fail("rollout_rs", "an option", "null");
@@ -555,6 +670,7 @@ public final class PolicyLoss {
      */
     public record RolloutCorrection(WeightLevel level, WeightMode mode, double lower, double upper, boolean batchNormalize,
                                     double normalizer, List<Rejection> rejection, boolean bypass) {
+        /** Checks every component, refusing a bad one by name (the expected and the found value). */
         public RolloutCorrection {
             if (level == null || mode == null || rejection == null) {
                 throw Check.fail("rollout", "a weight level, mode and rejection list", "null");
@@ -586,6 +702,7 @@ public final class PolicyLoss {
             return none().withWeights(level).withTruncation(threshold);
         }
 
+        /** The same with another weight level. */
         public RolloutCorrection withWeights(WeightLevel l) {
             return new RolloutCorrection(l, mode, lower, upper, batchNormalize, normalizer, rejection, bypass);
         }
@@ -615,10 +732,12 @@ public final class PolicyLoss {
             return new RolloutCorrection(level, mode, lower, upper, on, mean, rejection, bypass);
         }
 
+        /** The same with these rejection criteria (all must hold). */
         public RolloutCorrection withRejection(List<Rejection> r) {
             return new RolloutCorrection(level, mode, lower, upper, batchNormalize, normalizer, r, bypass);
         }
 
+        /** The same in bypass mode (old is the rollout policy). */
         public RolloutCorrection withBypass(boolean on) {
             return new RolloutCorrection(level, mode, lower, upper, batchNormalize, normalizer, rejection, on);
         }
@@ -644,31 +763,38 @@ public final class PolicyLoss {
      */
     public record Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, SequenceLayout sequences,
                          Tensor refLogp, Tensor entropy, Tensor rolloutLogp) {
+        /** Token-level inputs [N]: log-probs, the old policy's, advantages (f32) and the mask (f32 or u8). */
         public Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask) {
             this(logp, oldLogp, advantages, mask, null, null, null, null);
         }
 
+        /** Inputs with sequences, reference log-probs and entropies (no rollout log-probs). */
         public Inputs(Tensor logp, Tensor oldLogp, Tensor advantages, Tensor mask, SequenceLayout sequences, Tensor refLogp,
                       Tensor entropy) {
             this(logp, oldLogp, advantages, mask, sequences, refLogp, entropy, null);
         }
 
+        /** The same with the sequences of the tokens. */
         public Inputs withSequences(SequenceLayout s) {
             return new Inputs(logp, oldLogp, advantages, mask, s, refLogp, entropy, rolloutLogp);
         }
 
+        /** The same with the reference policy's log-probs [N] (the KL penalty). */
         public Inputs withRefLogp(Tensor ref) {
             return new Inputs(logp, oldLogp, advantages, mask, sequences, ref, entropy, rolloutLogp);
         }
 
+        /** The same with the tokens' entropies [N] (the entropy bonus, entropy selection). */
         public Inputs withEntropy(Tensor h) {
             return new Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, h, rolloutLogp);
         }
 
+        /** The same with the rollout engine's log-probs [N] (the rollout correction). */
         public Inputs withRolloutLogp(Tensor rollout) {
             return new Inputs(logp, oldLogp, advantages, mask, sequences, refLogp, entropy, rollout);
         }
 
+        /** N, the token rows. */
         public long tokens() {
             return logp.dim(0);
         }
@@ -678,37 +804,67 @@ public final class PolicyLoss {
     public static final int STATS_LENGTH = 29;
     /** The slots of the f64 stats vector, in the order of {@link Stats}'s components (the kernels': rlk_contract.h). */
     public static final int STAT_LOSS = 0;
+    /** Slot of tokens. */
     public static final int STAT_TOKENS = 1;
+    /** Slot of sequences. */
     public static final int STAT_SEQUENCES = 2;
+    /** Slot of clip high. */
     public static final int STAT_CLIP_HIGH = 3;
+    /** Slot of clip low. */
     public static final int STAT_CLIP_LOW = 4;
+    /** Slot of clip dual. */
     public static final int STAT_CLIP_DUAL = 5;
+    /** Slot of neg approx kl sum. */
     public static final int STAT_NEG_APPROX_KL_SUM = 6;
+    /** Slot of ratio sum. */
     public static final int STAT_RATIO_SUM = 7;
+    /** Slot of the rollout correction: tokens. */
     public static final int STAT_RC_TOKENS = 8;
+    /** Slot of the rollout correction: sequences. */
     public static final int STAT_RC_SEQUENCES = 9;
+    /** Slot of the rollout correction: rejected tokens. */
     public static final int STAT_RC_REJECTED_TOKENS = 10;
+    /** Slot of the rollout correction: rejected sequences. */
     public static final int STAT_RC_REJECTED_SEQUENCES = 11;
+    /** Slot of the rollout correction: weight sum. */
     public static final int STAT_RC_WEIGHT_SUM = 12;
+    /** Slot of the rollout correction: weight high. */
     public static final int STAT_RC_WEIGHT_HIGH = 13;
+    /** Slot of the rollout correction: weight low. */
     public static final int STAT_RC_WEIGHT_LOW = 14;
+    /** Slot of the rollout correction: clamped sum. */
     public static final int STAT_RC_CLAMPED_SUM = 15;
+    /** Slot of the rollout correction: clamped sq sum. */
     public static final int STAT_RC_CLAMPED_SQ_SUM = 16;
+    /** Slot of the rollout correction: norm sum. */
     public static final int STAT_RC_NORM_SUM = 17;
+    /** Slot of the rollout correction: norm count. */
     public static final int STAT_RC_NORM_COUNT = 18;
+    /** Slot of the rollout correction: kl sum. */
     public static final int STAT_RC_KL_SUM = 19;
+    /** Slot of the rollout correction: k3 sum. */
     public static final int STAT_RC_K3_SUM = 20;
+    /** Slot of the rollout correction: chi2 token sum. */
     public static final int STAT_RC_CHI2_TOKEN_SUM = 21;
+    /** Slot of the rollout correction: chi2 seq sum. */
     public static final int STAT_RC_CHI2_SEQ_SUM = 22;
+    /** Slot of ratio min. */
     public static final int STAT_RATIO_MIN = 23;
+    /** Slot of the rollout correction: weight min. */
     public static final int STAT_RC_WEIGHT_MIN = 24;
+    /** Slot of ratio max. */
     public static final int STAT_RATIO_MAX = 25;
+    /** Slot of the rollout correction: weight max. */
     public static final int STAT_RC_WEIGHT_MAX = 26;
+    /** Slot of denominator. */
     public static final int STAT_DENOMINATOR = 27;
+    /** Slot of the rollout correction: normalizer. */
     public static final int STAT_RC_NORMALIZER = 28;
     /** Sums come before this slot, then minima (before {@link #STATS_FIRST_MAX}), maxima, and the values used. */
     public static final int STATS_FIRST_MIN = 23;
+    /** The first slot of maxima. */
     public static final int STATS_FIRST_MAX = 25;
+    /** The first slot of values used (not summed). */
     public static final int STATS_FIRST_SET = 27;
 
     /**
@@ -728,6 +884,7 @@ public final class PolicyLoss {
                         double rcK3Sum, double rcChi2TokenSum, double rcChi2SeqSum, double ratioMin, double rcWeightMin,
                         double ratioMax, double rcWeightMax, double denominator, double rcNormalizer) {
 
+        /** The statistics from their slots [STATS_LENGTH]. */
         public static Stats of(double[] v) {
             if (v.length != STATS_LENGTH) {
                 throw Check.fail("stats", STATS_LENGTH + " values", v.length);
@@ -753,14 +910,17 @@ public final class PolicyLoss {
                 ratioMax, rcWeightMax, denominator, rcNormalizer};
         }
 
+        /** The fraction of kept tokens whose upper clip bound binds (verl's pg_clipfrac). */
         public double clipFractionHigh() {
             return tokens > 0 ? clipHigh / tokens : 0;
         }
 
+        /** The fraction whose lower bound binds (verl's pg_clipfrac_lower). */
         public double clipFractionLow() {
             return tokens > 0 ? clipLow / tokens : 0;
         }
 
+        /** The fraction whose dual clip binds. */
         public double clipFractionDual() {
             return tokens > 0 ? clipDual / tokens : 0;
         }
@@ -770,6 +930,7 @@ public final class PolicyLoss {
             return tokens > 0 ? negApproxKlSum / tokens : 0;
         }
 
+        /** The mean ratio over kept tokens. */
         public double ratioMean() {
             return tokens > 0 ? ratioSum / tokens : 0;
         }
@@ -788,6 +949,7 @@ public final class PolicyLoss {
             return mean(rcWeightHigh, level == WeightLevel.TOKEN ? rcTokens : rcSequences);
         }
 
+        /** The fraction of weights below the lower threshold (of tokens, or of sequences at the sequence levels). */
         public double rolloutIsFractionLow(WeightLevel level) {
             return mean(rcWeightLow, level == WeightLevel.TOKEN ? rcTokens : rcSequences);
         }

@@ -83,6 +83,26 @@ public final class HostTensor implements Tensor {
         return new HostTensor(segment, dtype, s, (Arena) null);
     }
 
+    /**
+     * {@link #wrap} with an owner to close: {@code owner} keeps the memory alive (another library's
+     * handle on it) and is closed once, when this tensor is closed and no op holds it any more.
+     * How an adapter lends a framework's array to the ops without a copy and without a
+     * use-after-free if the framework's own handle is closed first.
+     */
+    public static HostTensor wrap(MemorySegment segment, DType dtype, AutoCloseable owner, long... shape) {
+        if (owner == null) {
+            throw new IllegalArgumentException("owner: expected the memory's owner to close, found null");
+        }
+        HostTensor plain = wrap(segment, dtype, shape);
+        return new HostTensor(plain.segment, dtype, plain.shape, () -> {
+            try {
+                owner.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing the owner of " + plain.describe() + ": " + e.getMessage(), e);
+            }
+        });
+    }
+
     /** The array itself as f32 (no copy: writes through the tensor are seen in the array). */
     public static HostTensor of(float[] values, long... shape) {
         return wrap(MemorySegment.ofArray(array("values", values)), DType.F32, shapeOr(shape, values.length));

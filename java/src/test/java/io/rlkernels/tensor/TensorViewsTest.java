@@ -67,6 +67,24 @@ class TensorViewsTest {
     }
 
     @Test
+    void aWrappedSegmentClosesItsOwnerOnceWhenFreed() {
+        AtomicInteger closes = new AtomicInteger();
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment seg = arena.allocate(16, 4);
+            HostTensor t = HostTensor.wrap(seg, DType.F32, closes::incrementAndGet, 4);
+            Lease held = t.lease(); // an op using it
+            t.close();
+            assertEquals(0, closes.get(), "not while an op holds it");
+            held.close();
+            assertEquals(1, closes.get(), "closed when the last use ends");
+            t.close();
+            assertEquals(1, closes.get(), "once");
+        }
+        assertThrows(IllegalArgumentException.class, () -> HostTensor.wrap(java.lang.foreign.MemorySegment.ofArray(new float[4]), DType.F32,
+                (AutoCloseable) null, 4));
+    }
+
+    @Test
     void halfFloatsFromAndToFloatArrays() {
         float[] x = {1f, 1.00390625f, -3.14159f, 65504f, 1e-8f};
         for (DType dt : new DType[] {DType.BF16, DType.F16, DType.F32}) {

@@ -3,6 +3,9 @@ package io.rlkernels.djl;
 import ai.djl.ndarray.NDArray;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.PolicyLoss;
+import io.rlkernels.ops.SequenceLayout;
+import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import io.rlkernels.tensor.Tensor;
 
@@ -41,5 +44,28 @@ public final class DjlAutograd {
             throw e;
         }
         return logits.toType(ai.djl.ndarray.types.DataType.FLOAT32, false).mul(dlogits.stopGradient()).sum();
+    }
+
+    /** A policy-gradient step's statistics and the surrogate to hand to {@code GradientCollector.backward}. */
+    public record Step(PolicyLoss.Stats stats, NDArray surrogate) {}
+
+    /**
+     * One policy-gradient step on DJL arrays: the log-probs of the logits [N, V] (f32 or f16) at
+     * the targets [N], the policy loss of {@code loss} against the old log-probs, advantages and
+     * mask [N] (f32; the mask f32 or u8, 0 or 1) — sequences as given (null: token-level only) —
+     * and its gradient through the log-probs into the surrogate. The loss's value and statistics
+     * are in {@code stats()}; {@code backward(surrogate())} gives every parameter upstream of the
+     * logits dL/dθ.
+     */
+    public static Step policyLoss(Backend backend, LogProbs.Config config, PolicyLoss.Config loss, NDArray logits, NDArray targets,
+                                  NDArray oldLogp, NDArray advantages, NDArray mask, SequenceLayout sequences) {
+        long n = logits.getShape().get(0);
+        try (LogProbs.Result r = logProbs(backend, config, logits, targets); HostTensor old = DjlTensors.input("oldLogp", oldLogp);
+             HostTensor adv = DjlTensors.input("advantages", advantages); HostTensor m = DjlTensors.input("mask", mask);
+             HostTensor gradLogp = HostTensor.allocate(DType.F32, n)) {
+            PolicyLoss.Stats stats = backend.policyLoss(loss, new PolicyLoss.Inputs(r.logp(), old, adv, m).withSequences(sequences),
+                    gradLogp, null);
+            return new Step(stats, surrogate(backend, config, logits, targets, r, gradLogp, null));
+        }
     }
 }

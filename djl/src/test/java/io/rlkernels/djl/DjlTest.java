@@ -13,6 +13,7 @@ import ai.djl.training.GradientCollector;
 import io.rlkernels.backend.Backend;
 import io.rlkernels.backend.Backends;
 import io.rlkernels.ops.LogProbs;
+import io.rlkernels.ops.PolicyLoss;
 import io.rlkernels.tensor.DType;
 import io.rlkernels.tensor.HostTensor;
 import java.lang.foreign.MemorySegment;
@@ -93,6 +94,59 @@ class DjlTest {
                 for (int i = 0; i < want.length; i++) {
                     assertEquals(want[i], got[i], 1e-5 + 1e-5 * Math.abs(want[i]), kind + ": dW[" + i + "]");
                 }
+            }
+        }
+    }
+
+    /** PPO on DJL arrays in one call: the loss and dW equal PPO written in DJL's own ops with its autograd. */
+    @Test
+    void aPolicyGradientStepMatchesPpoInDjl() {
+        int n = 24;
+        int d = 10;
+        int v = 40;
+        try (NDManager m = NDManager.newBaseManager(); Backend backend = Backends.open("native")) {
+            Engine.getInstance().setRandomSeed(11);
+            NDArray x = m.randomNormal(new Shape(n, d));
+            NDArray w = m.randomNormal(new Shape(d, v)).mul(0.3f);
+            int[] ids = new int[n];
+            for (int i = 0; i < n; i++) {
+                ids[i] = (i * 5 + 1) % v;
+            }
+            NDArray targets = m.create(ids);
+            NDArray adv = m.randomNormal(new Shape(n));
+            NDArray mask = m.ones(new Shape(n));
+            // the old policy: the current one's log-probs, shifted so that some ratios clip
+            NDArray old = x.matMul(w).logSoftmax(1).gather(targets.toType(DataType.INT64, false).reshape(n, 1), 1).reshape(n)
+                    .add(m.randomNormal(new Shape(n)).mul(0.3f));
+            float eps = 0.2f;
+            w.setRequiresGradient(true);
+            float want;
+            float[] wantGrad;
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray logp = x.matMul(w).logSoftmax(1).gather(targets.toType(DataType.INT64, false).reshape(n, 1), 1).reshape(n);
+                NDArray ratio = logp.sub(old).exp();
+                NDArray unclipped = ratio.mul(adv).neg();
+                NDArray clipped = ratio.clip(1 - eps, 1 + eps).mul(adv).neg();
+                NDArray l = unclipped.maximum(clipped).mean();
+                want = l.getFloat();
+                gc.backward(l);
+                wantGrad = w.getGradient().toFloatArray();
+            }
+            NDArray w2 = w.duplicate();
+            w2.setRequiresGradient(true);
+            PolicyLoss.Config ppo = PolicyLoss.Config.defaults().withClip(eps, eps);
+            float[] gotGrad;
+            double got;
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray logits = x.matMul(w2);
+                DjlAutograd.Step step = DjlAutograd.policyLoss(backend, LogProbs.Config.defaults(), ppo, logits, targets, old, adv, mask, null);
+                got = step.stats().loss();
+                gc.backward(step.surrogate());
+                gotGrad = w2.getGradient().toFloatArray();
+            }
+            assertEquals(want, got, 1e-5 + 1e-5 * Math.abs(want), "the loss");
+            for (int i = 0; i < wantGrad.length; i++) {
+                assertEquals(wantGrad[i], gotGrad[i], 1e-5 + 1e-4 * Math.abs(wantGrad[i]), "dW[" + i + "]");
             }
         }
     }

@@ -16,7 +16,8 @@ import java.nio.ByteBuffer;
  * <p>Types: float32, float16, int32, int64, uint8 and boolean (as u8). bfloat16 is refused: DJL
  * 0.36's PyTorch engine aborts the JVM when a bf16 array's buffer is taken (measured); convert it
  * with {@code toType(DataType.FLOAT32, true)} first. GPU arrays are refused (their device pointer is
- * not in DJL's API). A strided (non-contiguous) array is viewed through its contiguous copy: fine
+ * not in DJL's API). Arrays over 2^31 bytes, which no ByteBuffer holds, are viewed through their
+ * first element's address and their size. A strided (non-contiguous) array is viewed through its contiguous copy: fine
  * as an input, refused as an output ({@link #output}).
  */
 public final class DjlTensors {
@@ -44,14 +45,33 @@ public final class DjlTensors {
         NDArray keep = array.reshape(array.getShape()); // a second handle on the same storage (a copy if strided)
         try {
             keep.detach(); // the view, not the array's manager, decides when it goes
-            ByteBuffer b = keep.toByteBuffer(true);
-            if (!b.isDirect()) {
-                throw fail(arg, "an NDArray whose engine lends its memory (a direct buffer)", "an engine that copies it out");
-            }
-            return HostTensor.wrap(MemorySegment.ofBuffer(b), dt, keep, shape);
+            long bytes = Math.multiplyExact(array.size(), (long) dt.byteSize());
+            return HostTensor.wrap(storage(arg, keep, bytes), dt, keep, shape);
         } catch (RuntimeException e) {
             keep.close();
             throw e;
+        }
+    }
+
+    /**
+     * The memory of a dense array: its direct buffer; above 2^31 - 1 bytes, which no ByteBuffer
+     * holds (DJL refuses "large tensors"), the address of its first element's buffer (a view of
+     * the same storage) taken to the whole size — the storage is one contiguous block.
+     */
+    private static MemorySegment storage(String arg, NDArray dense, long bytes) {
+        if (bytes <= Integer.MAX_VALUE - 8) {
+            ByteBuffer b = dense.toByteBuffer(true);
+            if (!b.isDirect()) {
+                throw fail(arg, "an NDArray whose engine lends its memory (a direct buffer)", "an engine that copies it out");
+            }
+            return MemorySegment.ofBuffer(b);
+        }
+        try (NDArray flat = dense.reshape(-1); NDArray first = flat.get(0)) {
+            ByteBuffer b = first.toByteBuffer(true);
+            if (!b.isDirect()) {
+                throw fail(arg, "an NDArray whose engine lends its memory (a direct buffer)", "an engine that copies it out");
+            }
+            return MemorySegment.ofAddress(MemorySegment.ofBuffer(b).address()).reinterpret(bytes);
         }
     }
 
@@ -61,7 +81,10 @@ public final class DjlTensors {
      */
     public static HostTensor output(String arg, NDArray array) {
         HostTensor v = input(arg, array);
-        long own = MemorySegment.ofBuffer(array.toByteBuffer(true)).address();
+        long own;
+        try (NDArray flat = array.reshape(-1); NDArray first = flat.get(0)) { // the array's own first element, any size
+            own = MemorySegment.ofBuffer(first.toByteBuffer(true)).address();
+        }
         if (own != v.segment().address()) {
             v.close();
             throw fail(arg, "a dense NDArray (an output is written in place)", "a strided view: make it contiguous first");

@@ -54,6 +54,21 @@ class DjlTest {
         }
     }
 
+    /** Over 2^31 bytes no ByteBuffer holds the array: the view takes the storage's address and size instead, still no copy. */
+    @Test
+    void anArrayOverTwoGibibytesIsViewedWithoutACopy() {
+        long cols = 1L << 26;
+        try (NDManager m = NDManager.newBaseManager(); NDArray big = m.zeros(new Shape(9, cols))) { // 2.4 GB of f32
+            try (HostTensor v = DjlTensors.output("big", big)) {
+                assertEquals(9 * cols, v.numel());
+                v.setFloat(9 * cols - 1, 7f);
+                v.setFloat(0, 3f);
+                assertEquals(7f, big.getFloat(8, cols - 1), "the last element is the array's");
+                assertEquals(3f, big.getFloat(0, 0));
+            }
+        }
+    }
+
     /** d(-mean logp[target])/dW of logits = x W: DJL's own autograd against the library's gradient through the surrogate. */
     @Test
     void theLibrarysGradientReachesDjlsAutograd() {

@@ -38,10 +38,18 @@ abstract class Progress implements AutoCloseable {
 
     /** The terminal's width: COLUMNS, else stty's, else 80; at least 40. */
     static int columns(Map<String, String> env) {
+        return columns(env, Progress::sttyColumns);
+    }
+
+    /** The same with the tty's width from {@code tty} (-1: none), so that a test does not depend on where it runs. */
+    static int columns(Map<String, String> env, java.util.function.IntSupplier tty) {
         int fromEnv = parse(env.get("COLUMNS"));
-        if (fromEnv > 0) {
-            return Math.max(40, fromEnv);
-        }
+        int cols = fromEnv > 0 ? fromEnv : tty.getAsInt();
+        return cols > 0 ? Math.max(40, cols) : 80;
+    }
+
+    /** {@code stty size} on /dev/tty: its columns, or -1 without a terminal. */
+    private static int sttyColumns() {
         try {
             Process p = new ProcessBuilder("sh", "-c", "stty size < /dev/tty").redirectErrorStream(true).start();
             String line;
@@ -50,17 +58,14 @@ abstract class Progress implements AutoCloseable {
             }
             if (p.waitFor(2, TimeUnit.SECONDS) && p.exitValue() == 0 && line != null) {
                 String[] parts = line.trim().split("\\s+");
-                int cols = parts.length == 2 ? parse(parts[1]) : -1;
-                if (cols > 0) {
-                    return Math.max(40, cols);
-                }
+                return parts.length == 2 ? parse(parts[1]) : -1;
             }
         } catch (java.io.IOException e) {
-            // no sh or no tty: the default
+            // no sh or no tty
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        return 80;
+        return -1;
     }
 
     private static int parse(String s) {

@@ -37,10 +37,11 @@ class ProgressTest {
 
     @Test
     void theBarFitsTheTerminal() {
-        assertEquals(80, Progress.columns(Map.of("COLUMNS", "80")));
-        assertEquals(132, Progress.columns(Map.of("COLUMNS", " 132 ")));
-        assertEquals(40, Progress.columns(Map.of("COLUMNS", "12")), "at least 40");
-        assertEquals(80, Progress.columns(Map.of("COLUMNS", "wide")), "no tty under the test either: 80");
+        assertEquals(80, Progress.columns(Map.of("COLUMNS", "80"), () -> 200), "COLUMNS first");
+        assertEquals(132, Progress.columns(Map.of("COLUMNS", " 132 "), () -> -1));
+        assertEquals(40, Progress.columns(Map.of("COLUMNS", "12"), () -> -1), "at least 40");
+        assertEquals(100, Progress.columns(Map.of("COLUMNS", "wide"), () -> 100), "else the tty's");
+        assertEquals(80, Progress.columns(Map.of(), () -> -1), "else 80");
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (PrintStream err = new PrintStream(bytes, true, StandardCharsets.UTF_8);
              Progress p = new Progress.Bar("grpo", 200, err, 80)) {
